@@ -1,0 +1,351 @@
+//! One record ⇄ one JSON line.
+//!
+//! Text fields hold the raw Kafka bytes when they are valid UTF-8 (so a JSON payload is readable and
+//! greppable, and Mia-Platform readers see what they expect); otherwise they hold standard base64 and a
+//! sibling `…Encoding: "base64"` marker says so. A JSON `null` is a null key, a tombstone payload, or a
+//! null header value. Nothing is lost in either direction.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::record::{Header, Record, TimestampType};
+use crate::time::{format_iso_ms, parse_iso_ms};
+
+const BASE64_ENCODING: &str = "base64";
+
+/// Why a line could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    /// Not a JSON object with the required fields (`partition`, `offset`).
+    #[error("not a valid archive line: {0}")]
+    Json(#[from] serde_json::Error),
+    /// `timestamp` is neither an ISO-8601 date-time nor epoch milliseconds.
+    #[error("field `timestamp` is not an ISO-8601 date-time: {0:?}")]
+    Timestamp(String),
+    /// A field marked as base64 does not hold valid base64.
+    #[error("field `{field}` is marked base64 but is not valid base64")]
+    Base64 {
+        /// The offending field.
+        field: &'static str,
+    },
+    /// An `…Encoding` marker names an encoding this version does not know.
+    #[error("field `{field}` has unknown encoding {value:?} (known: \"base64\")")]
+    UnknownEncoding {
+        /// The offending marker field.
+        field: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// The line has no topic and the caller gave none (Mia files store it only in the name).
+    #[error("line has no `topic` and none was given by the file name")]
+    MissingTopic,
+}
+
+#[derive(Serialize)]
+struct LineOut<'a> {
+    timestamp: Option<String>,
+    partition: i32,
+    offset: i64,
+    key: Option<TextOrBase64<'a>>,
+    payload: Option<TextOrBase64<'a>>,
+    topic: &'a str,
+    headers: Vec<HeaderOut<'a>>,
+    #[serde(rename = "keyEncoding", skip_serializing_if = "Option::is_none")]
+    key_encoding: Option<&'static str>,
+    #[serde(rename = "payloadEncoding", skip_serializing_if = "Option::is_none")]
+    payload_encoding: Option<&'static str>,
+    #[serde(rename = "timestampType", skip_serializing_if = "Option::is_none")]
+    timestamp_type: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct HeaderOut<'a> {
+    key: &'a str,
+    value: Option<TextOrBase64<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encoding: Option<&'static str>,
+}
+
+/// Borrowed UTF-8 text, or an owned base64 rendering of non-UTF-8 bytes.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum TextOrBase64<'a> {
+    Text(&'a str),
+    Base64(String),
+}
+
+fn text_or_base64(bytes: Option<&[u8]>) -> (Option<TextOrBase64<'_>>, Option<&'static str>) {
+    match bytes {
+        None => (None, None),
+        Some(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) => (Some(TextOrBase64::Text(text)), None),
+            Err(_) => (
+                Some(TextOrBase64::Base64(BASE64.encode(bytes))),
+                Some(BASE64_ENCODING),
+            ),
+        },
+    }
+}
+
+/// Appends `record` to `out` as one JSON line, newline included.
+pub fn encode_line(record: &Record, out: &mut Vec<u8>) {
+    let (key, key_encoding) = text_or_base64(record.key.as_deref());
+    let (payload, payload_encoding) = text_or_base64(record.payload.as_deref());
+    let headers = record
+        .headers
+        .iter()
+        .map(|header| {
+            let (value, encoding) = text_or_base64(header.value.as_deref());
+            HeaderOut {
+                key: &header.key,
+                value,
+                encoding,
+            }
+        })
+        .collect();
+    let line = LineOut {
+        timestamp: record.timestamp_ms.map(format_iso_ms),
+        partition: record.partition,
+        offset: record.offset,
+        key,
+        payload,
+        topic: &record.topic,
+        headers,
+        key_encoding,
+        payload_encoding,
+        timestamp_type: match record.timestamp_type {
+            TimestampType::CreateTime => None,
+            TimestampType::LogAppendTime => Some("LogAppendTime"),
+        },
+    };
+    // Serializing plain strings and integers into a Vec cannot fail.
+    serde_json::to_writer(&mut *out, &line).expect("serializing a line into memory");
+    out.push(b'\n');
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LineIn {
+    #[serde(default)]
+    timestamp: Option<TimestampIn>,
+    partition: i32,
+    offset: i64,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    payload: Option<String>,
+    #[serde(default)]
+    topic: Option<String>,
+    #[serde(default)]
+    headers: Vec<HeaderIn>,
+    #[serde(default)]
+    key_encoding: Option<String>,
+    #[serde(default)]
+    payload_encoding: Option<String>,
+    #[serde(default)]
+    timestamp_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct HeaderIn {
+    key: String,
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    encoding: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TimestampIn {
+    Iso(String),
+    EpochMs(i64),
+}
+
+fn decode_bytes(
+    text: Option<String>,
+    encoding: Option<String>,
+    field: &'static str,
+    marker: &'static str,
+) -> Result<Option<Vec<u8>>, LineError> {
+    match (text, encoding.as_deref()) {
+        (None, _) => Ok(None),
+        (Some(text), None) => Ok(Some(text.into_bytes())),
+        (Some(text), Some(BASE64_ENCODING)) => BASE64
+            .decode(text.as_bytes())
+            .map(Some)
+            .map_err(|_| LineError::Base64 { field }),
+        (Some(_), Some(other)) => Err(LineError::UnknownEncoding {
+            field: marker,
+            value: other.to_owned(),
+        }),
+    }
+}
+
+/// Decodes one line (without its newline). `default_topic` is used when the line has no `topic`
+/// field, as in Mia-Platform files, where the topic is only in the object name.
+pub fn decode_line(line: &[u8], default_topic: Option<&str>) -> Result<Record, LineError> {
+    let parsed: LineIn = serde_json::from_slice(line)?;
+    let timestamp_ms = match parsed.timestamp {
+        None => None,
+        Some(TimestampIn::EpochMs(ms)) => Some(ms),
+        Some(TimestampIn::Iso(text)) => {
+            Some(parse_iso_ms(&text).ok_or(LineError::Timestamp(text))?)
+        }
+    };
+    let timestamp_type = match parsed.timestamp_type.as_deref() {
+        Some("LogAppendTime") => TimestampType::LogAppendTime,
+        _ => TimestampType::CreateTime,
+    };
+    let topic = match parsed.topic {
+        Some(topic) => topic,
+        None => default_topic.ok_or(LineError::MissingTopic)?.to_owned(),
+    };
+    let headers = parsed
+        .headers
+        .into_iter()
+        .map(|h| {
+            Ok(Header {
+                key: h.key,
+                value: decode_bytes(h.value, h.encoding, "headers.value", "headers.encoding")?,
+            })
+        })
+        .collect::<Result<_, LineError>>()?;
+    Ok(Record {
+        topic,
+        partition: parsed.partition,
+        offset: parsed.offset,
+        timestamp_ms,
+        timestamp_type,
+        key: decode_bytes(parsed.key, parsed.key_encoding, "key", "keyEncoding")?,
+        payload: decode_bytes(
+            parsed.payload,
+            parsed.payload_encoding,
+            "payload",
+            "payloadEncoding",
+        )?,
+        headers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: Option<&[u8]>, payload: Option<&[u8]>, headers: Vec<Header>) -> Record {
+        Record {
+            topic: "orders.ingestion".into(),
+            partition: 3,
+            offset: 42,
+            timestamp_ms: Some(1_668_432_397_728),
+            timestamp_type: TimestampType::CreateTime,
+            key: key.map(<[u8]>::to_vec),
+            payload: payload.map(<[u8]>::to_vec),
+            headers,
+        }
+    }
+
+    fn round_trip(r: &Record) -> Record {
+        let mut out = Vec::new();
+        encode_line(r, &mut out);
+        assert_eq!(out.last(), Some(&b'\n'));
+        assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1, "one line");
+        decode_line(&out[..out.len() - 1], None).expect("decodes")
+    }
+
+    #[test]
+    fn text_record_is_readable_and_carries_mia_fields_first() {
+        let r = record(
+            Some(b"{\"id\":1}"),
+            Some(b"{\"name\":\"pizza\"}"),
+            vec![Header {
+                key: "source".into(),
+                value: Some(b"cdc".to_vec()),
+            }],
+        );
+        let mut out = Vec::new();
+        encode_line(&r, &mut out);
+        let text = String::from_utf8(out).expect("utf8");
+        assert_eq!(
+            text,
+            "{\"timestamp\":\"2022-11-14T13:26:37.728Z\",\"partition\":3,\"offset\":42,\
+             \"key\":\"{\\\"id\\\":1}\",\"payload\":\"{\\\"name\\\":\\\"pizza\\\"}\",\
+             \"topic\":\"orders.ingestion\",\"headers\":[{\"key\":\"source\",\"value\":\"cdc\"}]}\n"
+        );
+        assert_eq!(round_trip(&r), r);
+    }
+
+    #[test]
+    fn binary_null_and_tombstone_round_trip_byte_for_byte() {
+        let binary = [0u8, 1, 2, 0xff, 0xfe, b'\n', b'"'];
+        let cases = vec![
+            record(None, None, vec![]),
+            record(Some(&binary), Some(&binary), vec![]),
+            record(Some(b""), Some(b""), vec![]),
+            record(
+                Some(b"k"),
+                None,
+                vec![
+                    Header {
+                        key: "bin".into(),
+                        value: Some(binary.to_vec()),
+                    },
+                    Header {
+                        key: "null".into(),
+                        value: None,
+                    },
+                    Header {
+                        key: "bin".into(),
+                        value: Some(b"dup".to_vec()),
+                    },
+                ],
+            ),
+        ];
+        for r in cases {
+            assert_eq!(round_trip(&r), r);
+        }
+    }
+
+    #[test]
+    fn missing_timestamp_and_log_append_time_round_trip() {
+        let mut r = record(Some(b"k"), Some(b"v"), vec![]);
+        r.timestamp_ms = None;
+        assert_eq!(round_trip(&r), r);
+        r.timestamp_ms = Some(5);
+        r.timestamp_type = TimestampType::LogAppendTime;
+        assert_eq!(round_trip(&r), r);
+    }
+
+    #[test]
+    fn decodes_a_mia_platform_line_with_the_topic_from_the_name() {
+        let line = br#"{"timestamp":"2023-06-23T09:10:00.702Z","partition":0,"offset":5,"key":"{\"id\":\"a\"}","payload":"{\"v\":1}"}"#;
+        let r = decode_line(line, Some("demo.registry.ingestion")).expect("decodes");
+        assert_eq!(r.topic, "demo.registry.ingestion");
+        assert_eq!(r.offset, 5);
+        assert_eq!(r.key.as_deref(), Some(&br#"{"id":"a"}"#[..]));
+        assert_eq!(r.payload.as_deref(), Some(&br#"{"v":1}"#[..]));
+        assert!(r.headers.is_empty());
+        assert!(matches!(decode_line(line, None), Err(LineError::MissingTopic)));
+    }
+
+    #[test]
+    fn rejects_bad_lines_with_the_field_named() {
+        let bad_ts = br#"{"timestamp":"noon","partition":0,"offset":1,"topic":"t"}"#;
+        assert!(decode_line(bad_ts, None)
+            .unwrap_err()
+            .to_string()
+            .contains("timestamp"));
+        let bad_b64 = br#"{"partition":0,"offset":1,"topic":"t","key":"***","keyEncoding":"base64"}"#;
+        assert!(decode_line(bad_b64, None)
+            .unwrap_err()
+            .to_string()
+            .contains("`key`"));
+        let unknown = br#"{"partition":0,"offset":1,"topic":"t","payload":"x","payloadEncoding":"hex"}"#;
+        assert!(decode_line(unknown, None)
+            .unwrap_err()
+            .to_string()
+            .contains("payloadEncoding"));
+        assert!(decode_line(b"{\"offset\":1}", None).is_err());
+    }
+}

