@@ -1,0 +1,23 @@
+/// One environment variable and the file key it overrides.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvVar {
+    /// Variable name, e.g. `KAFKA_BROKERS`.
+    pub name: &'static str,
+    /// Dotted file key it sets, e.g. `kafka.bootstrap.servers`.
+    pub key: &'static str,
+    /// Default when neither the file nor the environment sets it ("" when required or unset).
+    pub default: &'static str,
+    /// One-line description, used by the configuration reference.
+    pub help: &'static str,
+}
+
+/// Sets `var.key` to `value`. Comma-separated list keys (`…post-ingestion`) are not set from env.
+pub(crate) fn apply(
+    builder: config::ConfigBuilder<config::builder::DefaultState>,
+    var: &EnvVar,
+    value: &str,
+) -> Result<config::ConfigBuilder<config::builder::DefaultState>, config::ConfigError> {
+    // librdkafka property names contain dots, which `config` would read as nesting; the kafka section
+    // is flattened back to dotted names after loading, so nesting is harmless.
+    builder.set_override(var.key, value.to_owned())
+}

@@ -1,0 +1,174 @@
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::{ConfigError, EnvVar};
+
+/// The `kafka` section: any librdkafka property, flat (`security.protocol: SASL_SSL`) or nested
+/// (`security: {protocol: SASL_SSL}`), as in Mia-Platform's `kafka:` tree.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct KafkaSection(pub serde_json::Map<String, serde_json::Value>);
+
+/// Validated librdkafka properties shared by every client of a service.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KafkaConfig {
+    properties: BTreeMap<String, String>,
+}
+
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                let key = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(&key, value, out);
+            }
+        }
+        serde_json::Value::String(text) => {
+            out.insert(prefix.to_owned(), text.clone());
+        }
+        serde_json::Value::Array(items) => {
+            let joined: Vec<String> = items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                .collect();
+            out.insert(prefix.to_owned(), joined.join(","));
+        }
+        serde_json::Value::Null => {}
+        other => {
+            out.insert(prefix.to_owned(), other.to_string());
+        }
+    }
+}
+
+/// Property names whose values are secrets.
+fn is_secret(property: &str) -> bool {
+    property.contains("password") || property.contains("secret") || property.ends_with(".config")
+}
+
+impl KafkaSection {
+    /// Flattens and validates: `bootstrap.servers` is required, and Mia-Platform's SASL conventions
+    /// apply (a username without a protocol means `SASL_SSL` with `SCRAM-SHA-256`).
+    pub fn validate(&self, env_vars: &[EnvVar]) -> Result<KafkaConfig, ConfigError> {
+        let mut properties = BTreeMap::new();
+        for (key, value) in &self.0 {
+            flatten(key, value, &mut properties);
+        }
+        match properties.get("bootstrap.servers") {
+            Some(servers) if !servers.trim().is_empty() => {}
+            _ => {
+                return Err(ConfigError::invalid(
+                    env_vars,
+                    "kafka.bootstrap.servers",
+                    "is required (comma-separated host:port list)",
+                ))
+            }
+        }
+        if let Some(reset) = properties.get("auto.offset.reset") {
+            if !matches!(reset.as_str(), "earliest" | "latest") {
+                return Err(ConfigError::invalid(
+                    env_vars,
+                    "kafka.auto.offset.reset",
+                    format!("{reset:?} is not a dequeue strategy (expected earliest or latest)"),
+                ));
+            }
+        }
+        if properties.contains_key("sasl.username") {
+            properties
+                .entry("security.protocol".into())
+                .or_insert_with(|| "SASL_SSL".into());
+            properties
+                .entry("sasl.mechanism".into())
+                .or_insert_with(|| "SCRAM-SHA-256".into());
+        }
+        Ok(KafkaConfig { properties })
+    }
+}
+
+impl KafkaConfig {
+    /// Builds from already-flat properties (tools and tests).
+    pub fn from_properties(properties: BTreeMap<String, String>) -> Self {
+        Self { properties }
+    }
+
+    /// Every property, secrets included: for handing to librdkafka only.
+    pub fn properties(&self) -> &BTreeMap<String, String> {
+        &self.properties
+    }
+
+    /// One property's value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.properties.get(name).map(String::as_str)
+    }
+
+    /// Sets a property unless the user already did.
+    pub fn set_default(&mut self, name: &str, value: &str) {
+        self.properties
+            .entry(name.to_owned())
+            .or_insert_with(|| value.to_owned());
+    }
+}
+
+/// Prints the properties with secrets replaced by `***`.
+impl fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for (key, value) in &self.properties {
+            if is_secret(key) {
+                map.entry(key, &"***");
+            } else {
+                map.entry(key, value);
+            }
+        }
+        map.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(json: serde_json::Value) -> KafkaSection {
+        KafkaSection(json.as_object().expect("object").clone())
+    }
+
+    #[test]
+    fn nested_and_flat_properties_flatten_alike_and_secrets_are_redacted() {
+        let config = section(serde_json::json!({
+            "bootstrap": {"servers": "k1:9092,k2:9092"},
+            "sasl.username": "storer",
+            "sasl": {"password": "hunter2"},
+            "queued.max.messages.kbytes": 16384,
+        }))
+        .validate(&[])
+        .expect("valid");
+        assert_eq!(config.get("bootstrap.servers"), Some("k1:9092,k2:9092"));
+        assert_eq!(config.get("queued.max.messages.kbytes"), Some("16384"));
+        assert_eq!(config.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(config.get("sasl.mechanism"), Some("SCRAM-SHA-256"));
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2") && printed.contains("***"), "{printed}");
+    }
+
+    #[test]
+    fn brokers_are_required_and_the_dequeue_strategy_is_checked() {
+        let vars = [EnvVar {
+            name: "KAFKA_BROKERS",
+            key: "kafka.bootstrap.servers",
+            default: "",
+            help: "",
+        }];
+        let error = section(serde_json::json!({})).validate(&vars).unwrap_err().to_string();
+        assert!(error.contains("kafka.bootstrap.servers (KAFKA_BROKERS)"), "{error}");
+        let error = section(serde_json::json!({"bootstrap.servers": "k", "auto.offset.reset": "oldest"}))
+            .validate(&vars)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("oldest"), "{error}");
+    }
+}

@@ -1,0 +1,200 @@
+//! Configuration shared by the services.
+//!
+//! Settings come from a YAML file (Mia-Platform's `application.yaml` shape is accepted) overlaid by
+//! environment variables (Mia-Platform's names, plus ours), in that order. Loading is two-step: the
+//! `config` crate merges the sources into a raw, `deny_unknown_fields` structure; then each section is
+//! validated into the typed values the services use. Every failure is one line that names the setting
+//! (file key and environment variable) and the reason.
+#![warn(missing_docs)]
+
+mod bucket;
+mod env;
+mod kafka;
+mod secret;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub use bucket::{BucketConfig, BucketSection, S3Config};
+pub use env::EnvVar;
+pub use kafka::{KafkaConfig, KafkaSection};
+pub use secret::Secret;
+use serde::de::DeserializeOwned;
+
+/// Where Mia-Platform's images mount the configuration file; used when it exists and no
+/// `--config` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "/app/config/application.yaml";
+
+/// A configuration error: one line naming the culprit.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read or parsed, or a value has the wrong type or is unknown.
+    #[error("{0}")]
+    Load(String),
+    /// A value is present but not acceptable.
+    #[error("setting {setting}: {reason}")]
+    Invalid {
+        /// File key and, when there is one, environment variable.
+        setting: String,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    /// An invalid value of `key` (file key), mentioning its environment variable when it has one.
+    pub fn invalid(env_vars: &[EnvVar], key: &str, reason: impl Into<String>) -> Self {
+        let setting = match env_vars.iter().find(|v| v.key == key) {
+            Some(var) => format!("{key} ({})", var.name),
+            None => key.to_owned(),
+        };
+        Self::Invalid {
+            setting,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Picks the configuration file: the given one, else [`DEFAULT_CONFIG_PATH`] when it exists.
+pub fn config_path(explicit: Option<PathBuf>) -> Option<PathBuf> {
+    explicit.or_else(|| {
+        let default = PathBuf::from(DEFAULT_CONFIG_PATH);
+        default.exists().then_some(default)
+    })
+}
+
+/// Loads `T` from the optional YAML file, overlaid by the variables of `env_vars` found in `env`.
+///
+/// `env` is passed in (rather than read here) so tests can inject it.
+pub fn load<T: DeserializeOwned>(
+    file: Option<&Path>,
+    env: &HashMap<String, String>,
+    env_vars: &[EnvVar],
+) -> Result<T, ConfigError> {
+    let mut builder = config::Config::builder();
+    if let Some(path) = file {
+        if !path.is_file() {
+            return Err(ConfigError::Load(format!(
+                "configuration file {} does not exist or is not a file",
+                path.display()
+            )));
+        }
+        builder = builder.add_source(
+            config::File::from(path)
+                .format(config::FileFormat::Yaml)
+                .required(true),
+        );
+    }
+    for var in env_vars {
+        if let Some(value) = env.get(var.name).filter(|v| !v.trim().is_empty()) {
+            builder = env::apply(builder, var, value.trim())
+                .map_err(|e| ConfigError::Load(format!("environment variable {}: {e}", var.name)))?;
+        }
+    }
+    let merged = builder.build().map_err(|e| describe(file, e))?;
+    merged.try_deserialize().map_err(|e| describe(file, e))
+}
+
+fn describe(file: Option<&Path>, error: config::ConfigError) -> ConfigError {
+    let origin = file.map_or_else(
+        || "environment".to_owned(),
+        |p| format!("{} or environment", p.display()),
+    );
+    ConfigError::Load(format!("invalid configuration ({origin}): {error}"))
+}
+
+/// Parses a byte size: an integer number of bytes, or a number with a unit (`KiB`, `MiB`, `GiB`,
+/// `KB`, `MB`, `GB`; binary and decimal units are both taken as powers of 1024, as Mia's `8MB` means 8 MiB).
+pub fn parse_byte_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
+/// Parses a duration: an integer number of milliseconds, or a number with `ms`, `s`, `m` or `h`.
+pub fn parse_duration_ms(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let factor: u64 = match unit.trim() {
+        "" | "ms" => 1,
+        "s" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
+/// A size or duration given either as a YAML number or a string with a unit.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+pub enum NumberOrText {
+    /// A plain number.
+    Number(u64),
+    /// A number with a unit.
+    Text(String),
+}
+
+impl NumberOrText {
+    /// As bytes, or an error naming `key`.
+    pub fn bytes(&self, env_vars: &[EnvVar], key: &str) -> Result<u64, ConfigError> {
+        match self {
+            Self::Number(n) => Ok(*n),
+            Self::Text(t) => parse_byte_size(t).ok_or_else(|| {
+                ConfigError::invalid(
+                    env_vars,
+                    key,
+                    format!("{t:?} is not a byte size (examples: 8388608, 8MiB, 512KiB)"),
+                )
+            }),
+        }
+    }
+
+    /// As milliseconds, or an error naming `key`.
+    pub fn millis(&self, env_vars: &[EnvVar], key: &str) -> Result<u64, ConfigError> {
+        match self {
+            Self::Number(n) => Ok(*n),
+            Self::Text(t) => parse_duration_ms(t).ok_or_else(|| {
+                ConfigError::invalid(
+                    env_vars,
+                    key,
+                    format!("{t:?} is not a duration (examples: 500, 500ms, 30s, 5m)"),
+                )
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sizes_and_durations_with_units() {
+        assert_eq!(parse_byte_size("8388608"), Some(8 << 20));
+        assert_eq!(parse_byte_size("8MiB"), Some(8 << 20));
+        assert_eq!(parse_byte_size("8 MB"), Some(8 << 20));
+        assert_eq!(parse_byte_size("64kib"), Some(64 << 10));
+        assert_eq!(parse_byte_size("8 parsecs"), None);
+        assert_eq!(parse_byte_size("-1"), None);
+        assert_eq!(parse_duration_ms("30s"), Some(30_000));
+        assert_eq!(parse_duration_ms("250"), Some(250));
+        assert_eq!(parse_duration_ms("2m"), Some(120_000));
+        assert_eq!(parse_duration_ms("soon"), None);
+    }
+}
