@@ -11,13 +11,11 @@ pub struct EnvVar {
     pub help: &'static str,
 }
 
-/// Sets `var.key` to `value`. Comma-separated list keys (`…post-ingestion`) are not set from env.
+/// Sets `var.key` to `value`.
 pub(crate) fn apply(
     builder: config::ConfigBuilder<config::builder::DefaultState>,
     var: &EnvVar,
     value: &str,
 ) -> Result<config::ConfigBuilder<config::builder::DefaultState>, config::ConfigError> {
-    // librdkafka property names contain dots, which `config` would read as nesting; the kafka section
-    // is flattened back to dotted names after loading, so nesting is harmless.
     builder.set_override(var.key, value.to_owned())
 }

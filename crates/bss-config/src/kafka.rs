@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use serde::Deserialize;
@@ -54,10 +54,23 @@ fn is_secret(property: &str) -> bool {
 impl KafkaSection {
     /// Flattens and validates: `bootstrap.servers` is required, and Mia-Platform's SASL conventions
     /// apply (a username without a protocol means `SASL_SSL` with `SCRAM-SHA-256`).
-    pub fn validate(&self, env_vars: &[EnvVar]) -> Result<KafkaConfig, ConfigError> {
+    /// Variables of `env_vars` whose key is `kafka.<property>` are taken from `env` and override the file.
+    pub fn validate(
+        &self,
+        env_vars: &[EnvVar],
+        env: &HashMap<String, String>,
+    ) -> Result<KafkaConfig, ConfigError> {
         let mut properties = BTreeMap::new();
         for (key, value) in &self.0 {
             flatten(key, value, &mut properties);
+        }
+        for var in env_vars {
+            if let (Some(property), Some(value)) = (
+                var.key.strip_prefix(crate::KAFKA_PREFIX),
+                env.get(var.name).filter(|v| !v.trim().is_empty()),
+            ) {
+                properties.insert(property.to_owned(), value.trim().to_owned());
+            }
         }
         match properties.get("bootstrap.servers") {
             Some(servers) if !servers.trim().is_empty() => {}
@@ -145,7 +158,7 @@ mod tests {
             "sasl": {"password": "hunter2"},
             "queued.max.messages.kbytes": 16384,
         }))
-        .validate(&[])
+        .validate(&[], &HashMap::new())
         .expect("valid");
         assert_eq!(config.get("bootstrap.servers"), Some("k1:9092,k2:9092"));
         assert_eq!(config.get("queued.max.messages.kbytes"), Some("16384"));
@@ -163,10 +176,16 @@ mod tests {
             default: "",
             help: "",
         }];
-        let error = section(serde_json::json!({})).validate(&vars).unwrap_err().to_string();
+        let no_env = HashMap::new();
+        let error = section(serde_json::json!({})).validate(&vars, &no_env).unwrap_err().to_string();
         assert!(error.contains("kafka.bootstrap.servers (KAFKA_BROKERS)"), "{error}");
+        let env = HashMap::from([("KAFKA_BROKERS".to_owned(), "from-env:9092".to_owned())]);
+        let config = section(serde_json::json!({"bootstrap": {"servers": "file:9092"}}))
+            .validate(&vars, &env)
+            .expect("valid");
+        assert_eq!(config.get("bootstrap.servers"), Some("from-env:9092"));
         let error = section(serde_json::json!({"bootstrap.servers": "k", "auto.offset.reset": "oldest"}))
-            .validate(&vars)
+            .validate(&vars, &no_env)
             .unwrap_err()
             .to_string();
         assert!(error.contains("oldest"), "{error}");

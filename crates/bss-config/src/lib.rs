@@ -21,6 +21,8 @@ pub use kafka::{KafkaConfig, KafkaSection};
 pub use secret::Secret;
 use serde::de::DeserializeOwned;
 
+const KAFKA_PREFIX: &str = "kafka.";
+
 /// Where Mia-Platform's images mount the configuration file; used when it exists and no
 /// `--config` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/app/config/application.yaml";
@@ -85,7 +87,9 @@ pub fn load<T: DeserializeOwned>(
                 .required(true),
         );
     }
-    for var in env_vars {
+    // `kafka.*` variables are applied by `KafkaSection::validate`, after the section is flattened:
+    // librdkafka names contain dots, which `config` would turn into nesting.
+    for var in env_vars.iter().filter(|v| !v.key.starts_with(KAFKA_PREFIX)) {
         if let Some(value) = env.get(var.name).filter(|v| !v.trim().is_empty()) {
             builder = env::apply(builder, var, value.trim())
                 .map_err(|e| ConfigError::Load(format!("environment variable {}: {e}", var.name)))?;

@@ -1,0 +1,85 @@
+//! Kafka client setup shared by the services: librdkafka properties from the validated configuration,
+//! a producer, and a connectivity probe.
+#![warn(missing_docs)]
+
+use std::time::Duration;
+
+use bss_config::KafkaConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, FromClientConfigAndContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
+
+/// librdkafka configuration holding every property of `kafka`.
+pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    for (name, value) in kafka.properties() {
+        config.set(name, value);
+    }
+    config
+}
+
+/// Properties that only consumers accept; librdkafka warns when a producer is given them.
+const CONSUMER_ONLY: &[&str] = &[
+    "group.id",
+    "auto.offset.reset",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "partition.assignment.strategy",
+    "queued.max.messages.kbytes",
+    "queued.min.messages",
+    "fetch.max.bytes",
+    "fetch.wait.max.ms",
+    "group.instance.id",
+    "isolation.level",
+];
+
+/// A producer with idempotence on (no duplicates or reordering from retries within a session) and
+/// `acks=all`; consumer-only properties of the shared configuration are left out.
+pub fn create_producer(kafka: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
+    let mut config = ClientConfig::new();
+    for (name, value) in kafka.properties() {
+        if !CONSUMER_ONLY.contains(&name.as_str()) {
+            config.set(name, value);
+        }
+    }
+    if config.get("enable.idempotence").is_none() {
+        config.set("enable.idempotence", "true");
+    }
+    if config.get("linger.ms").is_none() {
+        config.set("linger.ms", "5");
+    }
+    config.create()
+}
+
+/// Creates any client from the shared properties with a context.
+pub fn create_with_context<C: ClientContext, T: FromClientConfigAndContext<C>>(
+    config: &ClientConfig,
+    context: C,
+) -> Result<T, KafkaError> {
+    config.create_with_context(context)
+}
+
+/// Asks the cluster for the metadata of `topic` (or of all topics): succeeds only when a broker answers
+/// and, if given, the topic exists. Blocking: call from a blocking context.
+pub fn probe<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: Option<&str>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let metadata = consumer
+        .fetch_metadata(topic, timeout)
+        .map_err(|e| format!("cannot reach Kafka: {e}"))?;
+    if let Some(topic) = topic {
+        let found = metadata.topics().iter().find(|t| t.name() == topic);
+        match found {
+            Some(t) if t.error().is_none() && !t.partitions().is_empty() => {}
+            _ => return Err(format!("topic {topic:?} does not exist")),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! Telemetry shared by the services: structured JSON logs through `tracing`, a Prometheus registry, and
+//! the operational routes Mia-Platform's services expose (`/-/health/live`, `/-/health/ready`,
+//! `/-/health/started`, `/-/metrics`).
+#![warn(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use prometheus::{Encoder, Registry, TextEncoder};
+use tracing_subscriber::EnvFilter;
+
+/// Starts JSON logging on stdout at `level` (`error`, `warn`, `info`, `debug`, `trace`, any case).
+/// Noisy dependencies are held at `warn`.
+pub fn init_logging(level: &str) -> Result<(), String> {
+    let level = level.to_ascii_lowercase();
+    if !matches!(level.as_str(), "error" | "warn" | "info" | "debug" | "trace") {
+        return Err(format!(
+            "setting LOG_LEVEL: {level:?} is not a log level (expected one of: error, warn, info, debug, trace)"
+        ));
+    }
+    let filter = EnvFilter::try_new(format!(
+        "{level},hyper=warn,reqwest=warn,h2=warn,rustls=warn,object_store=warn"
+    ))
+    .map_err(|e| e.to_string())?;
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(filter)
+        .with_target(true)
+        .try_init()
+        .map_err(|e| e.to_string())
+}
+
+/// Named readiness conditions (e.g. "kafka", "bucket"); ready when all are up and the service has
+/// started and is not stopping.
+#[derive(Clone, Default)]
+pub struct Health {
+    inner: Arc<HealthInner>,
+}
+
+#[derive(Default)]
+struct HealthInner {
+    started: AtomicBool,
+    stopping: AtomicBool,
+    checks: Mutex<BTreeMap<&'static str, Result<(), String>>>,
+}
+
+impl Health {
+    /// Records the state of one condition; a failure carries the reason shown by `/-/health/ready`.
+    pub fn set(&self, check: &'static str, state: Result<(), String>) {
+        let mut checks = self.inner.checks.lock().unwrap_or_else(|p| p.into_inner());
+        let previous = checks.insert(check, state.clone());
+        match (&previous, &state) {
+            (Some(Ok(())), Err(reason)) | (None, Err(reason)) => {
+                tracing::warn!(check, reason = %reason, "not ready")
+            }
+            (Some(Err(_)), Ok(())) => tracing::info!(check, "ready again"),
+            _ => {}
+        }
+    }
+
+    /// Marks start-up as complete.
+    pub fn mark_started(&self) {
+        self.inner.started.store(true, Ordering::SeqCst);
+    }
+
+    /// Marks the service as draining: not ready any more.
+    pub fn mark_stopping(&self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether every condition is up.
+    pub fn is_ready(&self) -> bool {
+        self.report().0
+    }
+
+    fn report(&self) -> (bool, BTreeMap<String, String>) {
+        let checks = self.inner.checks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ready = self.inner.started.load(Ordering::SeqCst)
+            && !self.inner.stopping.load(Ordering::SeqCst);
+        let mut details = BTreeMap::new();
+        for (name, state) in checks.iter() {
+            let text = match state {
+                Ok(()) => "ok".to_owned(),
+                Err(reason) => {
+                    ready = false;
+                    reason.clone()
+                }
+            };
+            details.insert((*name).to_owned(), text);
+        }
+        if self.inner.stopping.load(Ordering::SeqCst) {
+            details.insert("service".into(), "stopping".into());
+        } else if !self.inner.started.load(Ordering::SeqCst) {
+            details.insert("service".into(), "starting".into());
+        }
+        (ready, details)
+    }
+}
+
+/// The operational routes, to be merged into a service's router or served alone.
+pub fn operational_router(health: Health, registry: Registry) -> Router {
+    let ready_health = health.clone();
+    let started_health = health;
+    Router::new()
+        .route("/-/health/live", get(|| async { Json(serde_status("ok")) }))
+        .route(
+            "/-/health/ready",
+            get(move || {
+                let health = ready_health.clone();
+                async move {
+                    let (ready, details) = health.report();
+                    let status = if ready {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    (status, Json(details))
+                }
+            }),
+        )
+        .route(
+            "/-/health/started",
+            get(move || {
+                let health = started_health.clone();
+                async move {
+                    if health.inner.started.load(Ordering::SeqCst) {
+                        (StatusCode::OK, Json(serde_status("ok")))
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, Json(serde_status("starting")))
+                    }
+                }
+            }),
+        )
+        .route(
+            "/-/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move { render_metrics(&registry) }
+            }),
+        )
+}
+
+fn serde_status(status: &str) -> BTreeMap<&'static str, String> {
+    BTreeMap::from([("status", status.to_owned())])
+}
+
+fn render_metrics(registry: &Registry) -> impl IntoResponse {
+    let mut body = Vec::new();
+    match TextEncoder::new().encode(&registry.gather(), &mut body) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            body,
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode metrics");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(header::CONTENT_TYPE, "text/plain")],
+                b"cannot encode metrics".to_vec(),
+            )
+        }
+    }
+}
+
+/// Serves `router` on `0.0.0.0:port` until `shutdown` resolves.
+pub async fn serve(
+    router: Router,
+    port: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    async fn status_of(router: &Router, path: &str) -> StatusCode {
+        router
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+            .await
+            .expect("response")
+            .status()
+    }
+
+    #[tokio::test]
+    async fn ready_only_when_started_and_every_check_is_up() {
+        let health = Health::default();
+        let router = operational_router(health.clone(), Registry::new());
+        assert_eq!(status_of(&router, "/-/health/live").await, StatusCode::OK);
+        assert_eq!(status_of(&router, "/-/health/ready").await, StatusCode::SERVICE_UNAVAILABLE);
+        health.mark_started();
+        health.set("bucket", Ok(()));
+        assert_eq!(status_of(&router, "/-/health/ready").await, StatusCode::OK);
+        health.set("kafka", Err("down".into()));
+        assert_eq!(status_of(&router, "/-/health/ready").await, StatusCode::SERVICE_UNAVAILABLE);
+        health.set("kafka", Ok(()));
+        health.mark_stopping();
+        assert_eq!(status_of(&router, "/-/health/ready").await, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(status_of(&router, "/-/metrics").await, StatusCode::OK);
+    }
+}

@@ -1,0 +1,387 @@
+//! The storer's settings: Mia-Platform's `application.yaml` shape and environment variables, plus ours.
+//! Every setting, its variable and its default are listed in [`ENV_VARS`] and `docs/configuration.md`.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use bss_config::{BucketConfig, BucketSection, ConfigError, EnvVar, KafkaConfig, KafkaSection, NumberOrText};
+use bss_format::Compression;
+use serde::Deserialize;
+
+/// Environment variables the storer reads, the file key each sets, and its default.
+pub const ENV_VARS: &[EnvVar] = &[
+    EnvVar { name: "KAFKA_BROKERS", key: "kafka.bootstrap.servers", default: "", help: "Kafka bootstrap servers, comma-separated (required)" },
+    EnvVar { name: "KAFKA_GROUP_ID", key: "kafka.group.id", default: "", help: "consumer group shared by the replicas (required)" },
+    EnvVar { name: "KAFKA_CLIENT_ID", key: "kafka.client.id", default: "ingestion-storer", help: "Kafka client id" },
+    EnvVar { name: "KAFKA_USERNAME", key: "kafka.sasl.username", default: "", help: "SASL username; when set, security.protocol defaults to SASL_SSL" },
+    EnvVar { name: "KAFKA_PASSWORD", key: "kafka.sasl.password", default: "", help: "SASL password (secret)" },
+    EnvVar { name: "KAFKA_SASL_MECHANISM", key: "kafka.sasl.mechanism", default: "SCRAM-SHA-256", help: "SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), used when a username is set" },
+    EnvVar { name: "KAFKA_DEQUEUE_STRATEGY", key: "kafka.auto.offset.reset", default: "latest", help: "where a group without committed offsets starts: latest or earliest" },
+    EnvVar { name: "BUCKET_TYPE", key: "bss.bucket.type", default: "", help: "google, s3, local (a folder) or memory (required)" },
+    EnvVar { name: "BUCKET_NAME", key: "bss.bucket.name", default: "", help: "bucket name; for local, the folder path (required except for memory)" },
+    EnvVar { name: "BUCKET_REGION", key: "bss.bucket.region", default: "us-east-1", help: "S3 region" },
+    EnvVar { name: "BUCKET_ENDPOINT", key: "bss.bucket.endpoint", default: "", help: "S3-compatible endpoint or GCS base URL, scheme included" },
+    EnvVar { name: "BUCKET_PATH_STYLE", key: "bss.bucket.path-style", default: "true when an endpoint is set", help: "S3 path-style requests" },
+    EnvVar { name: "BUCKET_ALLOW_HTTP", key: "bss.bucket.allow-http", default: "true when the endpoint is http://", help: "allow a plain-HTTP endpoint" },
+    EnvVar { name: "S3_KEY_ID", key: "bss.bucket.s3-key-id", default: "", help: "S3 access key id (else the AWS credential chain)" },
+    EnvVar { name: "S3_KEY", key: "bss.bucket.s3-key", default: "", help: "S3 secret key (secret)" },
+    EnvVar { name: "GOOGLE_APPLICATION_CREDENTIALS", key: "bss.bucket.google-credentials", default: "", help: "path of a GCS service-account key file" },
+    EnvVar { name: "BSS_EVENTS_TOPIC", key: "bss.topics-config.output-events-topic", default: "", help: "topic of the file-written events (required)" },
+    EnvVar { name: "BSS_ENABLE_POST_INGESTION", key: "bss.enable-post-ingestion", default: "true", help: "forward each message to its post-ingestion topics once stored" },
+    EnvVar { name: "BSS_MAX_BYTES_PER_FILE", key: "bss.max-bytes-per-file", default: "8MiB", help: "seal a file when its records reach this size (uncompressed, approximate)" },
+    EnvVar { name: "BSS_MAX_RECORDS_PER_FILE", key: "bss.max-records-per-file", default: "1000000", help: "seal a file at this many records" },
+    EnvVar { name: "BSS_FLUSH_INTERVAL", key: "bss.flush-interval", default: "30s", help: "seal a file when its first record has waited this long (Mia: cache-upload-timeout)" },
+    EnvVar { name: "BSS_MEMORY_BUDGET", key: "bss.memory-budget", default: "64MiB", help: "records buffered across all partitions never exceed this; consumption pauses near it" },
+    EnvVar { name: "BSS_COMPRESSION", key: "bss.compression", default: "zstd", help: "file compression: none (.txt, Mia-readable), gzip (.txt.gz), zstd (.txt.zst)" },
+    EnvVar { name: "BSS_MULTIPART_THRESHOLD", key: "bss.multipart-threshold", default: "16MiB", help: "files larger than this are uploaded in parts" },
+    EnvVar { name: "BSS_UPLOAD_CONCURRENCY", key: "bss.upload-concurrency", default: "8", help: "uploads in flight at once, across partitions" },
+    EnvVar { name: "BSS_SHUTDOWN_TIMEOUT", key: "bss.shutdown-timeout", default: "25s", help: "deadline to seal, write, forward and commit on SIGTERM" },
+    EnvVar { name: "HTTP_PORT", key: "http-port", default: "3000", help: "port of /-/health/* and /-/metrics" },
+    EnvVar { name: "LOG_LEVEL", key: "log-level", default: "info", help: "error, warn, info, debug or trace" },
+];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawConfig {
+    #[serde(default)]
+    bss: RawBss,
+    #[serde(default)]
+    kafka: KafkaSection,
+    http_port: Option<u16>,
+    log_level: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawBss {
+    enable_post_ingestion: Option<bool>,
+    max_bytes_per_file: Option<NumberOrText>,
+    max_records_per_file: Option<u64>,
+    #[serde(alias = "cache-upload-timeout")]
+    flush_interval: Option<NumberOrText>,
+    memory_budget: Option<NumberOrText>,
+    /// Mia-Platform's per-partition cache size: accepted for compatibility, superseded by `memory-budget`.
+    max_cache_size: Option<NumberOrText>,
+    compression: Option<String>,
+    multipart_threshold: Option<NumberOrText>,
+    upload_concurrency: Option<usize>,
+    shutdown_timeout: Option<NumberOrText>,
+    #[serde(default)]
+    bucket: BucketSection,
+    #[serde(default)]
+    topics_config: RawTopicsConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawTopicsConfig {
+    output_events_topic: Option<String>,
+    #[serde(default)]
+    data_topics_mapping: Vec<RawMapping>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawMapping {
+    ingestion: String,
+    bucket_folder: Option<String>,
+    #[serde(default)]
+    post_ingestion: Vec<String>,
+}
+
+/// One ingestion topic and where its records go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicMapping {
+    /// Ingestion topic consumed.
+    pub ingestion: String,
+    /// Bucket folder of its objects (default: the topic name).
+    pub folder: String,
+    /// Topics each record is forwarded to once stored (when post-ingestion is enabled).
+    pub post_ingestion: Vec<String>,
+}
+
+/// When a partition's open batch becomes a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Seal at this many (approximate, uncompressed) bytes.
+    pub max_bytes: u64,
+    /// Seal at this many records.
+    pub max_records: u64,
+    /// Seal when the first record has waited this long.
+    pub flush_interval: Duration,
+}
+
+/// The validated storer configuration.
+#[derive(Debug, Clone)]
+pub struct StorerConfig {
+    /// librdkafka properties for every client.
+    pub kafka: KafkaConfig,
+    /// Bucket.
+    pub bucket: BucketConfig,
+    /// Ingestion topics.
+    pub topics: Vec<TopicMapping>,
+    /// Events topic.
+    pub events_topic: String,
+    /// Whether records are forwarded to post-ingestion topics.
+    pub post_ingestion: bool,
+    /// Batch sealing limits.
+    pub limits: BatchLimits,
+    /// Budget of buffered record bytes across partitions.
+    pub memory_budget_bytes: u64,
+    /// File compression.
+    pub compression: Compression,
+    /// Multipart above this size.
+    pub multipart_threshold_bytes: u64,
+    /// Uploads in flight across partitions.
+    pub upload_concurrency: usize,
+    /// Drain deadline at shutdown.
+    pub shutdown_timeout: Duration,
+    /// Health and metrics port.
+    pub http_port: u16,
+    /// Log level.
+    pub log_level: String,
+}
+
+impl StorerConfig {
+    /// Loads and validates from an optional file and the given environment.
+    pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let raw: RawConfig = bss_config::load(file, env, ENV_VARS)?;
+        Self::validate(raw, env)
+    }
+
+    fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::invalid(ENV_VARS, key, reason);
+        let mut kafka = raw.kafka.validate(ENV_VARS, env)?;
+        if kafka.get("group.id").is_none_or(|g| g.trim().is_empty()) {
+            return Err(invalid("kafka.group.id", "is required".into()));
+        }
+        // Our defaults where Mia's and librdkafka's differ or where correctness needs them.
+        kafka.set_default("client.id", "ingestion-storer");
+        kafka.set_default("auto.offset.reset", "latest");
+        for (property, required) in [("enable.auto.commit", "false"), ("enable.auto.offset.store", "false")] {
+            if kafka.get(property).is_some_and(|v| v != required) {
+                return Err(invalid(
+                    &format!("kafka.{property}"),
+                    format!("must be {required}: the storer commits only what is durable in the bucket"),
+                ));
+            }
+            kafka.set_default(property, required);
+        }
+
+        let bss = raw.bss;
+        let bucket = bss.bucket.validate(ENV_VARS, "bss.bucket")?;
+        let events_topic = bss
+            .topics_config
+            .output_events_topic
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| invalid("bss.topics-config.output-events-topic", "is required".into()))?;
+        let post_ingestion = bss.enable_post_ingestion.unwrap_or(true);
+        let topics = validate_mapping(bss.topics_config.data_topics_mapping, post_ingestion)?;
+
+        let bytes = |value: Option<NumberOrText>, key: &str, default: u64| {
+            value.map_or(Ok(default), |v| v.bytes(ENV_VARS, key))
+        };
+        let millis = |value: Option<NumberOrText>, key: &str, default: u64| {
+            value.map_or(Ok(default), |v| v.millis(ENV_VARS, key))
+        };
+        let limits = BatchLimits {
+            max_bytes: bytes(bss.max_bytes_per_file, "bss.max-bytes-per-file", 8 << 20)?,
+            max_records: bss.max_records_per_file.unwrap_or(1_000_000),
+            flush_interval: Duration::from_millis(millis(bss.flush_interval, "bss.flush-interval", 30_000)?),
+        };
+        if limits.max_bytes == 0 {
+            return Err(invalid("bss.max-bytes-per-file", "must be greater than 0".into()));
+        }
+        if limits.max_records == 0 {
+            return Err(invalid("bss.max-records-per-file", "must be greater than 0".into()));
+        }
+        if limits.flush_interval.is_zero() {
+            return Err(invalid("bss.flush-interval", "must be greater than 0".into()));
+        }
+        let memory_budget_bytes = bytes(bss.memory_budget, "bss.memory-budget", 64 << 20)?;
+        if memory_budget_bytes < 4 << 20 {
+            return Err(invalid("bss.memory-budget", "must be at least 4MiB".into()));
+        }
+        if bss.max_cache_size.is_some() {
+            tracing::warn!("bss.max-cache-size is Mia-Platform's per-partition cache; it is ignored, bss.memory-budget bounds memory");
+        }
+        let compression = match bss.compression {
+            None => Compression::default(),
+            Some(text) => text
+                .parse()
+                .map_err(|e: bss_format::UnknownCompression| invalid("bss.compression", e.to_string()))?,
+        };
+        let multipart_threshold_bytes = bytes(bss.multipart_threshold, "bss.multipart-threshold", 16 << 20)?;
+        if multipart_threshold_bytes < 5 << 20 {
+            return Err(invalid(
+                "bss.multipart-threshold",
+                "must be at least 5MiB (the smallest S3 part)".into(),
+            ));
+        }
+        let upload_concurrency = bss.upload_concurrency.unwrap_or(8);
+        if upload_concurrency == 0 {
+            return Err(invalid("bss.upload-concurrency", "must be greater than 0".into()));
+        }
+        let shutdown_timeout = Duration::from_millis(millis(bss.shutdown_timeout, "bss.shutdown-timeout", 25_000)?);
+        Ok(Self {
+            kafka,
+            bucket,
+            topics,
+            events_topic,
+            post_ingestion,
+            limits,
+            memory_budget_bytes,
+            compression,
+            multipart_threshold_bytes,
+            upload_concurrency,
+            shutdown_timeout,
+            http_port: raw.http_port.unwrap_or(3000),
+            log_level: raw.log_level.unwrap_or_else(|| "info".into()),
+        })
+    }
+
+    /// The mapping entry of an ingestion topic.
+    pub fn mapping(&self, topic: &str) -> Option<&TopicMapping> {
+        self.topics.iter().find(|m| m.ingestion == topic)
+    }
+}
+
+fn validate_mapping(raw: Vec<RawMapping>, post_ingestion: bool) -> Result<Vec<TopicMapping>, ConfigError> {
+    const KEY: &str = "bss.topics-config.data-topics-mapping";
+    let invalid = |reason: String| ConfigError::invalid(ENV_VARS, KEY, reason);
+    if raw.is_empty() {
+        return Err(invalid("is required: at least one entry with an `ingestion` topic".into()));
+    }
+    let mut seen = HashSet::new();
+    let mut folders = HashSet::new();
+    let mut topics = Vec::with_capacity(raw.len());
+    for (index, entry) in raw.into_iter().enumerate() {
+        let ingestion = entry.ingestion.trim().to_owned();
+        if ingestion.is_empty() {
+            return Err(invalid(format!("entry {index}: `ingestion` is empty")));
+        }
+        if !seen.insert(ingestion.clone()) {
+            return Err(invalid(format!("entry {index}: topic {ingestion:?} is mapped twice")));
+        }
+        let folder = entry.bucket_folder.unwrap_or_else(|| ingestion.clone());
+        if folder.is_empty() || folder.starts_with('/') || folder.ends_with('/') || folder.split('/').any(|s| s == ".." || s == "." || s.is_empty()) {
+            return Err(invalid(format!(
+                "entry {index}: bucket-folder {folder:?} must be a relative path without empty, `.` or `..` segments"
+            )));
+        }
+        if !folders.insert(folder.clone()) {
+            return Err(invalid(format!("entry {index}: bucket-folder {folder:?} is used twice")));
+        }
+        if entry.post_ingestion.contains(&ingestion) {
+            return Err(invalid(format!(
+                "entry {index}: {ingestion:?} forwards to itself, which would loop forever"
+            )));
+        }
+        topics.push(TopicMapping {
+            ingestion,
+            folder,
+            post_ingestion: if post_ingestion { entry.post_ingestion } else { Vec::new() },
+        });
+    }
+    Ok(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    const MIA_YAML: &str = r#"
+bss:
+  enable-post-ingestion: true
+  max-bytes-per-file: 1048576
+  cache-upload-timeout: 5s
+  max-cache-size: 10MB
+  topics-config:
+    output-events-topic: bss-events
+    data-topics-mapping:
+      - ingestion: orders.ingestion
+        bucket-folder: orders
+        post-ingestion: [orders.post]
+      - ingestion: customers.ingestion
+kafka:
+  security.protocol: SASL_SSL
+"#;
+
+    fn load_yaml(yaml: &str, vars: &[(&str, &str)]) -> Result<StorerConfig, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("application.yaml");
+        std::fs::write(&path, yaml).expect("write");
+        StorerConfig::load(Some(&path), &env(vars))
+    }
+
+    const REQUIRED_ENV: &[(&str, &str)] = &[
+        ("KAFKA_BROKERS", "localhost:9092"),
+        ("KAFKA_GROUP_ID", "storer"),
+        ("BUCKET_TYPE", "s3"),
+        ("BUCKET_NAME", "archive"),
+        ("BUCKET_ENDPOINT", "http://127.0.0.1:9000"),
+    ];
+
+    #[test]
+    fn accepts_mia_platform_application_yaml_and_env_names() {
+        let config = load_yaml(MIA_YAML, REQUIRED_ENV).expect("valid");
+        assert_eq!(config.events_topic, "bss-events");
+        assert_eq!(config.limits.max_bytes, 1 << 20);
+        assert_eq!(config.limits.flush_interval, Duration::from_secs(5));
+        assert_eq!(config.topics[0].folder, "orders");
+        assert_eq!(config.topics[0].post_ingestion, vec!["orders.post".to_owned()]);
+        assert_eq!(config.topics[1].folder, "customers.ingestion");
+        assert_eq!(config.kafka.get("group.id"), Some("storer"));
+        assert_eq!(config.kafka.get("enable.auto.commit"), Some("false"));
+        assert_eq!(config.kafka.get("security.protocol"), Some("SASL_SSL"));
+        let BucketConfig::S3(s3) = &config.bucket else { panic!("s3 expected") };
+        assert!(s3.allow_http, "an http:// endpoint works without further settings");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let mut vars = REQUIRED_ENV.to_vec();
+        vars.extend([("BSS_MAX_BYTES_PER_FILE", "2MiB"), ("BSS_ENABLE_POST_INGESTION", "false"), ("BSS_COMPRESSION", "gzip")]);
+        let config = load_yaml(MIA_YAML, &vars).expect("valid");
+        assert_eq!(config.limits.max_bytes, 2 << 20);
+        assert!(!config.post_ingestion && config.topics[0].post_ingestion.is_empty());
+        assert_eq!(config.compression, Compression::Gzip);
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+            (MIA_YAML, &[("BSS_MAX_BYTES_PER_FILE", "lots")], "bss.max-bytes-per-file (BSS_MAX_BYTES_PER_FILE)"),
+            (MIA_YAML, &[("BSS_COMPRESSION", "lz4")], "bss.compression (BSS_COMPRESSION)"),
+            (MIA_YAML, &[("BUCKET_TYPE", "azure")], "bss.bucket.type (BUCKET_TYPE)"),
+            (MIA_YAML, &[("KAFKA_GROUP_ID", " ")], "kafka.group.id"),
+            (MIA_YAML, &[("BSS_FLUSH_INTERVAL", "0")], "bss.flush-interval"),
+            (MIA_YAML, &[("BSS_ENABLE_POST_INGESTION", "maybe")], "enable-post-ingestion"),
+            ("bss:\n  unknown-key: 1\n", &[], "unknown-key"),
+            ("bss:\n  topics-config:\n    output-events-topic: e\n", &[], "data-topics-mapping"),
+            ("bss:\n  topics-config:\n    output-events-topic: e\n    data-topics-mapping:\n      - ingestion: a\n        bucket-folder: ../x\n", &[], "bucket-folder"),
+            ("bss:\n  topics-config:\n    output-events-topic: e\n    data-topics-mapping:\n      - ingestion: a\n      - ingestion: a\n", &[], "mapped twice"),
+        ];
+        for (yaml, overrides, expected) in cases {
+            let mut vars = REQUIRED_ENV.to_vec();
+            vars.retain(|(name, _)| !overrides.iter().any(|(o, _)| o == name));
+            vars.extend_from_slice(overrides);
+            let error = load_yaml(yaml, &vars).expect_err(expected).to_string();
+            assert!(error.contains(expected), "expected {expected:?} in: {error}");
+            assert!(!error.contains('\n'), "one line: {error}");
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_appear_in_the_printed_configuration() {
+        let mut vars = REQUIRED_ENV.to_vec();
+        vars.extend([("KAFKA_PASSWORD", "kafka-secret-1"), ("S3_KEY_ID", "id"), ("S3_KEY", "s3-secret-2")]);
+        let printed = format!("{:?}", load_yaml(MIA_YAML, &vars).expect("valid"));
+        assert!(!printed.contains("kafka-secret-1") && !printed.contains("s3-secret-2"), "{printed}");
+    }
+}
