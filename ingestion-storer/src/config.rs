@@ -58,8 +58,9 @@ struct RawBss {
     enable_post_ingestion: Option<bool>,
     max_bytes_per_file: Option<NumberOrText>,
     max_records_per_file: Option<u64>,
-    #[serde(alias = "cache-upload-timeout")]
     flush_interval: Option<NumberOrText>,
+    /// Mia-Platform's name of `flush-interval`; `flush-interval` wins when both are set.
+    cache_upload_timeout: Option<NumberOrText>,
     memory_budget: Option<NumberOrText>,
     /// Mia-Platform's per-partition cache size: accepted for compatibility, superseded by `memory-budget`.
     max_cache_size: Option<NumberOrText>,
@@ -188,7 +189,7 @@ impl StorerConfig {
         let limits = BatchLimits {
             max_bytes: bytes(bss.max_bytes_per_file, "bss.max-bytes-per-file", 8 << 20)?,
             max_records: bss.max_records_per_file.unwrap_or(1_000_000),
-            flush_interval: Duration::from_millis(millis(bss.flush_interval, "bss.flush-interval", 30_000)?),
+            flush_interval: Duration::from_millis(millis(bss.flush_interval.or(bss.cache_upload_timeout), "bss.flush-interval", 30_000)?),
         };
         if limits.max_bytes == 0 {
             return Err(invalid("bss.max-bytes-per-file", "must be greater than 0".into()));

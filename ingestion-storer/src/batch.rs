@@ -1,0 +1,189 @@
+//! Per-partition batching: a pure, I/O-free accumulator with named seal triggers.
+
+use std::time::Instant;
+
+use bss_format::Record;
+
+use crate::config::BatchLimits;
+
+/// Fixed per-record cost added to raw bytes, approximating JSON field names, numbers and the
+/// timestamp text of a line, and the record's bookkeeping in memory.
+pub const RECORD_OVERHEAD_BYTES: u64 = 128;
+
+/// Why a batch was sealed; a metric label and a log field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SealReason {
+    /// Reached the byte limit.
+    Size,
+    /// Reached the record limit.
+    Count,
+    /// Its first record waited for the flush interval.
+    Age,
+    /// Sealed early to relieve the memory budget.
+    Memory,
+    /// The service is stopping.
+    Shutdown,
+}
+
+impl SealReason {
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Size => "size",
+            Self::Count => "count",
+            Self::Age => "age",
+            Self::Memory => "memory",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Records of one partition waiting to become a file.
+#[derive(Debug)]
+pub struct Batch {
+    /// Records in offset order.
+    pub records: Vec<Record>,
+    /// Approximate encoded size, also what the batch weighs against the memory budget.
+    pub bytes: u64,
+    /// When the first record arrived; drives the age trigger.
+    pub opened_at: Instant,
+}
+
+/// Approximate bytes of one record, in a file line and in memory.
+pub fn record_weight(record: &Record) -> u64 {
+    record.heap_bytes() as u64 + RECORD_OVERHEAD_BYTES
+}
+
+impl Batch {
+    /// A batch holding its first record.
+    pub fn open(record: Record, now: Instant) -> Self {
+        let bytes = record_weight(&record);
+        Self {
+            records: vec![record],
+            bytes,
+            opened_at: now,
+        }
+    }
+
+    /// Whether `record` can join without pushing the batch past the byte limit. A record is always
+    /// accepted by an empty batch, so a record larger than the limit becomes a file of its own.
+    pub fn fits(&self, record: &Record, limits: &BatchLimits) -> bool {
+        self.bytes + record_weight(record) <= limits.max_bytes
+            && (self.records.len() as u64) < limits.max_records
+    }
+
+    /// Appends a record; the caller checked [`Batch::fits`].
+    pub fn push(&mut self, record: Record) {
+        self.bytes += record_weight(&record);
+        self.records.push(record);
+    }
+
+    /// Whether the batch must be sealed now, and why.
+    pub fn should_seal(&self, limits: &BatchLimits, now: Instant) -> Option<SealReason> {
+        if self.bytes >= limits.max_bytes {
+            Some(SealReason::Size)
+        } else if self.records.len() as u64 >= limits.max_records {
+            Some(SealReason::Count)
+        } else if now.duration_since(self.opened_at) >= limits.flush_interval {
+            Some(SealReason::Age)
+        } else {
+            None
+        }
+    }
+
+    /// Offset of the first record.
+    pub fn first_offset(&self) -> i64 {
+        self.records.first().map_or(-1, |r| r.offset)
+    }
+
+    /// Offset of the last record.
+    pub fn last_offset(&self) -> i64 {
+        self.records.last().map_or(-1, |r| r.offset)
+    }
+
+    /// Removes and returns the records with offsets up to `through` (inclusive); they are already
+    /// stored in an existing object. Returns `None` when there are none.
+    pub fn split_off_through(&mut self, through: i64) -> Option<Vec<Record>> {
+        let count = self.records.partition_point(|r| r.offset <= through);
+        if count == 0 {
+            return None;
+        }
+        let rest = self.records.split_off(count);
+        let covered = std::mem::replace(&mut self.records, rest);
+        self.bytes = self.records.iter().map(record_weight).sum();
+        Some(covered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bss_format::TimestampType;
+
+    use super::*;
+
+    fn record(offset: i64, payload_len: usize) -> Record {
+        Record {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            timestamp_ms: Some(offset),
+            timestamp_type: TimestampType::CreateTime,
+            key: None,
+            payload: Some(vec![b'x'; payload_len]),
+            headers: vec![],
+        }
+    }
+
+    fn limits(max_bytes: u64, max_records: u64, flush_ms: u64) -> BatchLimits {
+        BatchLimits {
+            max_bytes,
+            max_records,
+            flush_interval: Duration::from_millis(flush_ms),
+        }
+    }
+
+    #[test]
+    fn seals_by_size_count_and_age_with_the_reason() {
+        let now = Instant::now();
+        let by_size = limits(1000, 100, 60_000);
+        let mut batch = Batch::open(record(0, 371), now);
+        assert!(batch.fits(&record(1, 371), &by_size));
+        batch.push(record(1, 371));
+        assert_eq!(batch.bytes, 1000);
+        assert_eq!(batch.should_seal(&by_size, now), Some(SealReason::Size));
+        assert!(!batch.fits(&record(2, 0), &by_size));
+
+        let by_count = limits(1 << 20, 2, 60_000);
+        let mut batch = Batch::open(record(0, 1), now);
+        assert_eq!(batch.should_seal(&by_count, now), None);
+        batch.push(record(1, 1));
+        assert_eq!(batch.should_seal(&by_count, now), Some(SealReason::Count));
+
+        let by_age = limits(1 << 20, 100, 500);
+        let batch = Batch::open(record(0, 1), now);
+        assert_eq!(batch.should_seal(&by_age, now + Duration::from_millis(499)), None);
+        assert_eq!(batch.should_seal(&by_age, now + Duration::from_millis(500)), Some(SealReason::Age));
+    }
+
+    #[test]
+    fn a_record_larger_than_the_limit_gets_a_batch_of_its_own() {
+        let small = limits(1000, 100, 60_000);
+        let batch = Batch::open(record(0, 5000), Instant::now());
+        assert_eq!(batch.should_seal(&small, Instant::now()), Some(SealReason::Size));
+    }
+
+    #[test]
+    fn splits_off_records_already_stored() {
+        let mut batch = Batch::open(record(10, 1), Instant::now());
+        (11..15).for_each(|o| batch.push(record(o, 1)));
+        assert!(batch.split_off_through(9).is_none());
+        let covered = batch.split_off_through(12).expect("some covered");
+        assert_eq!(covered.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![10, 11, 12]);
+        assert_eq!((batch.first_offset(), batch.last_offset()), (13, 14));
+        assert_eq!(batch.bytes, 2 * (1 + RECORD_OVERHEAD_BYTES + 1));
+        batch.split_off_through(20);
+        assert!(batch.records.is_empty());
+    }
+}

@@ -1,0 +1,223 @@
+//! Ingestion Storer: archives Kafka ingestion topics into bucket objects, announces each object with a
+//! "file written" event, forwards records to post-ingestion topics once stored, and commits offsets only
+//! for what is durable. The protocol is written down in `docs/storer-protocol.md`.
+
+pub mod batch;
+pub mod config;
+mod context;
+mod failpoint;
+mod memory;
+pub mod metrics;
+mod pipeline;
+mod progress;
+mod publisher;
+mod uploader;
+mod writer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bss_telemetry::Health;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::StorerConfig;
+use crate::context::StorerContext;
+use crate::metrics::Metrics;
+use crate::pipeline::{prefetch_queue_kbytes, ConsumeLoop};
+use crate::progress::Progress;
+use crate::publisher::Publisher;
+
+/// How often Kafka and the bucket are probed for readiness.
+const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Runs the storer until `shutdown` fires, then drains. Health and metrics are updated as it goes.
+pub async fn run(
+    config: StorerConfig,
+    health: Health,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    tracing::info!(
+        topics = ?config.topics, events_topic = %config.events_topic, bucket = config.bucket.name(),
+        compression = config.compression.as_str(), limits = ?config.limits,
+        memory_budget_bytes = config.memory_budget_bytes, kafka = ?config.kafka, "starting ingestion storer"
+    );
+    let bucket = bss_bucket::build(&config.bucket)?;
+    wait_until(&shutdown, &health, "bucket", || async {
+        bss_bucket::probe(bucket.store.as_ref()).await.map_err(|e| e.to_string())
+    })
+    .await?;
+
+    let producer = bss_kafka::create_producer(&config.kafka).context("cannot create the Kafka producer")?;
+    let probe_consumer: Arc<rdkafka::consumer::BaseConsumer> = Arc::new(
+        bss_kafka::client_config(&config.kafka)
+            .create()
+            .context("cannot create the Kafka client")?,
+    );
+    wait_until(&shutdown, &health, "kafka", || {
+        let probe_consumer = Arc::clone(&probe_consumer);
+        async move {
+            tokio::task::spawn_blocking(move || bss_kafka::probe(&probe_consumer, None, Duration::from_secs(5)))
+                .await
+                .map_err(|e| e.to_string())?
+        }
+    })
+    .await?;
+    check_topics_exist(&config, Arc::clone(&probe_consumer)).await?;
+
+    let progress = Arc::new(Progress::default());
+    let session_timeout_ms: u64 = config
+        .kafka
+        .get("session.timeout.ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(45_000);
+    // A revoke must finish before the group gives up on us.
+    let drain_timeout = Duration::from_millis(session_timeout_ms * 2 / 3);
+    let context = StorerContext::new(Arc::clone(&progress), metrics.clone(), drain_timeout);
+    let mut consumer_config = bss_kafka::client_config(&config.kafka);
+    consumer_config.set("enable.partition.eof", "false");
+    if consumer_config.get("queued.max.messages.kbytes").is_none() {
+        consumer_config.set(
+            "queued.max.messages.kbytes",
+            prefetch_queue_kbytes(config.memory_budget_bytes).to_string(),
+        );
+    }
+    let consumer: Arc<StreamConsumer<StorerContext>> = Arc::new(
+        bss_kafka::create_with_context(&consumer_config, context).context("cannot create the Kafka consumer")?,
+    );
+    let topics: Vec<&str> = config.topics.iter().map(|t| t.ingestion.as_str()).collect();
+    consumer.subscribe(&topics).context("cannot subscribe")?;
+    health.mark_started();
+
+    let abort = CancellationToken::new();
+    let publisher = Arc::new(Publisher::new(producer, config.events_topic.clone(), bucket.name.clone()));
+    let prober = tokio::spawn(probe_forever(
+        Arc::clone(&bucket.store),
+        probe_consumer,
+        Arc::clone(&consumer),
+        health.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    let consume_loop = ConsumeLoop::new(
+        config,
+        Arc::clone(&consumer),
+        Arc::clone(&publisher),
+        bucket.store,
+        progress,
+        metrics,
+        health,
+        abort,
+    );
+    let outcome = consume_loop.run(shutdown).await;
+    prober.abort();
+    let producer = publisher.producer().clone();
+    // Leaving the group and flushing can hang on a broken connection: bound them.
+    let closed = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::task::spawn_blocking(move || {
+            consumer.unsubscribe();
+            drop(consumer);
+            rdkafka::producer::Producer::flush(&producer, Duration::from_secs(5))
+        }),
+    )
+    .await;
+    if closed.is_err() {
+        tracing::warn!("leaving the consumer group timed out");
+    }
+    outcome
+}
+
+/// Retries `check` until it succeeds (marking `name` not ready meanwhile) or shutdown is requested.
+async fn wait_until<F, Fut>(shutdown: &CancellationToken, health: &Health, name: &'static str, check: F) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match check().await {
+            Ok(()) => {
+                health.set(name, Ok(()));
+                return Ok(());
+            }
+            Err(reason) => {
+                health.set(name, Err(reason.clone()));
+                tracing::warn!(check = name, reason = %reason, retry_in_ms = delay.as_millis() as u64, "not reachable yet");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => anyhow::bail!("stopped before {name} became reachable"),
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Every topic the storer reads or writes must exist: a typo must stop the service, not stall it.
+async fn check_topics_exist(config: &StorerConfig, client: Arc<rdkafka::consumer::BaseConsumer>) -> anyhow::Result<()> {
+    let mut needed: Vec<String> = vec![config.events_topic.clone()];
+    for mapping in &config.topics {
+        needed.push(mapping.ingestion.clone());
+        needed.extend(mapping.post_ingestion.iter().cloned());
+    }
+    tokio::task::spawn_blocking(move || {
+        for topic in &needed {
+            bss_kafka::probe(&client, Some(topic), Duration::from_secs(10)).map_err(|reason| anyhow::anyhow!("{reason}"))?;
+        }
+        Ok(())
+    })
+    .await
+    .context("topic check task")?
+}
+
+/// Keeps readiness and the lag gauges current.
+async fn probe_forever(
+    store: Arc<dyn object_store::ObjectStore>,
+    client: Arc<rdkafka::consumer::BaseConsumer>,
+    consumer: Arc<StreamConsumer<StorerContext>>,
+    health: Health,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) {
+    let mut interval = tokio::time::interval(PROBE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let bucket = tokio::time::timeout(PROBE_INTERVAL, bss_bucket::probe(store.as_ref())).await;
+        health.set(
+            "bucket",
+            match bucket {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("bucket probe timed out".into()),
+            },
+        );
+        let (client, consumer, metrics) = (Arc::clone(&client), Arc::clone(&consumer), metrics.clone());
+        let kafka = tokio::task::spawn_blocking(move || {
+            bss_kafka::probe(&client, None, Duration::from_secs(4))?;
+            report_lag(&consumer, &metrics);
+            Ok::<(), String>(())
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        health.set("kafka", kafka);
+    }
+}
+
+fn report_lag(consumer: &StreamConsumer<StorerContext>, metrics: &Metrics) {
+    let Ok(positions) = consumer.position() else { return };
+    for element in positions.elements() {
+        let Some(position) = element.offset().to_raw() else { continue };
+        if position < 0 {
+            continue;
+        }
+        if let Ok((_, high)) = consumer.fetch_watermarks(element.topic(), element.partition(), Duration::from_secs(2)) {
+            metrics.set_lag(element.topic(), element.partition(), (high - position).max(0));
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! `ingestion-storer [--config PATH]`: see the README and `docs/configuration.md`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use bss_telemetry::Health;
+use ingestion_storer::config::StorerConfig;
+use ingestion_storer::metrics::Metrics;
+use tokio_util::sync::CancellationToken;
+
+const USAGE: &str = "usage: ingestion-storer [--config PATH]
+Archives Kafka ingestion topics into a bucket. Settings come from PATH (default /app/config/application.yaml
+when it exists) and environment variables; see docs/configuration.md.";
+
+fn main() -> ExitCode {
+    let config_path = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(path)) => path,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("ingestion-storer: {message}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let config = match StorerConfig::load(bss_config::config_path(config_path).as_deref(), &env) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("ingestion-storer: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(error) = bss_telemetry::init_logging(&config.log_level) {
+        eprintln!("ingestion-storer: {error}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        // librdkafka callbacks may block one worker briefly during a rebalance: keep spares.
+        .worker_threads(4)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ingestion-storer: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `Ok(None)` asks for the usage text.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Option<PathBuf>>, String> {
+    let mut path = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" => path = Some(PathBuf::from(args.next().ok_or("--config needs a PATH")?)),
+            "-h" | "--help" => return Ok(None),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(Some(path))
+}
+
+async fn serve(config: StorerConfig) -> anyhow::Result<()> {
+    let health = Health::default();
+    let metrics = Metrics::new();
+    let shutdown = CancellationToken::new();
+    let router = bss_telemetry::operational_router(health.clone(), metrics.registry.clone());
+    let http_shutdown = shutdown.clone();
+    let port = config.http_port;
+    let http = tokio::spawn(async move { bss_telemetry::serve(router, port, http_shutdown.cancelled_owned()).await });
+    let signal_shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stop signal received");
+        signal_shutdown.cancel();
+    });
+    let outcome = ingestion_storer::run(config, health, metrics, shutdown.clone()).await;
+    shutdown.cancel();
+    match http.await {
+        Ok(Err(e)) => tracing::warn!(error = %e, port, "health and metrics server failed"),
+        Err(e) => tracing::warn!(error = %e, "health and metrics server task failed"),
+        Ok(Ok(())) => {}
+    }
+    outcome
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,358 @@
+//! The consume loop: reads records, batches them per partition, hands sealed batches to the partition
+//! writers, pauses under memory pressure, and commits what the writers made durable.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bss_format::{Header, Record, TimestampType};
+use bss_telemetry::Health;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::Timestamp;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::batch::{record_weight, Batch, SealReason};
+use crate::config::StorerConfig;
+use crate::context::{offsets_list, StorerContext};
+use crate::memory::MemoryGauge;
+use crate::metrics::Metrics;
+use crate::progress::Progress;
+use crate::publisher::Publisher;
+use crate::writer::{PartitionWriter, SealedBatch, WriterShared};
+use crate::failpoint;
+
+type Consumer_ = StreamConsumer<StorerContext>;
+
+struct PartitionState {
+    open: Option<Batch>,
+    writer_tx: mpsc::UnboundedSender<SealedBatch>,
+}
+
+/// Everything the consume loop owns.
+pub struct ConsumeLoop {
+    config: StorerConfig,
+    consumer: Arc<Consumer_>,
+    shared: Arc<WriterShared>,
+    progress: Arc<Progress>,
+    memory: Arc<MemoryGauge>,
+    metrics: Metrics,
+    health: Health,
+    /// topic → partition → state; nested so a lookup by `&str` needs no allocation.
+    partitions: HashMap<String, HashMap<i32, PartitionState>>,
+    writers: Vec<tokio::task::JoinHandle<()>>,
+    paused: bool,
+    /// Pause consumption at this many buffered bytes: the budget minus librdkafka's own prefetch
+    /// queue, which may still deliver after a pause.
+    high_water_bytes: u64,
+    low_water_bytes: u64,
+}
+
+/// The librdkafka prefetch queue size we default to for a memory budget, in KiB.
+pub fn prefetch_queue_kbytes(memory_budget_bytes: u64) -> u64 {
+    (memory_budget_bytes / 8 / 1024).clamp(1024, 16 * 1024)
+}
+
+impl ConsumeLoop {
+    /// Wires the loop; the consumer must already be subscribed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: StorerConfig,
+        consumer: Arc<Consumer_>,
+        publisher: Arc<Publisher>,
+        store: Arc<dyn object_store::ObjectStore>,
+        progress: Arc<Progress>,
+        metrics: Metrics,
+        health: Health,
+        abort: CancellationToken,
+    ) -> Self {
+        let memory = Arc::new(MemoryGauge::default());
+        let queue_bytes = config
+            .kafka
+            .get("queued.max.messages.kbytes")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| prefetch_queue_kbytes(config.memory_budget_bytes))
+            * 1024;
+        let high_water_bytes = config
+            .memory_budget_bytes
+            .saturating_sub(queue_bytes)
+            .max(config.memory_budget_bytes / 2);
+        let shared = Arc::new(WriterShared {
+            store,
+            publisher,
+            progress: Arc::clone(&progress),
+            memory: Arc::clone(&memory),
+            metrics: metrics.clone(),
+            health: health.clone(),
+            compression: config.compression,
+            multipart_threshold_bytes: config.multipart_threshold_bytes,
+            upload_slots: Semaphore::new(config.upload_concurrency),
+            abort,
+        });
+        Self {
+            config,
+            consumer,
+            shared,
+            progress,
+            memory,
+            metrics,
+            health,
+            partitions: HashMap::new(),
+            writers: Vec::new(),
+            paused: false,
+            high_water_bytes,
+            low_water_bytes: high_water_bytes / 4 * 3,
+        }
+    }
+
+    /// Runs until `shutdown` fires, then drains within the configured deadline.
+    pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let tick_every = (self.config.limits.flush_interval / 10).clamp(Duration::from_millis(20), Duration::from_millis(250));
+        let mut tick = tokio::time::interval(tick_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let consumer = Arc::clone(&self.consumer);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                message = consumer.recv() => {
+                    self.drop_revoked();
+                    match message {
+                        Ok(message) => self.accept(&message),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "consume error");
+                            self.health.set("kafka-consumer", Err(e.to_string()));
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    self.drop_revoked();
+                    self.seal_aged();
+                    self.commit_durable();
+                    self.relieve_memory();
+                    self.writers.retain(|w| !w.is_finished());
+                }
+            }
+        }
+        self.drain().await
+    }
+
+    fn accept(&mut self, message: &BorrowedMessage<'_>) {
+        self.health.set("kafka-consumer", Ok(()));
+        let topic = message.topic();
+        let partition = message.partition();
+        if !self.partitions.get(topic).is_some_and(|p| p.contains_key(&partition)) && !self.open_partition(topic, partition) {
+            return;
+        }
+        let record = to_record(message);
+        let limits = self.config.limits;
+        let now = Instant::now();
+        let weight = record_weight(&record);
+        let Some(state) = self.partitions.get_mut(topic).and_then(|p| p.get_mut(&partition)) else {
+            return;
+        };
+        if let Some(open) = &state.open {
+            if !open.fits(&record, &limits) {
+                let reason = if open.records.len() as u64 >= limits.max_records {
+                    SealReason::Count
+                } else {
+                    SealReason::Size
+                };
+                seal(state, reason, &self.metrics);
+            }
+        }
+        self.memory.take(weight);
+        match &mut state.open {
+            Some(open) => open.push(record),
+            None => state.open = Some(Batch::open(record, now)),
+        }
+        if let Some(reason @ (SealReason::Size | SealReason::Count)) =
+            state.open.as_ref().and_then(|b| b.should_seal(&limits, now))
+        {
+            seal(state, reason, &self.metrics);
+        }
+        if self.memory.used() >= self.high_water_bytes {
+            self.relieve_memory();
+        }
+    }
+
+    /// Creates the state of a partition seen for the first time since its assignment.
+    fn open_partition(&mut self, topic: &str, partition: i32) -> bool {
+        let tp = (topic.to_owned(), partition);
+        let Some(generation) = self.progress.generation(&tp) else {
+            // A record of a partition we no longer own, delivered before the revoke was seen.
+            return false;
+        };
+        let Some(mapping) = self.config.mapping(topic) else {
+            tracing::error!(topic, "record from a topic outside the mapping; ignored");
+            return false;
+        };
+        let (writer_tx, handle) = PartitionWriter::spawn(
+            Arc::clone(&self.shared),
+            tp,
+            generation,
+            mapping.folder.clone(),
+            mapping.post_ingestion.clone(),
+        );
+        self.writers.push(handle);
+        self.partitions.entry(topic.to_owned()).or_default().insert(
+            partition,
+            PartitionState {
+                open: None,
+                writer_tx,
+            },
+        );
+        true
+    }
+
+    fn drop_revoked(&mut self) {
+        for (topic, partition) in self.consumer.context().take_revoked() {
+            let Some(state) = self.partitions.get_mut(&topic).and_then(|p| p.remove(&partition)) else {
+                continue;
+            };
+            if let Some(open) = state.open {
+                self.memory.release(open.bytes);
+            }
+            self.metrics.forget_lag(&topic, partition);
+            // Dropping `writer_tx` ends the writer once it has dropped its (now stale) queue.
+        }
+    }
+
+    fn seal_aged(&mut self) {
+        let now = Instant::now();
+        let limits = self.config.limits;
+        for state in self.partitions.values_mut().flat_map(HashMap::values_mut) {
+            if let Some(reason) = state.open.as_ref().and_then(|b| b.should_seal(&limits, now)) {
+                seal(state, reason, &self.metrics);
+            }
+        }
+    }
+
+    /// Above the high-water mark: seal the largest open batch (so the writers can free it) and pause
+    /// fetching. Below the low-water mark: resume.
+    fn relieve_memory(&mut self) {
+        let used = self.memory.used();
+        self.metrics.set_buffered_bytes(used);
+        if used >= self.high_water_bytes {
+            let largest = self
+                .partitions
+                .values_mut()
+                .flat_map(HashMap::values_mut)
+                .filter(|s| s.open.is_some())
+                .max_by_key(|s| s.open.as_ref().map_or(0, |b| b.bytes));
+            if let Some(state) = largest {
+                seal(state, SealReason::Memory, &self.metrics);
+            }
+            if !self.paused {
+                self.set_paused(true);
+            }
+        } else if self.paused && used < self.low_water_bytes {
+            self.set_paused(false);
+        }
+    }
+
+    fn set_paused(&mut self, paused: bool) {
+        let result = self.consumer.assignment().and_then(|assignment| {
+            if paused {
+                self.consumer.pause(&assignment)
+            } else {
+                self.consumer.resume(&assignment)
+            }
+        });
+        match result {
+            Ok(()) => {
+                self.paused = paused;
+                tracing::info!(paused, buffered_bytes = self.memory.used(), budget_bytes = self.config.memory_budget_bytes, "memory budget: consumption {}", if paused { "paused" } else { "resumed" });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot pause or resume consumption"),
+        }
+    }
+
+    fn commit_durable(&mut self) {
+        let offsets = self.progress.take_commit_candidates();
+        if offsets.is_empty() {
+            return;
+        }
+        if let Err(e) = self.consumer.commit(&offsets_list(&offsets), CommitMode::Async) {
+            tracing::warn!(error = %e, "cannot start offset commit; will retry");
+            let partitions: Vec<_> = offsets.into_iter().map(|(tp, _)| tp).collect();
+            self.progress.commit_failed(&partitions);
+            return;
+        }
+        tracing::debug!(?offsets, "commit requested");
+        failpoint::reached("after-commit");
+    }
+
+    /// Stop: seal every open batch, let the writers finish within the deadline, commit, leave.
+    async fn drain(mut self) -> anyhow::Result<()> {
+        self.health.mark_stopping();
+        let deadline = self.config.shutdown_timeout;
+        tracing::info!(deadline_ms = deadline.as_millis() as u64, "stopping: writing open batches");
+        let states: Vec<PartitionState> = self.partitions.drain().flat_map(|(_, p)| p.into_values()).collect();
+        for mut state in states {
+            seal(&mut state, SealReason::Shutdown, &self.metrics);
+            // `state.writer_tx` drops here: each writer ends after its queue.
+        }
+        let writers = std::mem::take(&mut self.writers);
+        let finished = tokio::time::timeout(deadline, futures::future::join_all(writers)).await;
+        let outcome = if finished.is_err() {
+            self.shared.abort.cancel();
+            Err(anyhow::anyhow!(
+                "shutdown deadline of {deadline:?} passed with batches not yet durable; they were not committed and will be re-read"
+            ))
+        } else {
+            Ok(())
+        };
+        let offsets = self.progress.take_commit_candidates();
+        if !offsets.is_empty() {
+            let consumer = Arc::clone(&self.consumer);
+            let list = offsets_list(&offsets);
+            tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync))
+                .await
+                .context("commit task")?
+                .context("final offset commit")?;
+            tracing::info!(?offsets, "final offsets committed");
+        }
+        outcome
+    }
+}
+
+fn seal(state: &mut PartitionState, reason: SealReason, metrics: &Metrics) {
+    if let Some(batch) = state.open.take() {
+        metrics.batch_sealed(reason);
+        // The writer only goes away after its sender (owned by `state`) is dropped.
+        let _ = state.writer_tx.send(SealedBatch { batch, reason });
+    }
+}
+
+fn to_record(message: &BorrowedMessage<'_>) -> Record {
+    let (timestamp_ms, timestamp_type) = match message.timestamp() {
+        Timestamp::NotAvailable => (None, TimestampType::CreateTime),
+        Timestamp::CreateTime(ms) => (Some(ms), TimestampType::CreateTime),
+        Timestamp::LogAppendTime(ms) => (Some(ms), TimestampType::LogAppendTime),
+    };
+    let headers = message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|h| Header {
+                    key: h.key.to_owned(),
+                    value: h.value.map(<[u8]>::to_vec),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Record {
+        topic: message.topic().to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp_ms,
+        timestamp_type,
+        key: message.key().map(<[u8]>::to_vec),
+        payload: message.payload().map(<[u8]>::to_vec),
+        headers,
+    }
+}

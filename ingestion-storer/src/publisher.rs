@@ -1,0 +1,187 @@
+//! Producing to Kafka on behalf of a partition writer: the "file written" event and the forwarding of
+//! records to post-ingestion topics. Each call returns only when Kafka acknowledged everything.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bss_format::time::format_iso_ms;
+use bss_format::{Compression, FileSummary, Record, FORMAT_VERSION};
+use bss_layout::{FileWrittenEvent, FileWrittenKey};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+
+/// What a file-written event describes.
+pub struct WrittenObject<'a> {
+    /// Object path.
+    pub path: &'a str,
+    /// Source topic.
+    pub topic: &'a str,
+    /// Source partition.
+    pub partition: i32,
+    /// Record offsets, counts, timestamps.
+    pub summary: &'a FileSummary,
+    /// Stored bytes.
+    pub stored_bytes: u64,
+    /// Bytes before compression.
+    pub uncompressed_bytes: u64,
+    /// `crc32c:…`.
+    pub checksum: &'a str,
+    /// Compression.
+    pub compression: Compression,
+}
+
+/// Produces events and forwards records.
+pub struct Publisher {
+    producer: FutureProducer,
+    events_topic: String,
+    bucket: String,
+    partition_counts: Mutex<HashMap<String, i32>>,
+}
+
+impl Publisher {
+    /// Wraps a producer.
+    pub fn new(producer: FutureProducer, events_topic: String, bucket: String) -> Self {
+        Self {
+            producer,
+            events_topic,
+            bucket,
+            partition_counts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The underlying producer (for flushing at shutdown and probing).
+    pub fn producer(&self) -> &FutureProducer {
+        &self.producer
+    }
+
+    /// Produces the file-written event and waits for its acknowledgement.
+    pub async fn announce(&self, object: &WrittenObject<'_>) -> Result<(), KafkaError> {
+        let summary = object.summary;
+        let key = FileWrittenKey {
+            topic: object.topic.to_owned(),
+            partition: object.partition,
+        };
+        let event = FileWrittenEvent {
+            file_path: object.path.to_owned(),
+            batch_time_start: summary.first_timestamp_ms.map(format_iso_ms),
+            batch_time_end: summary.last_timestamp_ms.map(format_iso_ms),
+            batch_offset_start: summary.first_offset,
+            batch_offset_end: summary.last_offset,
+            batch_size: summary.records,
+            bucket: self.bucket.clone(),
+            topic: object.topic.to_owned(),
+            partition: object.partition,
+            byte_size: object.stored_bytes,
+            uncompressed_byte_size: object.uncompressed_bytes,
+            checksum: object.checksum.to_owned(),
+            compression: object.compression.as_str().to_owned(),
+            format_version: FORMAT_VERSION,
+            min_timestamp: summary.min_timestamp_ms.map(format_iso_ms),
+            max_timestamp: summary.max_timestamp_ms.map(format_iso_ms),
+        };
+        // Plain structs of strings and numbers always serialize.
+        let key = serde_json::to_vec(&key).expect("event key serializes");
+        let value = serde_json::to_vec(&event).expect("event serializes");
+        let record = FutureRecord::to(&self.events_topic).key(&key).payload(&value);
+        self.producer
+            .send(record, Timeout::Never)
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| e)
+    }
+
+    /// Forwards records, as they are (key, value, headers, timestamp), to `topic`; keeps the source
+    /// partition number when the target has that partition, else lets the key choose. Returns how many
+    /// records from the start were acknowledged when something fails, so a retry resumes there
+    /// instead of re-sending (and reordering) earlier records.
+    pub async fn forward(&self, records: &[Record], topic: &str) -> Result<(), (usize, KafkaError)> {
+        let partitions = self.partition_count(topic).await.map_err(|e| (0, e))?;
+        let mut deliveries = Vec::with_capacity(records.len());
+        let mut enqueue_error = None;
+        'records: for (index, record) in records.iter().enumerate() {
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            for header in &record.headers {
+                headers = headers.insert(Header {
+                    key: &header.key,
+                    value: header.value.as_deref(),
+                });
+            }
+            let mut future_record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+            if let Some(key) = &record.key {
+                future_record = future_record.key(key.as_slice());
+            }
+            if let Some(payload) = &record.payload {
+                future_record = future_record.payload(payload.as_slice());
+            }
+            if let Some(ts) = record.timestamp_ms {
+                future_record = future_record.timestamp(ts);
+            }
+            if record.partition < partitions {
+                future_record = future_record.partition(record.partition);
+            }
+            loop {
+                match self.producer.send_result(future_record) {
+                    Ok(delivery) => {
+                        deliveries.push(delivery);
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                        future_record = returned;
+                        // The local queue is full: let librdkafka drain it.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((e, _)) => {
+                        enqueue_error = Some((index, e));
+                        break 'records;
+                    }
+                }
+            }
+        }
+        // Await every enqueued record even after a failure, to report the first one not acknowledged.
+        let mut first_failure = None;
+        for (index, delivery) in deliveries.into_iter().enumerate() {
+            let outcome = match delivery.await {
+                Ok(Ok(_)) => continue,
+                Ok(Err((e, _))) => e,
+                Err(_) => KafkaError::Canceled,
+            };
+            first_failure.get_or_insert((index, outcome));
+        }
+        match first_failure.or(enqueue_error) {
+            None => Ok(()),
+            Some(failure) => Err(failure),
+        }
+    }
+
+    async fn partition_count(&self, topic: &str) -> Result<i32, KafkaError> {
+        if let Some(count) = self
+            .partition_counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(topic)
+        {
+            return Ok(*count);
+        }
+        let producer = self.producer.clone();
+        let name = topic.to_owned();
+        let count = tokio::task::spawn_blocking(move || {
+            let metadata = producer
+                .client()
+                .fetch_metadata(Some(&name), Duration::from_secs(10))?;
+            let topic = metadata.topics().first().filter(|t| t.error().is_none() && !t.partitions().is_empty());
+            topic
+                .map(|t| t.partitions().len() as i32)
+                .ok_or(KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownTopicOrPartition))
+        })
+        .await
+        .map_err(|_| KafkaError::Canceled)??;
+        self.partition_counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(topic.to_owned(), count);
+        Ok(count)
+    }
+}

@@ -1,0 +1,322 @@
+//! One writer task per assigned partition: turns sealed batches into objects, one at a time and in
+//! offset order, then announces and forwards them, then marks them durable for the commit.
+//!
+//! Per batch: encode → write-once put → event → forward → `durable_next`. A failed step is retried with
+//! backoff, forever, without moving on: nothing after a failed batch is ever committed. If the put
+//! finds its object already there (written before a crash, or by the previous owner of the partition),
+//! the writer reads that object, adopts it (event and forwarding again, at least once), and drops the
+//! records it covers from this and the following batches. That is what keeps every offset in exactly
+//! one object. See `docs/storer-protocol.md`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bss_format::{Compression, Record};
+use bss_layout::ObjectName;
+use bss_telemetry::Health;
+use object_store::path::Path;
+use object_store::ObjectStore;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::batch::{Batch, SealReason};
+use crate::failpoint;
+use crate::memory::MemoryGauge;
+use crate::metrics::Metrics;
+use crate::progress::{Progress, TopicPartition};
+use crate::publisher::{Publisher, WrittenObject};
+use crate::uploader::{self, PutOutcome};
+
+/// A batch on its way to the bucket.
+pub struct SealedBatch {
+    /// Records and their weight.
+    pub batch: Batch,
+    /// Why it was sealed.
+    pub reason: SealReason,
+}
+
+/// What every writer shares.
+pub struct WriterShared {
+    /// The bucket.
+    pub store: Arc<dyn ObjectStore>,
+    /// Events and forwarding.
+    pub publisher: Arc<Publisher>,
+    /// Durable offsets and generations.
+    pub progress: Arc<Progress>,
+    /// Memory budget accounting.
+    pub memory: Arc<MemoryGauge>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Readiness.
+    pub health: Health,
+    /// File compression.
+    pub compression: Compression,
+    /// Multipart above this size.
+    pub multipart_threshold_bytes: u64,
+    /// Bounds concurrent encode+upload across partitions.
+    pub upload_slots: Semaphore,
+    /// Fired when the shutdown deadline passes: stop retrying.
+    pub abort: CancellationToken,
+}
+
+/// One partition's writer.
+pub struct PartitionWriter {
+    shared: Arc<WriterShared>,
+    tp: TopicPartition,
+    generation: u64,
+    folder: String,
+    forward_to: Vec<String>,
+    /// Highest offset known to be in an existing object; records up to it are never written again.
+    stored_through: i64,
+}
+
+/// Delay before the `attempt`-th retry: 100 ms doubling up to 10 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << attempt.min(7)).min(10_000))
+}
+
+impl PartitionWriter {
+    /// Starts the writer task; it ends when the sender is dropped and its queue is drained.
+    pub fn spawn(
+        shared: Arc<WriterShared>,
+        tp: TopicPartition,
+        generation: u64,
+        folder: String,
+        forward_to: Vec<String>,
+    ) -> (mpsc::UnboundedSender<SealedBatch>, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = Self {
+            shared,
+            tp,
+            generation,
+            folder,
+            forward_to,
+            stored_through: -1,
+        };
+        (tx, tokio::spawn(writer.run(rx)))
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<SealedBatch>) {
+        while let Some(sealed) = rx.recv().await {
+            let weight = sealed.batch.bytes;
+            if self.shared.progress.begin(&self.tp, self.generation) {
+                let durable_next = self.write(sealed).await;
+                self.shared.progress.finish(&self.tp, self.generation, durable_next);
+            }
+            // Written or dropped (partition revoked): either way it no longer weighs on memory.
+            self.shared.memory.release(weight);
+        }
+    }
+
+    fn still_owner(&self) -> bool {
+        !self.shared.abort.is_cancelled() && self.shared.progress.is_current(&self.tp, self.generation)
+    }
+
+    /// Writes one batch; returns the next offset to commit, or `None` if it gave up (revoked/aborted).
+    async fn write(&mut self, sealed: SealedBatch) -> Option<i64> {
+        let SealedBatch { mut batch, reason } = sealed;
+        let next_offset = batch.last_offset() + 1;
+        tracing::debug!(
+            topic = %self.tp.0, partition = self.tp.1, first_offset = batch.first_offset(),
+            last_offset = batch.last_offset(), records = batch.records.len(), reason = reason.as_str(),
+            "batch sealed"
+        );
+        loop {
+            // Records already stored in an existing object are only forwarded.
+            if let Some(covered) = batch.split_off_through(self.stored_through) {
+                self.forward(&covered).await?;
+            }
+            if batch.records.is_empty() {
+                return Some(next_offset);
+            }
+            failpoint::reached("before-upload");
+            match self.upload(&batch).await? {
+                Uploaded::Written => {
+                    failpoint::reached("after-forward");
+                    return Some(next_offset);
+                }
+                // The loop goes round: the adopted object's records are split off above.
+                Uploaded::Adopted { last_offset } => self.stored_through = last_offset,
+            }
+        }
+    }
+
+    async fn upload(&mut self, batch: &Batch) -> Option<Uploaded> {
+        let first = &batch.records[0];
+        let name = ObjectName::for_batch(
+            &self.folder,
+            &self.tp.0,
+            self.tp.1,
+            first.offset,
+            first.timestamp_ms,
+            self.shared.compression,
+        );
+        let path = Path::from(name.path());
+        let permit = self.shared.upload_slots.acquire().await.ok()?;
+        // CPU-bound; `block_in_place` lets other tasks move to another worker meanwhile, without
+        // copying the records as a `spawn_blocking` closure would.
+        let encoded = tokio::task::block_in_place(|| uploader::encode(&batch.records, self.shared.compression));
+        drop(permit);
+        let mut attempt = 0;
+        loop {
+            if !self.still_owner() {
+                return None;
+            }
+            let permit = self.shared.upload_slots.acquire().await.ok()?;
+            let started = Instant::now();
+            let put = uploader::put_once(
+                &self.shared.store,
+                &path,
+                encoded.stored.clone(),
+                self.shared.multipart_threshold_bytes,
+            )
+            .await;
+            drop(permit);
+            match put {
+                Ok(PutOutcome::Written) => {
+                    self.shared.health.set("bucket-writes", Ok(()));
+                    self.shared.metrics.object_written(
+                        encoded.summary.records,
+                        encoded.stored.len() as u64,
+                        started.elapsed(),
+                    );
+                    tracing::info!(
+                        path = %path, records = encoded.summary.records, bytes = encoded.stored.len(),
+                        first_offset = encoded.summary.first_offset, last_offset = encoded.summary.last_offset,
+                        elapsed_ms = started.elapsed().as_millis() as u64, "object written"
+                    );
+                    failpoint::reached("after-upload");
+                    let object = WrittenObject {
+                        path: path.as_ref(),
+                        topic: &self.tp.0,
+                        partition: self.tp.1,
+                        summary: &encoded.summary,
+                        stored_bytes: encoded.stored.len() as u64,
+                        uncompressed_bytes: encoded.uncompressed_bytes,
+                        checksum: &encoded.checksum,
+                        compression: self.shared.compression,
+                    };
+                    self.announce(&object).await?;
+                    failpoint::reached("after-event");
+                    self.forward(&batch.records).await?;
+                    return Some(Uploaded::Written);
+                }
+                Ok(PutOutcome::AlreadyExists) => {
+                    self.shared.metrics.object_recovered();
+                    return self.adopt(&path, &name).await;
+                }
+                Err(error) => {
+                    self.shared.metrics.upload_failed();
+                    self.shared.health.set("bucket-writes", Err(format!("upload failed: {error}")));
+                    tracing::warn!(path = %path, attempt, error = %error, "upload failed, retrying");
+                    self.pause(attempt).await?;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Adopts an object that already exists at our batch's name.
+    async fn adopt(&mut self, path: &Path, name: &ObjectName) -> Option<Uploaded> {
+        let mut attempt = 0;
+        loop {
+            if !self.still_owner() {
+                return None;
+            }
+            match uploader::read_existing(&self.shared.store, path, name).await {
+                Ok(existing) => {
+                    tracing::info!(
+                        path = %path, first_offset = existing.summary.first_offset,
+                        last_offset = existing.summary.last_offset,
+                        "object already written before a restart or rebalance: adopting it"
+                    );
+                    let object = WrittenObject {
+                        path: path.as_ref(),
+                        topic: &self.tp.0,
+                        partition: self.tp.1,
+                        summary: &existing.summary,
+                        stored_bytes: existing.stored_bytes,
+                        uncompressed_bytes: existing.uncompressed_bytes,
+                        checksum: &existing.checksum,
+                        compression: name.compression,
+                    };
+                    self.announce(&object).await?;
+                    return Some(Uploaded::Adopted {
+                        last_offset: existing.summary.last_offset,
+                    });
+                }
+                Err(error) => {
+                    // A corrupt object cannot be fixed by waiting, but an operator can remove it;
+                    // never skip it silently.
+                    tracing::error!(path = %path, attempt, error = %error, "cannot read back existing object");
+                    self.shared.health.set("bucket-writes", Err(error.to_string()));
+                    self.pause(attempt).await?;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn announce(&self, object: &WrittenObject<'_>) -> Option<()> {
+        let mut attempt = 0;
+        loop {
+            if !self.still_owner() {
+                return None;
+            }
+            match self.shared.publisher.announce(object).await {
+                Ok(()) => {
+                    self.shared.metrics.event_produced();
+                    self.shared.health.set("events", Ok(()));
+                    return Some(());
+                }
+                Err(error) => {
+                    self.shared.health.set("events", Err(format!("cannot produce event: {error}")));
+                    tracing::warn!(path = object.path, attempt, error = %error, "event not acknowledged, retrying");
+                    self.pause(attempt).await?;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn forward(&self, records: &[Record]) -> Option<()> {
+        for topic in &self.forward_to {
+            let mut from = 0;
+            let mut attempt = 0;
+            while from < records.len() {
+                if !self.still_owner() {
+                    return None;
+                }
+                match self.shared.publisher.forward(&records[from..], topic).await {
+                    Ok(()) => {
+                        self.shared.metrics.forwarded((records.len() - from) as u64);
+                        self.shared.health.set("forward", Ok(()));
+                        from = records.len();
+                    }
+                    Err((acknowledged, error)) => {
+                        self.shared.metrics.forwarded(acknowledged as u64);
+                        from += acknowledged;
+                        self.shared.health.set("forward", Err(format!("cannot forward to {topic}: {error}")));
+                        tracing::warn!(topic, attempt, error = %error, "forwarding failed, retrying");
+                        self.pause(attempt).await?;
+                        attempt += 1;
+                    }
+                }
+            }
+        }
+        Some(())
+    }
+
+    /// Waits before a retry; `None` when the service is aborting.
+    async fn pause(&self, attempt: u32) -> Option<()> {
+        tokio::select! {
+            _ = self.shared.abort.cancelled() => None,
+            _ = tokio::time::sleep(backoff(attempt)) => Some(()),
+        }
+    }
+}
+
+enum Uploaded {
+    Written,
+    Adopted { last_offset: i64 },
+}
