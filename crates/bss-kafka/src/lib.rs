@@ -50,6 +50,11 @@ pub fn create_producer(kafka: &KafkaConfig) -> Result<FutureProducer, KafkaError
     if config.get("enable.idempotence").is_none() {
         config.set("enable.idempotence", "true");
     }
+    // Anything the consumer could read must be forwardable: librdkafka's 1 MB default is below
+    // Kafka's own default limit. The broker still enforces its limit per topic.
+    if config.get("message.max.bytes").is_none() {
+        config.set("message.max.bytes", "16777216");
+    }
     if config.get("linger.ms").is_none() {
         config.set("linger.ms", "5");
     }

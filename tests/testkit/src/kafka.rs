@@ -1,0 +1,172 @@
+//! Kafka helpers: topics, producing test records, reading topics back.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::kafka_brokers;
+
+/// A record as a test produces or expects it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestRecord {
+    /// Partition.
+    pub partition: i32,
+    /// Key.
+    pub key: Option<Vec<u8>>,
+    /// Value.
+    pub payload: Option<Vec<u8>>,
+    /// Headers.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// CreateTime in ms.
+    pub timestamp_ms: i64,
+}
+
+impl TestRecord {
+    /// A small JSON record.
+    pub fn json(partition: i32, n: u64, timestamp_ms: i64) -> Self {
+        Self {
+            partition,
+            key: Some(format!("{{\"id\":{n}}}").into_bytes()),
+            payload: Some(format!("{{\"id\":{n},\"name\":\"item {n}\",\"qty\":{}}}", n % 7).into_bytes()),
+            headers: vec![("source".into(), Some(b"test".to_vec()))],
+            timestamp_ms,
+        }
+    }
+}
+
+/// Creates a topic (retention unlimited, since tests use old timestamps).
+pub async fn create_topic(name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()
+        .expect("admin client");
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1)).set("retention.ms", "-1");
+    let results = admin
+        .create_topics([&topic], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))))
+        .await
+        .expect("create topics request");
+    for result in results {
+        if let Err((topic, code)) = result {
+            assert_eq!(
+                code,
+                rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
+                "cannot create topic {topic}"
+            );
+        }
+    }
+}
+
+/// A producer for tests (one record per batch, so tansu's watermarks stay right).
+pub fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("linger.ms", "5")
+        .set("message.max.bytes", "10000000")
+        .create()
+        .expect("producer")
+}
+
+/// Produces records in order and waits for every acknowledgement.
+pub async fn produce(producer: &FutureProducer, topic: &str, records: &[TestRecord]) {
+    let mut deliveries = Vec::with_capacity(records.len());
+    for record in records {
+        let mut headers = OwnedHeaders::new();
+        for (key, value) in &record.headers {
+            headers = headers.insert(Header {
+                key,
+                value: value.as_deref(),
+            });
+        }
+        let mut future_record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
+            .partition(record.partition)
+            .timestamp(record.timestamp_ms)
+            .headers(headers);
+        if let Some(key) = &record.key {
+            future_record = future_record.key(key.as_slice());
+        }
+        if let Some(payload) = &record.payload {
+            future_record = future_record.payload(payload.as_slice());
+        }
+        deliveries.push(producer.send(future_record, Timeout::After(Duration::from_secs(30))));
+    }
+    for delivery in futures::future::join_all(deliveries).await {
+        delivery.expect("record acknowledged");
+    }
+}
+
+/// A record read back from a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadRecord {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// The record's content.
+    pub record: TestRecord,
+}
+
+/// Reads `topic` from the beginning (no consumer group) until `expected` records arrived or `timeout`
+/// passed; returns what it got, in arrival order per partition.
+pub async fn read_topic(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadRecord> {
+    let topic = topic.to_owned();
+    // librdkafka calls block; a client-side hang on close was once seen, so bound the whole read.
+    let task = tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", kafka_brokers())
+            .set("group.id", crate::unique("reader"))
+            .set("enable.auto.commit", "false")
+            .set("fetch.message.max.bytes", "10000000")
+            .create()
+            .expect("consumer");
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .expect("metadata");
+        let partitions = metadata.topics()[0].partitions().len() as i32;
+        let mut list = TopicPartitionList::new();
+        for p in 0..partitions {
+            list.add_partition_offset(&topic, p, Offset::Beginning).expect("partition");
+        }
+        consumer.assign(&list).expect("assign");
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::new();
+        while out.len() < expected && Instant::now() < deadline {
+            if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+                out.push(ReadRecord {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    record: TestRecord {
+                        partition: message.partition(),
+                        key: message.key().map(<[u8]>::to_vec),
+                        payload: message.payload().map(<[u8]>::to_vec),
+                        headers: message
+                            .headers()
+                            .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec))).collect())
+                            .unwrap_or_default(),
+                        timestamp_ms: message.timestamp().to_millis().unwrap_or(-1),
+                    },
+                });
+            }
+        }
+        out
+    });
+    tokio::time::timeout(timeout + Duration::from_secs(20), task)
+        .await
+        .expect("reading the topic hung")
+        .expect("reader task")
+}
+
+/// Records of one partition, in order.
+pub fn of_partition(records: &[ReadRecord], partition: i32) -> Vec<TestRecord> {
+    records
+        .iter()
+        .filter(|r| r.partition == partition)
+        .map(|r| r.record.clone())
+        .collect()
+}

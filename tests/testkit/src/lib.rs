@@ -1,0 +1,45 @@
+//! Test harness shared by the services' integration tests.
+//!
+//! Everything points at the local stack started by `tests/stack/up.sh`; each address can be overridden
+//! by environment variable so the same tests run against a real Kafka and real buckets:
+//! `BSS_TEST_KAFKA` (default `127.0.0.1:39092`), `BSS_TEST_S3_ENDPOINT` (`http://127.0.0.1:39500`),
+//! `BSS_TEST_S3_BUCKET` (`bss-test`), `BSS_TEST_S3_KEY_ID` / `BSS_TEST_S3_KEY` (`test` / `testtesttest`),
+//! `BSS_TEST_S3_REGION` (`us-east-1`), `BSS_TEST_GCS_ENDPOINT` (`http://127.0.0.1:39333`, SeaweedFS),
+//! `BSS_TEST_GCS_BUCKET` (`bss-test`).
+//!
+//! Tests must be parallel-safe: every topic, group, folder and port comes from [`unique`] or [`free_port`].
+
+pub mod bucket;
+pub mod kafka;
+pub mod process;
+pub mod proxy;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+/// Kafka bootstrap servers of the test stack.
+pub fn kafka_brokers() -> String {
+    env_or("BSS_TEST_KAFKA", "127.0.0.1:39092")
+}
+
+/// A name no other test (or earlier run against the same broker) uses.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}-{:06x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst),
+        rand::random::<u32>() & 0xff_ffff
+    )
+}
+
+/// A TCP port free at the time of the call.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
