@@ -163,15 +163,24 @@ mod tests {
 
         let by_age = limits(1 << 20, 100, 500);
         let batch = Batch::open(record(0, 1), now);
-        assert_eq!(batch.should_seal(&by_age, now + Duration::from_millis(499)), None);
-        assert_eq!(batch.should_seal(&by_age, now + Duration::from_millis(500)), Some(SealReason::Age));
+        assert_eq!(
+            batch.should_seal(&by_age, now + Duration::from_millis(499)),
+            None
+        );
+        assert_eq!(
+            batch.should_seal(&by_age, now + Duration::from_millis(500)),
+            Some(SealReason::Age)
+        );
     }
 
     #[test]
     fn a_record_larger_than_the_limit_gets_a_batch_of_its_own() {
         let small = limits(1000, 100, 60_000);
         let batch = Batch::open(record(0, 5000), Instant::now());
-        assert_eq!(batch.should_seal(&small, Instant::now()), Some(SealReason::Size));
+        assert_eq!(
+            batch.should_seal(&small, Instant::now()),
+            Some(SealReason::Size)
+        );
     }
 
     #[test]
@@ -180,7 +189,10 @@ mod tests {
         (11..15).for_each(|o| batch.push(record(o, 1)));
         assert!(batch.split_off_through(9).is_none());
         let covered = batch.split_off_through(12).expect("some covered");
-        assert_eq!(covered.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![10, 11, 12]);
+        assert_eq!(
+            covered.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![10, 11, 12]
+        );
         assert_eq!((batch.first_offset(), batch.last_offset()), (13, 14));
         assert_eq!(batch.bytes, 2 * (1 + RECORD_OVERHEAD_BYTES + 1));
         batch.split_off_through(20);

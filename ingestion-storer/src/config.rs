@@ -5,40 +5,183 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use bss_config::{BucketConfig, BucketSection, ConfigError, EnvVar, KafkaConfig, KafkaSection, NumberOrText};
+use bss_config::{
+    BucketConfig, BucketSection, ConfigError, EnvVar, KafkaConfig, KafkaSection, NumberOrText,
+};
 use bss_format::Compression;
 use serde::Deserialize;
 
 /// Environment variables the storer reads, the file key each sets, and its default.
 pub const ENV_VARS: &[EnvVar] = &[
-    EnvVar { name: "KAFKA_BROKERS", key: "kafka.bootstrap.servers", default: "", help: "Kafka bootstrap servers, comma-separated (required)" },
-    EnvVar { name: "KAFKA_GROUP_ID", key: "kafka.group.id", default: "", help: "consumer group shared by the replicas (required)" },
-    EnvVar { name: "KAFKA_CLIENT_ID", key: "kafka.client.id", default: "ingestion-storer", help: "Kafka client id" },
-    EnvVar { name: "KAFKA_USERNAME", key: "kafka.sasl.username", default: "", help: "SASL username; when set, security.protocol defaults to SASL_SSL" },
-    EnvVar { name: "KAFKA_PASSWORD", key: "kafka.sasl.password", default: "", help: "SASL password (secret)" },
-    EnvVar { name: "KAFKA_SASL_MECHANISM", key: "kafka.sasl.mechanism", default: "SCRAM-SHA-256", help: "SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), used when a username is set" },
-    EnvVar { name: "KAFKA_DEQUEUE_STRATEGY", key: "kafka.auto.offset.reset", default: "latest", help: "where a group without committed offsets starts: latest or earliest" },
-    EnvVar { name: "BUCKET_TYPE", key: "bss.bucket.type", default: "", help: "google, s3, local (a folder) or memory (required)" },
-    EnvVar { name: "BUCKET_NAME", key: "bss.bucket.name", default: "", help: "bucket name; for local, the folder path (required except for memory)" },
-    EnvVar { name: "BUCKET_REGION", key: "bss.bucket.region", default: "us-east-1", help: "S3 region" },
-    EnvVar { name: "BUCKET_ENDPOINT", key: "bss.bucket.endpoint", default: "", help: "S3-compatible endpoint or GCS base URL, scheme included" },
-    EnvVar { name: "BUCKET_PATH_STYLE", key: "bss.bucket.path-style", default: "true when an endpoint is set", help: "S3 path-style requests" },
-    EnvVar { name: "BUCKET_ALLOW_HTTP", key: "bss.bucket.allow-http", default: "true when the endpoint is http://", help: "allow a plain-HTTP endpoint" },
-    EnvVar { name: "S3_KEY_ID", key: "bss.bucket.s3-key-id", default: "", help: "S3 access key id (else the AWS credential chain)" },
-    EnvVar { name: "S3_KEY", key: "bss.bucket.s3-key", default: "", help: "S3 secret key (secret)" },
-    EnvVar { name: "GOOGLE_APPLICATION_CREDENTIALS", key: "bss.bucket.google-credentials", default: "", help: "path of a GCS service-account key file" },
-    EnvVar { name: "BSS_EVENTS_TOPIC", key: "bss.topics-config.output-events-topic", default: "", help: "topic of the file-written events (required)" },
-    EnvVar { name: "BSS_ENABLE_POST_INGESTION", key: "bss.enable-post-ingestion", default: "true", help: "forward each message to its post-ingestion topics once stored" },
-    EnvVar { name: "BSS_MAX_BYTES_PER_FILE", key: "bss.max-bytes-per-file", default: "8MiB", help: "seal a file when its records reach this size (uncompressed, approximate)" },
-    EnvVar { name: "BSS_MAX_RECORDS_PER_FILE", key: "bss.max-records-per-file", default: "1000000", help: "seal a file at this many records" },
-    EnvVar { name: "BSS_FLUSH_INTERVAL", key: "bss.flush-interval", default: "30s", help: "seal a file when its first record has waited this long (Mia: cache-upload-timeout)" },
-    EnvVar { name: "BSS_MEMORY_BUDGET", key: "bss.memory-budget", default: "64MiB", help: "records buffered across all partitions never exceed this; consumption pauses near it" },
-    EnvVar { name: "BSS_COMPRESSION", key: "bss.compression", default: "zstd", help: "file compression: none (.txt, Mia-readable), gzip (.txt.gz), zstd (.txt.zst)" },
-    EnvVar { name: "BSS_MULTIPART_THRESHOLD", key: "bss.multipart-threshold", default: "16MiB", help: "files larger than this are uploaded in parts" },
-    EnvVar { name: "BSS_UPLOAD_CONCURRENCY", key: "bss.upload-concurrency", default: "8", help: "uploads in flight at once, across partitions" },
-    EnvVar { name: "BSS_SHUTDOWN_TIMEOUT", key: "bss.shutdown-timeout", default: "25s", help: "deadline to seal, write, forward and commit on SIGTERM" },
-    EnvVar { name: "HTTP_PORT", key: "http-port", default: "3000", help: "port of /-/health/* and /-/metrics" },
-    EnvVar { name: "LOG_LEVEL", key: "log-level", default: "info", help: "error, warn, info, debug or trace" },
+    EnvVar {
+        name: "KAFKA_BROKERS",
+        key: "kafka.bootstrap.servers",
+        default: "",
+        help: "Kafka bootstrap servers, comma-separated (required)",
+    },
+    EnvVar {
+        name: "KAFKA_GROUP_ID",
+        key: "kafka.group.id",
+        default: "",
+        help: "consumer group shared by the replicas (required)",
+    },
+    EnvVar {
+        name: "KAFKA_CLIENT_ID",
+        key: "kafka.client.id",
+        default: "ingestion-storer",
+        help: "Kafka client id",
+    },
+    EnvVar {
+        name: "KAFKA_USERNAME",
+        key: "kafka.sasl.username",
+        default: "",
+        help: "SASL username; when set, security.protocol defaults to SASL_SSL",
+    },
+    EnvVar {
+        name: "KAFKA_PASSWORD",
+        key: "kafka.sasl.password",
+        default: "",
+        help: "SASL password (secret)",
+    },
+    EnvVar {
+        name: "KAFKA_SASL_MECHANISM",
+        key: "kafka.sasl.mechanism",
+        default: "SCRAM-SHA-256",
+        help: "SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), used when a username is set",
+    },
+    EnvVar {
+        name: "KAFKA_DEQUEUE_STRATEGY",
+        key: "kafka.auto.offset.reset",
+        default: "latest",
+        help: "where a group without committed offsets starts: latest or earliest",
+    },
+    EnvVar {
+        name: "BUCKET_TYPE",
+        key: "bss.bucket.type",
+        default: "",
+        help: "google, s3, local (a folder) or memory (required)",
+    },
+    EnvVar {
+        name: "BUCKET_NAME",
+        key: "bss.bucket.name",
+        default: "",
+        help: "bucket name; for local, the folder path (required except for memory)",
+    },
+    EnvVar {
+        name: "BUCKET_REGION",
+        key: "bss.bucket.region",
+        default: "us-east-1",
+        help: "S3 region",
+    },
+    EnvVar {
+        name: "BUCKET_ENDPOINT",
+        key: "bss.bucket.endpoint",
+        default: "",
+        help: "S3-compatible endpoint or GCS base URL, scheme included",
+    },
+    EnvVar {
+        name: "BUCKET_PATH_STYLE",
+        key: "bss.bucket.path-style",
+        default: "true when an endpoint is set",
+        help: "S3 path-style requests",
+    },
+    EnvVar {
+        name: "BUCKET_ALLOW_HTTP",
+        key: "bss.bucket.allow-http",
+        default: "true when the endpoint is http://",
+        help: "allow a plain-HTTP endpoint",
+    },
+    EnvVar {
+        name: "S3_KEY_ID",
+        key: "bss.bucket.s3-key-id",
+        default: "",
+        help: "S3 access key id (else the AWS credential chain)",
+    },
+    EnvVar {
+        name: "S3_KEY",
+        key: "bss.bucket.s3-key",
+        default: "",
+        help: "S3 secret key (secret)",
+    },
+    EnvVar {
+        name: "GOOGLE_APPLICATION_CREDENTIALS",
+        key: "bss.bucket.google-credentials",
+        default: "",
+        help: "path of a GCS service-account key file",
+    },
+    EnvVar {
+        name: "BSS_EVENTS_TOPIC",
+        key: "bss.topics-config.output-events-topic",
+        default: "",
+        help: "topic of the file-written events (required)",
+    },
+    EnvVar {
+        name: "BSS_ENABLE_POST_INGESTION",
+        key: "bss.enable-post-ingestion",
+        default: "true",
+        help: "forward each message to its post-ingestion topics once stored",
+    },
+    EnvVar {
+        name: "BSS_MAX_BYTES_PER_FILE",
+        key: "bss.max-bytes-per-file",
+        default: "8MiB",
+        help: "seal a file when its records reach this size (uncompressed, approximate)",
+    },
+    EnvVar {
+        name: "BSS_MAX_RECORDS_PER_FILE",
+        key: "bss.max-records-per-file",
+        default: "1000000",
+        help: "seal a file at this many records",
+    },
+    EnvVar {
+        name: "BSS_FLUSH_INTERVAL",
+        key: "bss.flush-interval",
+        default: "30s",
+        help: "seal a file when its first record has waited this long (Mia: cache-upload-timeout)",
+    },
+    EnvVar {
+        name: "BSS_MEMORY_BUDGET",
+        key: "bss.memory-budget",
+        default: "64MiB",
+        help:
+            "records buffered across all partitions never exceed this; consumption pauses near it",
+    },
+    EnvVar {
+        name: "BSS_COMPRESSION",
+        key: "bss.compression",
+        default: "zstd",
+        help: "file compression: none (.txt, Mia-readable), gzip (.txt.gz), zstd (.txt.zst)",
+    },
+    EnvVar {
+        name: "BSS_MULTIPART_THRESHOLD",
+        key: "bss.multipart-threshold",
+        default: "16MiB",
+        help: "files larger than this are uploaded in parts",
+    },
+    EnvVar {
+        name: "BSS_UPLOAD_CONCURRENCY",
+        key: "bss.upload-concurrency",
+        default: "8",
+        help: "uploads in flight at once, across partitions",
+    },
+    EnvVar {
+        name: "BSS_SHUTDOWN_TIMEOUT",
+        key: "bss.shutdown-timeout",
+        default: "25s",
+        help: "deadline to seal, write, forward and commit on SIGTERM",
+    },
+    EnvVar {
+        name: "HTTP_PORT",
+        key: "http-port",
+        default: "3000",
+        help: "port of /-/health/* and /-/metrics",
+    },
+    EnvVar {
+        name: "LOG_LEVEL",
+        key: "log-level",
+        default: "info",
+        help: "error, warn, info, debug or trace",
+    },
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,11 +303,16 @@ impl StorerConfig {
         // Our defaults where Mia's and librdkafka's differ or where correctness needs them.
         kafka.set_default("client.id", "ingestion-storer");
         kafka.set_default("auto.offset.reset", "latest");
-        for (property, required) in [("enable.auto.commit", "false"), ("enable.auto.offset.store", "false")] {
+        for (property, required) in [
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+        ] {
             if kafka.get(property).is_some_and(|v| v != required) {
                 return Err(invalid(
                     &format!("kafka.{property}"),
-                    format!("must be {required}: the storer commits only what is durable in the bucket"),
+                    format!(
+                        "must be {required}: the storer commits only what is durable in the bucket"
+                    ),
                 ));
             }
             kafka.set_default(property, required);
@@ -176,7 +324,12 @@ impl StorerConfig {
             .topics_config
             .output_events_topic
             .filter(|t| !t.trim().is_empty())
-            .ok_or_else(|| invalid("bss.topics-config.output-events-topic", "is required".into()))?;
+            .ok_or_else(|| {
+                invalid(
+                    "bss.topics-config.output-events-topic",
+                    "is required".into(),
+                )
+            })?;
         let post_ingestion = bss.enable_post_ingestion.unwrap_or(true);
         let topics = validate_mapping(bss.topics_config.data_topics_mapping, post_ingestion)?;
 
@@ -189,16 +342,29 @@ impl StorerConfig {
         let limits = BatchLimits {
             max_bytes: bytes(bss.max_bytes_per_file, "bss.max-bytes-per-file", 8 << 20)?,
             max_records: bss.max_records_per_file.unwrap_or(1_000_000),
-            flush_interval: Duration::from_millis(millis(bss.flush_interval.or(bss.cache_upload_timeout), "bss.flush-interval", 30_000)?),
+            flush_interval: Duration::from_millis(millis(
+                bss.flush_interval.or(bss.cache_upload_timeout),
+                "bss.flush-interval",
+                30_000,
+            )?),
         };
         if limits.max_bytes == 0 {
-            return Err(invalid("bss.max-bytes-per-file", "must be greater than 0".into()));
+            return Err(invalid(
+                "bss.max-bytes-per-file",
+                "must be greater than 0".into(),
+            ));
         }
         if limits.max_records == 0 {
-            return Err(invalid("bss.max-records-per-file", "must be greater than 0".into()));
+            return Err(invalid(
+                "bss.max-records-per-file",
+                "must be greater than 0".into(),
+            ));
         }
         if limits.flush_interval.is_zero() {
-            return Err(invalid("bss.flush-interval", "must be greater than 0".into()));
+            return Err(invalid(
+                "bss.flush-interval",
+                "must be greater than 0".into(),
+            ));
         }
         let memory_budget_bytes = bytes(bss.memory_budget, "bss.memory-budget", 64 << 20)?;
         if memory_budget_bytes < 4 << 20 {
@@ -209,11 +375,12 @@ impl StorerConfig {
         }
         let compression = match bss.compression {
             None => Compression::default(),
-            Some(text) => text
-                .parse()
-                .map_err(|e: bss_format::UnknownCompression| invalid("bss.compression", e.to_string()))?,
+            Some(text) => text.parse().map_err(|e: bss_format::UnknownCompression| {
+                invalid("bss.compression", e.to_string())
+            })?,
         };
-        let multipart_threshold_bytes = bytes(bss.multipart_threshold, "bss.multipart-threshold", 16 << 20)?;
+        let multipart_threshold_bytes =
+            bytes(bss.multipart_threshold, "bss.multipart-threshold", 16 << 20)?;
         if multipart_threshold_bytes < 5 << 20 {
             return Err(invalid(
                 "bss.multipart-threshold",
@@ -222,9 +389,16 @@ impl StorerConfig {
         }
         let upload_concurrency = bss.upload_concurrency.unwrap_or(8);
         if upload_concurrency == 0 {
-            return Err(invalid("bss.upload-concurrency", "must be greater than 0".into()));
+            return Err(invalid(
+                "bss.upload-concurrency",
+                "must be greater than 0".into(),
+            ));
         }
-        let shutdown_timeout = Duration::from_millis(millis(bss.shutdown_timeout, "bss.shutdown-timeout", 25_000)?);
+        let shutdown_timeout = Duration::from_millis(millis(
+            bss.shutdown_timeout,
+            "bss.shutdown-timeout",
+            25_000,
+        )?);
         Ok(Self {
             kafka,
             bucket,
@@ -248,11 +422,16 @@ impl StorerConfig {
     }
 }
 
-fn validate_mapping(raw: Vec<RawMapping>, post_ingestion: bool) -> Result<Vec<TopicMapping>, ConfigError> {
+fn validate_mapping(
+    raw: Vec<RawMapping>,
+    post_ingestion: bool,
+) -> Result<Vec<TopicMapping>, ConfigError> {
     const KEY: &str = "bss.topics-config.data-topics-mapping";
     let invalid = |reason: String| ConfigError::invalid(ENV_VARS, KEY, reason);
     if raw.is_empty() {
-        return Err(invalid("is required: at least one entry with an `ingestion` topic".into()));
+        return Err(invalid(
+            "is required: at least one entry with an `ingestion` topic".into(),
+        ));
     }
     let mut seen = HashSet::new();
     let mut folders = HashSet::new();
@@ -263,16 +442,26 @@ fn validate_mapping(raw: Vec<RawMapping>, post_ingestion: bool) -> Result<Vec<To
             return Err(invalid(format!("entry {index}: `ingestion` is empty")));
         }
         if !seen.insert(ingestion.clone()) {
-            return Err(invalid(format!("entry {index}: topic {ingestion:?} is mapped twice")));
+            return Err(invalid(format!(
+                "entry {index}: topic {ingestion:?} is mapped twice"
+            )));
         }
         let folder = entry.bucket_folder.unwrap_or_else(|| ingestion.clone());
-        if folder.is_empty() || folder.starts_with('/') || folder.ends_with('/') || folder.split('/').any(|s| s == ".." || s == "." || s.is_empty()) {
+        if folder.is_empty()
+            || folder.starts_with('/')
+            || folder.ends_with('/')
+            || folder
+                .split('/')
+                .any(|s| s == ".." || s == "." || s.is_empty())
+        {
             return Err(invalid(format!(
                 "entry {index}: bucket-folder {folder:?} must be a relative path without empty, `.` or `..` segments"
             )));
         }
         if !folders.insert(folder.clone()) {
-            return Err(invalid(format!("entry {index}: bucket-folder {folder:?} is used twice")));
+            return Err(invalid(format!(
+                "entry {index}: bucket-folder {folder:?} is used twice"
+            )));
         }
         if entry.post_ingestion.contains(&ingestion) {
             return Err(invalid(format!(
@@ -282,7 +471,11 @@ fn validate_mapping(raw: Vec<RawMapping>, post_ingestion: bool) -> Result<Vec<To
         topics.push(TopicMapping {
             ingestion,
             folder,
-            post_ingestion: if post_ingestion { entry.post_ingestion } else { Vec::new() },
+            post_ingestion: if post_ingestion {
+                entry.post_ingestion
+            } else {
+                Vec::new()
+            },
         });
     }
     Ok(topics)
@@ -293,7 +486,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     const MIA_YAML: &str = r#"
@@ -335,19 +531,31 @@ kafka:
         assert_eq!(config.limits.max_bytes, 1 << 20);
         assert_eq!(config.limits.flush_interval, Duration::from_secs(5));
         assert_eq!(config.topics[0].folder, "orders");
-        assert_eq!(config.topics[0].post_ingestion, vec!["orders.post".to_owned()]);
+        assert_eq!(
+            config.topics[0].post_ingestion,
+            vec!["orders.post".to_owned()]
+        );
         assert_eq!(config.topics[1].folder, "customers.ingestion");
         assert_eq!(config.kafka.get("group.id"), Some("storer"));
         assert_eq!(config.kafka.get("enable.auto.commit"), Some("false"));
         assert_eq!(config.kafka.get("security.protocol"), Some("SASL_SSL"));
-        let BucketConfig::S3(s3) = &config.bucket else { panic!("s3 expected") };
-        assert!(s3.allow_http, "an http:// endpoint works without further settings");
+        let BucketConfig::S3(s3) = &config.bucket else {
+            panic!("s3 expected")
+        };
+        assert!(
+            s3.allow_http,
+            "an http:// endpoint works without further settings"
+        );
     }
 
     #[test]
     fn environment_overrides_the_file() {
         let mut vars = REQUIRED_ENV.to_vec();
-        vars.extend([("BSS_MAX_BYTES_PER_FILE", "2MiB"), ("BSS_ENABLE_POST_INGESTION", "false"), ("BSS_COMPRESSION", "gzip")]);
+        vars.extend([
+            ("BSS_MAX_BYTES_PER_FILE", "2MiB"),
+            ("BSS_ENABLE_POST_INGESTION", "false"),
+            ("BSS_COMPRESSION", "gzip"),
+        ]);
         let config = load_yaml(MIA_YAML, &vars).expect("valid");
         assert_eq!(config.limits.max_bytes, 2 << 20);
         assert!(!config.post_ingestion && config.topics[0].post_ingestion.is_empty());
@@ -373,7 +581,10 @@ kafka:
             vars.retain(|(name, _)| !overrides.iter().any(|(o, _)| o == name));
             vars.extend_from_slice(overrides);
             let error = load_yaml(yaml, &vars).expect_err(expected).to_string();
-            assert!(error.contains(expected), "expected {expected:?} in: {error}");
+            assert!(
+                error.contains(expected),
+                "expected {expected:?} in: {error}"
+            );
             assert!(!error.contains('\n'), "one line: {error}");
         }
     }
@@ -381,8 +592,15 @@ kafka:
     #[test]
     fn secrets_do_not_appear_in_the_printed_configuration() {
         let mut vars = REQUIRED_ENV.to_vec();
-        vars.extend([("KAFKA_PASSWORD", "kafka-secret-1"), ("S3_KEY_ID", "id"), ("S3_KEY", "s3-secret-2")]);
+        vars.extend([
+            ("KAFKA_PASSWORD", "kafka-secret-1"),
+            ("S3_KEY_ID", "id"),
+            ("S3_KEY", "s3-secret-2"),
+        ]);
         let printed = format!("{:?}", load_yaml(MIA_YAML, &vars).expect("valid"));
-        assert!(!printed.contains("kafka-secret-1") && !printed.contains("s3-secret-2"), "{printed}");
+        assert!(
+            !printed.contains("kafka-secret-1") && !printed.contains("s3-secret-2"),
+            "{printed}"
+        );
     }
 }

@@ -77,7 +77,9 @@ impl ConsumerContext for StorerContext {
             self.metrics.committed(result.is_ok());
             match result {
                 Ok(()) => tracing::info!(?offsets, "committed revoked partitions"),
-                Err(e) => tracing::warn!(error = %e, "cannot commit revoked partitions; the next owner re-reads and adopts"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot commit revoked partitions; the next owner re-reads and adopts")
+                }
             }
         }
         tracing::info!(?partitions, "partitions revoked");

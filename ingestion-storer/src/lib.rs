@@ -46,11 +46,14 @@ pub async fn run(
     );
     let bucket = bss_bucket::build(&config.bucket)?;
     wait_until(&shutdown, &health, "bucket", || async {
-        bss_bucket::probe(bucket.store.as_ref()).await.map_err(|e| e.to_string())
+        bss_bucket::probe(bucket.store.as_ref())
+            .await
+            .map_err(|e| e.to_string())
     })
     .await?;
 
-    let producer = bss_kafka::create_producer(&config.kafka).context("cannot create the Kafka producer")?;
+    let producer =
+        bss_kafka::create_producer(&config.kafka).context("cannot create the Kafka producer")?;
     let probe_consumer: Arc<rdkafka::consumer::BaseConsumer> = Arc::new(
         bss_kafka::client_config(&config.kafka)
             .create()
@@ -59,9 +62,11 @@ pub async fn run(
     wait_until(&shutdown, &health, "kafka", || {
         let probe_consumer = Arc::clone(&probe_consumer);
         async move {
-            tokio::task::spawn_blocking(move || bss_kafka::probe(&probe_consumer, None, Duration::from_secs(5)))
-                .await
-                .map_err(|e| e.to_string())?
+            tokio::task::spawn_blocking(move || {
+                bss_kafka::probe(&probe_consumer, None, Duration::from_secs(5))
+            })
+            .await
+            .map_err(|e| e.to_string())?
         }
     })
     .await?;
@@ -85,14 +90,19 @@ pub async fn run(
         );
     }
     let consumer: Arc<StreamConsumer<StorerContext>> = Arc::new(
-        bss_kafka::create_with_context(&consumer_config, context).context("cannot create the Kafka consumer")?,
+        bss_kafka::create_with_context(&consumer_config, context)
+            .context("cannot create the Kafka consumer")?,
     );
     let topics: Vec<&str> = config.topics.iter().map(|t| t.ingestion.as_str()).collect();
     consumer.subscribe(&topics).context("cannot subscribe")?;
     health.mark_started();
 
     let abort = CancellationToken::new();
-    let publisher = Arc::new(Publisher::new(producer, config.events_topic.clone(), bucket.name.clone()));
+    let publisher = Arc::new(Publisher::new(
+        producer,
+        config.events_topic.clone(),
+        bucket.name.clone(),
+    ));
     let prober = tokio::spawn(probe_forever(
         Arc::clone(&bucket.store),
         probe_consumer,
@@ -131,7 +141,12 @@ pub async fn run(
 }
 
 /// Retries `check` until it succeeds (marking `name` not ready meanwhile) or shutdown is requested.
-async fn wait_until<F, Fut>(shutdown: &CancellationToken, health: &Health, name: &'static str, check: F) -> anyhow::Result<()>
+async fn wait_until<F, Fut>(
+    shutdown: &CancellationToken,
+    health: &Health,
+    name: &'static str,
+    check: F,
+) -> anyhow::Result<()>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
@@ -157,7 +172,10 @@ where
 }
 
 /// Every topic the storer reads or writes must exist: a typo must stop the service, not stall it.
-async fn check_topics_exist(config: &StorerConfig, client: Arc<rdkafka::consumer::BaseConsumer>) -> anyhow::Result<()> {
+async fn check_topics_exist(
+    config: &StorerConfig,
+    client: Arc<rdkafka::consumer::BaseConsumer>,
+) -> anyhow::Result<()> {
     let mut needed: Vec<String> = vec![config.events_topic.clone()];
     for mapping in &config.topics {
         needed.push(mapping.ingestion.clone());
@@ -165,7 +183,8 @@ async fn check_topics_exist(config: &StorerConfig, client: Arc<rdkafka::consumer
     }
     tokio::task::spawn_blocking(move || {
         for topic in &needed {
-            bss_kafka::probe(&client, Some(topic), Duration::from_secs(10)).map_err(|reason| anyhow::anyhow!("{reason}"))?;
+            bss_kafka::probe(&client, Some(topic), Duration::from_secs(10))
+                .map_err(|reason| anyhow::anyhow!("{reason}"))?;
         }
         Ok(())
     })
@@ -197,7 +216,8 @@ async fn probe_forever(
                 Err(_) => Err("bucket probe timed out".into()),
             },
         );
-        let (client, consumer, metrics) = (Arc::clone(&client), Arc::clone(&consumer), metrics.clone());
+        let (client, consumer, metrics) =
+            (Arc::clone(&client), Arc::clone(&consumer), metrics.clone());
         let kafka = tokio::task::spawn_blocking(move || {
             bss_kafka::probe(&client, None, Duration::from_secs(4))?;
             report_lag(&consumer, &metrics);
@@ -210,14 +230,24 @@ async fn probe_forever(
 }
 
 fn report_lag(consumer: &StreamConsumer<StorerContext>, metrics: &Metrics) {
-    let Ok(positions) = consumer.position() else { return };
+    let Ok(positions) = consumer.position() else {
+        return;
+    };
     for element in positions.elements() {
-        let Some(position) = element.offset().to_raw() else { continue };
+        let Some(position) = element.offset().to_raw() else {
+            continue;
+        };
         if position < 0 {
             continue;
         }
-        if let Ok((_, high)) = consumer.fetch_watermarks(element.topic(), element.partition(), Duration::from_secs(2)) {
-            metrics.set_lag(element.topic(), element.partition(), (high - position).max(0));
+        if let Ok((_, high)) =
+            consumer.fetch_watermarks(element.topic(), element.partition(), Duration::from_secs(2))
+        {
+            metrics.set_lag(
+                element.topic(),
+                element.partition(),
+                (high - position).max(0),
+            );
         }
     }
 }

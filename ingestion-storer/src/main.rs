@@ -81,7 +81,9 @@ async fn serve(config: StorerConfig) -> anyhow::Result<()> {
     let router = bss_telemetry::operational_router(health.clone(), metrics.registry.clone());
     let http_shutdown = shutdown.clone();
     let port = config.http_port;
-    let http = tokio::spawn(async move { bss_telemetry::serve(router, port, http_shutdown.cancelled_owned()).await });
+    let http = tokio::spawn(async move {
+        bss_telemetry::serve(router, port, http_shutdown.cancelled_owned()).await
+    });
     let signal_shutdown = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -102,13 +104,14 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    exponential_buckets, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    exponential_buckets, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 
 use crate::batch::SealReason;
@@ -41,13 +41,22 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            register(&registry, IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
+            register(
+                &registry,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
         };
-        let counter = |name: &str, help: &str| register(&registry, IntCounter::new(name, help).expect("valid metric"));
+        let counter = |name: &str, help: &str| {
+            register(
+                &registry,
+                IntCounter::new(name, help).expect("valid metric"),
+            )
+        };
         let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
             register(
                 &registry,
-                Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid metric"),
+                Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+                    .expect("valid metric"),
             )
         };
         Self {
@@ -56,8 +65,15 @@ impl Metrics {
                 "Object uploads by outcome (OK, ERROR, EXISTS)",
                 &["status"],
             ),
-            messages_written: counter("bss_bucket_messages_written_total", "Messages written to the bucket"),
-            batches_sealed: counter_vec("bss_batches_sealed_total", "Batches sealed into files, by trigger", &["reason"]),
+            messages_written: counter(
+                "bss_bucket_messages_written_total",
+                "Messages written to the bucket",
+            ),
+            batches_sealed: counter_vec(
+                "bss_batches_sealed_total",
+                "Batches sealed into files, by trigger",
+                &["reason"],
+            ),
             batch_records: histogram(
                 "bss_batch_records",
                 "Records per file",
@@ -75,18 +91,27 @@ impl Metrics {
             ),
             buffered_bytes: register(
                 &registry,
-                IntGauge::new("bss_buffered_bytes", "Record bytes held in memory, against the memory budget")
-                    .expect("valid metric"),
+                IntGauge::new(
+                    "bss_buffered_bytes",
+                    "Record bytes held in memory, against the memory budget",
+                )
+                .expect("valid metric"),
             ),
             consumer_lag: register(
                 &registry,
                 IntGaugeVec::new(
-                    Opts::new("bss_consumer_lag", "Messages between the high watermark and the consumer position"),
+                    Opts::new(
+                        "bss_consumer_lag",
+                        "Messages between the high watermark and the consumer position",
+                    ),
                     &["topic", "partition"],
                 )
                 .expect("valid metric"),
             ),
-            events_produced: counter("bss_events_produced_total", "File-written events acknowledged by Kafka"),
+            events_produced: counter(
+                "bss_events_produced_total",
+                "File-written events acknowledged by Kafka",
+            ),
             messages_forwarded: counter(
                 "bss_messages_forwarded_total",
                 "Messages acknowledged on post-ingestion topics",
@@ -95,14 +120,20 @@ impl Metrics {
                 "bss_objects_recovered_total",
                 "Objects found already written after a restart or rebalance, and adopted",
             ),
-            commits: counter_vec("bss_offset_commits_total", "Offset commits by outcome", &["status"]),
+            commits: counter_vec(
+                "bss_offset_commits_total",
+                "Offset commits by outcome",
+                &["status"],
+            ),
             registry,
         }
     }
 
     /// A batch was sealed.
     pub fn batch_sealed(&self, reason: SealReason) {
-        self.batches_sealed.with_label_values(&[reason.as_str()]).inc();
+        self.batches_sealed
+            .with_label_values(&[reason.as_str()])
+            .inc();
     }
 
     /// An object was written.
@@ -139,7 +170,9 @@ impl Metrics {
 
     /// Forgets the lag of a partition no longer assigned.
     pub fn forget_lag(&self, topic: &str, partition: i32) {
-        let _ = self.consumer_lag.remove_label_values(&[topic, &partition.to_string()]);
+        let _ = self
+            .consumer_lag
+            .remove_label_values(&[topic, &partition.to_string()]);
     }
 
     /// A file-written event was acknowledged.
@@ -154,7 +187,9 @@ impl Metrics {
 
     /// An offset commit finished.
     pub fn committed(&self, ok: bool) {
-        self.commits.with_label_values(&[if ok { "OK" } else { "ERROR" }]).inc();
+        self.commits
+            .with_label_values(&[if ok { "OK" } else { "ERROR" }])
+            .inc();
     }
 }
 

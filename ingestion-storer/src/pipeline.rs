@@ -17,12 +17,12 @@ use tokio_util::sync::CancellationToken;
 use crate::batch::{record_weight, Batch, SealReason};
 use crate::config::StorerConfig;
 use crate::context::{offsets_list, StorerContext};
+use crate::failpoint;
 use crate::memory::MemoryGauge;
 use crate::metrics::Metrics;
 use crate::progress::Progress;
 use crate::publisher::Publisher;
 use crate::writer::{PartitionWriter, SealedBatch, WriterShared};
-use crate::failpoint;
 
 type Consumer_ = StreamConsumer<StorerContext>;
 
@@ -109,7 +109,8 @@ impl ConsumeLoop {
 
     /// Runs until `shutdown` fires, then drains within the configured deadline.
     pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let tick_every = (self.config.limits.flush_interval / 10).clamp(Duration::from_millis(20), Duration::from_millis(250));
+        let tick_every = (self.config.limits.flush_interval / 10)
+            .clamp(Duration::from_millis(20), Duration::from_millis(250));
         let mut tick = tokio::time::interval(tick_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let consumer = Arc::clone(&self.consumer);
@@ -143,14 +144,23 @@ impl ConsumeLoop {
         self.health.set("kafka-consumer", Ok(()));
         let topic = message.topic();
         let partition = message.partition();
-        if !self.partitions.get(topic).is_some_and(|p| p.contains_key(&partition)) && !self.open_partition(topic, partition) {
+        if !self
+            .partitions
+            .get(topic)
+            .is_some_and(|p| p.contains_key(&partition))
+            && !self.open_partition(topic, partition)
+        {
             return;
         }
         let record = to_record(message);
         let limits = self.config.limits;
         let now = Instant::now();
         let weight = record_weight(&record);
-        let Some(state) = self.partitions.get_mut(topic).and_then(|p| p.get_mut(&partition)) else {
+        let Some(state) = self
+            .partitions
+            .get_mut(topic)
+            .and_then(|p| p.get_mut(&partition))
+        else {
             return;
         };
         if let Some(open) = &state.open {
@@ -168,8 +178,10 @@ impl ConsumeLoop {
             Some(open) => open.push(record),
             None => state.open = Some(Batch::open(record, now)),
         }
-        if let Some(reason @ (SealReason::Size | SealReason::Count)) =
-            state.open.as_ref().and_then(|b| b.should_seal(&limits, now))
+        if let Some(reason @ (SealReason::Size | SealReason::Count)) = state
+            .open
+            .as_ref()
+            .and_then(|b| b.should_seal(&limits, now))
         {
             seal(state, reason, &self.metrics);
         }
@@ -209,7 +221,11 @@ impl ConsumeLoop {
 
     fn drop_revoked(&mut self) {
         for (topic, partition) in self.consumer.context().take_revoked() {
-            let Some(state) = self.partitions.get_mut(&topic).and_then(|p| p.remove(&partition)) else {
+            let Some(state) = self
+                .partitions
+                .get_mut(&topic)
+                .and_then(|p| p.remove(&partition))
+            else {
                 continue;
             };
             if let Some(open) = state.open {
@@ -224,7 +240,11 @@ impl ConsumeLoop {
         let now = Instant::now();
         let limits = self.config.limits;
         for state in self.partitions.values_mut().flat_map(HashMap::values_mut) {
-            if let Some(reason) = state.open.as_ref().and_then(|b| b.should_seal(&limits, now)) {
+            if let Some(reason) = state
+                .open
+                .as_ref()
+                .and_then(|b| b.should_seal(&limits, now))
+            {
                 seal(state, reason, &self.metrics);
             }
         }
@@ -264,7 +284,13 @@ impl ConsumeLoop {
         match result {
             Ok(()) => {
                 self.paused = paused;
-                tracing::info!(paused, buffered_bytes = self.memory.used(), budget_bytes = self.config.memory_budget_bytes, "memory budget: consumption {}", if paused { "paused" } else { "resumed" });
+                tracing::info!(
+                    paused,
+                    buffered_bytes = self.memory.used(),
+                    budget_bytes = self.config.memory_budget_bytes,
+                    "memory budget: consumption {}",
+                    if paused { "paused" } else { "resumed" }
+                );
             }
             Err(e) => tracing::warn!(error = %e, "cannot pause or resume consumption"),
         }
@@ -275,7 +301,10 @@ impl ConsumeLoop {
         if offsets.is_empty() {
             return;
         }
-        if let Err(e) = self.consumer.commit(&offsets_list(&offsets), CommitMode::Async) {
+        if let Err(e) = self
+            .consumer
+            .commit(&offsets_list(&offsets), CommitMode::Async)
+        {
             tracing::warn!(error = %e, "cannot start offset commit; will retry");
             let partitions: Vec<_> = offsets.into_iter().map(|(tp, _)| tp).collect();
             self.progress.commit_failed(&partitions);
@@ -289,8 +318,15 @@ impl ConsumeLoop {
     async fn drain(mut self) -> anyhow::Result<()> {
         self.health.mark_stopping();
         let deadline = self.config.shutdown_timeout;
-        tracing::info!(deadline_ms = deadline.as_millis() as u64, "stopping: writing open batches");
-        let states: Vec<PartitionState> = self.partitions.drain().flat_map(|(_, p)| p.into_values()).collect();
+        tracing::info!(
+            deadline_ms = deadline.as_millis() as u64,
+            "stopping: writing open batches"
+        );
+        let states: Vec<PartitionState> = self
+            .partitions
+            .drain()
+            .flat_map(|(_, p)| p.into_values())
+            .collect();
         for mut state in states {
             seal(&mut state, SealReason::Shutdown, &self.metrics);
             // `state.writer_tx` drops here: each writer ends after its queue.

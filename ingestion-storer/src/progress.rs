@@ -122,7 +122,11 @@ impl Progress {
 
     /// Revokes partitions: waits (up to `drain_timeout`) for their writers to finish the batch in
     /// hand, forgets them, and returns their durable offsets for a final commit.
-    pub fn revoke(&self, tps: &[TopicPartition], drain_timeout: Duration) -> Vec<(TopicPartition, i64)> {
+    pub fn revoke(
+        &self,
+        tps: &[TopicPartition],
+        drain_timeout: Duration,
+    ) -> Vec<(TopicPartition, i64)> {
         let deadline = Instant::now() + drain_timeout;
         let mut state = self.lock();
         loop {
@@ -132,7 +136,9 @@ impl Progress {
             let now = Instant::now();
             if !busy || now >= deadline {
                 if busy {
-                    tracing::warn!("revoke drain deadline reached with a batch still being written");
+                    tracing::warn!(
+                        "revoke drain deadline reached with a batch still being written"
+                    );
                 }
                 break;
             }

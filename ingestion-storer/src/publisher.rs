@@ -85,7 +85,9 @@ impl Publisher {
         // Plain structs of strings and numbers always serialize.
         let key = serde_json::to_vec(&key).expect("event key serializes");
         let value = serde_json::to_vec(&event).expect("event serializes");
-        let record = FutureRecord::to(&self.events_topic).key(&key).payload(&value);
+        let record = FutureRecord::to(&self.events_topic)
+            .key(&key)
+            .payload(&value);
         self.producer
             .send(record, Timeout::Never)
             .await
@@ -97,7 +99,11 @@ impl Publisher {
     /// partition number when the target has that partition, else lets the key choose. Returns how many
     /// records from the start were acknowledged when something fails, so a retry resumes there
     /// instead of re-sending (and reordering) earlier records.
-    pub async fn forward(&self, records: &[Record], topic: &str) -> Result<(), (usize, KafkaError)> {
+    pub async fn forward(
+        &self,
+        records: &[Record],
+        topic: &str,
+    ) -> Result<(), (usize, KafkaError)> {
         let partitions = self.partition_count(topic).await.map_err(|e| (0, e))?;
         let mut deliveries = Vec::with_capacity(records.len());
         let mut enqueue_error = None;
@@ -109,7 +115,8 @@ impl Publisher {
                     value: header.value.as_deref(),
                 });
             }
-            let mut future_record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+            let mut future_record: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(topic).headers(headers);
             if let Some(key) = &record.key {
                 future_record = future_record.key(key.as_slice());
             }
@@ -171,10 +178,15 @@ impl Publisher {
             let metadata = producer
                 .client()
                 .fetch_metadata(Some(&name), Duration::from_secs(10))?;
-            let topic = metadata.topics().first().filter(|t| t.error().is_none() && !t.partitions().is_empty());
+            let topic = metadata
+                .topics()
+                .first()
+                .filter(|t| t.error().is_none() && !t.partitions().is_empty());
             topic
                 .map(|t| t.partitions().len() as i32)
-                .ok_or(KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownTopicOrPartition))
+                .ok_or(KafkaError::MetadataFetch(
+                    RDKafkaErrorCode::UnknownTopicOrPartition,
+                ))
         })
         .await
         .map_err(|_| KafkaError::Canceled)??;

@@ -66,7 +66,10 @@ pub async fn put_once(
             mode: PutMode::Create,
             ..Default::default()
         };
-        return match store.put_opts(path, PutPayload::from_bytes(stored), options).await {
+        return match store
+            .put_opts(path, PutPayload::from_bytes(stored), options)
+            .await
+        {
             Ok(_) => Ok(PutOutcome::Written),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(PutOutcome::AlreadyExists),
             Err(e) => Err(e),
@@ -133,13 +136,21 @@ pub async fn read_existing(
     };
     let decoded = tokio::task::spawn_blocking(move || -> Result<ExistingObject, String> {
         let started = Instant::now();
-        let plain = compression.decompress(&stored[..]).map_err(|e| e.to_string())?;
-        let mut counter = CountingReader { inner: plain, count: 0 };
+        let plain = compression
+            .decompress(&stored[..])
+            .map_err(|e| e.to_string())?;
+        let mut counter = CountingReader {
+            inner: plain,
+            count: 0,
+        };
         let mut summary = FileSummary::default();
         for record in RecordReader::new(std::io::BufReader::new(&mut counter), Some(topic)) {
             summary.add(&record.map_err(|e| e.to_string())?);
         }
-        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "existing object decoded");
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "existing object decoded"
+        );
         Ok(ExistingObject {
             stored_bytes: stored.len() as u64,
             uncompressed_bytes: counter.count,
@@ -197,13 +208,23 @@ mod tests {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let batch = records(5..25);
         let file = encode(&batch, Compression::Zstd);
-        let name = ObjectName::for_batch("f", "t_x", 2, 5, batch[0].timestamp_ms, Compression::Zstd);
+        let name =
+            ObjectName::for_batch("f", "t_x", 2, 5, batch[0].timestamp_ms, Compression::Zstd);
         let path = Path::from(name.path());
-        assert!(matches!(put_once(&store, &path, file.stored.clone(), 16 << 20).await, Ok(PutOutcome::Written)));
+        assert!(matches!(
+            put_once(&store, &path, file.stored.clone(), 16 << 20).await,
+            Ok(PutOutcome::Written)
+        ));
         let again = encode(&batch[..3], Compression::Zstd);
-        assert!(matches!(put_once(&store, &path, again.stored, 16 << 20).await, Ok(PutOutcome::AlreadyExists)));
+        assert!(matches!(
+            put_once(&store, &path, again.stored, 16 << 20).await,
+            Ok(PutOutcome::AlreadyExists)
+        ));
         let existing = read_existing(&store, &path, &name).await.expect("reads");
-        assert_eq!((existing.summary.first_offset, existing.summary.last_offset), (5, 24));
+        assert_eq!(
+            (existing.summary.first_offset, existing.summary.last_offset),
+            (5, 24)
+        );
         assert_eq!(existing.checksum, file.checksum);
     }
 
@@ -212,9 +233,24 @@ mod tests {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let stored = Bytes::from(vec![7u8; 12 << 20]);
         let path = Path::from("f/big");
-        assert!(matches!(put_once(&store, &path, stored.clone(), 5 << 20).await, Ok(PutOutcome::Written)));
-        assert_eq!(store.get(&path).await.expect("get").bytes().await.expect("bytes"), stored);
-        assert!(matches!(put_once(&store, &path, stored, 5 << 20).await, Ok(PutOutcome::AlreadyExists)));
+        assert!(matches!(
+            put_once(&store, &path, stored.clone(), 5 << 20).await,
+            Ok(PutOutcome::Written)
+        ));
+        assert_eq!(
+            store
+                .get(&path)
+                .await
+                .expect("get")
+                .bytes()
+                .await
+                .expect("bytes"),
+            stored
+        );
+        assert!(matches!(
+            put_once(&store, &path, stored, 5 << 20).await,
+            Ok(PutOutcome::AlreadyExists)
+        ));
     }
 
     #[tokio::test]
@@ -222,8 +258,14 @@ mod tests {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let name = ObjectName::for_batch("f", "t", 0, 0, Some(0), Compression::Gzip);
         let path = Path::from(name.path());
-        store.put(&path, PutPayload::from_static(b"not gzip")).await.expect("put");
-        let error = read_existing(&store, &path, &name).await.err().expect("corrupt");
+        store
+            .put(&path, PutPayload::from_static(b"not gzip"))
+            .await
+            .expect("put");
+        let error = read_existing(&store, &path, &name)
+            .await
+            .err()
+            .expect("corrupt");
         assert!(error.to_string().contains(&name.path()), "{error}");
     }
 }

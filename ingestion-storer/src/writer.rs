@@ -83,7 +83,10 @@ impl PartitionWriter {
         generation: u64,
         folder: String,
         forward_to: Vec<String>,
-    ) -> (mpsc::UnboundedSender<SealedBatch>, tokio::task::JoinHandle<()>) {
+    ) -> (
+        mpsc::UnboundedSender<SealedBatch>,
+        tokio::task::JoinHandle<()>,
+    ) {
         let (tx, rx) = mpsc::unbounded_channel();
         let writer = Self {
             shared,
@@ -101,7 +104,9 @@ impl PartitionWriter {
             let weight = sealed.batch.bytes;
             if self.shared.progress.begin(&self.tp, self.generation) {
                 let durable_next = self.write(sealed).await;
-                self.shared.progress.finish(&self.tp, self.generation, durable_next);
+                self.shared
+                    .progress
+                    .finish(&self.tp, self.generation, durable_next);
             }
             // Written or dropped (partition revoked): either way it no longer weighs on memory.
             self.shared.memory.release(weight);
@@ -109,7 +114,8 @@ impl PartitionWriter {
     }
 
     fn still_owner(&self) -> bool {
-        !self.shared.abort.is_cancelled() && self.shared.progress.is_current(&self.tp, self.generation)
+        !self.shared.abort.is_cancelled()
+            && self.shared.progress.is_current(&self.tp, self.generation)
     }
 
     /// Writes one batch; returns the next offset to commit, or `None` if it gave up (revoked/aborted).
@@ -155,7 +161,9 @@ impl PartitionWriter {
         let permit = self.shared.upload_slots.acquire().await.ok()?;
         // CPU-bound; `block_in_place` lets other tasks move to another worker meanwhile, without
         // copying the records as a `spawn_blocking` closure would.
-        let encoded = tokio::task::block_in_place(|| uploader::encode(&batch.records, self.shared.compression));
+        let encoded = tokio::task::block_in_place(|| {
+            uploader::encode(&batch.records, self.shared.compression)
+        });
         drop(permit);
         let mut attempt = 0;
         loop {
@@ -207,7 +215,9 @@ impl PartitionWriter {
                 }
                 Err(error) => {
                     self.shared.metrics.upload_failed();
-                    self.shared.health.set("bucket-writes", Err(format!("upload failed: {error}")));
+                    self.shared
+                        .health
+                        .set("bucket-writes", Err(format!("upload failed: {error}")));
                     tracing::warn!(path = %path, attempt, error = %error, "upload failed, retrying");
                     self.pause(attempt).await?;
                     attempt += 1;
@@ -249,7 +259,9 @@ impl PartitionWriter {
                     // A corrupt object cannot be fixed by waiting, but an operator can remove it;
                     // never skip it silently.
                     tracing::error!(path = %path, attempt, error = %error, "cannot read back existing object");
-                    self.shared.health.set("bucket-writes", Err(error.to_string()));
+                    self.shared
+                        .health
+                        .set("bucket-writes", Err(error.to_string()));
                     self.pause(attempt).await?;
                     attempt += 1;
                 }
@@ -270,7 +282,9 @@ impl PartitionWriter {
                     return Some(());
                 }
                 Err(error) => {
-                    self.shared.health.set("events", Err(format!("cannot produce event: {error}")));
+                    self.shared
+                        .health
+                        .set("events", Err(format!("cannot produce event: {error}")));
                     tracing::warn!(path = object.path, attempt, error = %error, "event not acknowledged, retrying");
                     self.pause(attempt).await?;
                     attempt += 1;
@@ -296,7 +310,10 @@ impl PartitionWriter {
                     Err((acknowledged, error)) => {
                         self.shared.metrics.forwarded(acknowledged as u64);
                         from += acknowledged;
-                        self.shared.health.set("forward", Err(format!("cannot forward to {topic}: {error}")));
+                        self.shared.health.set(
+                            "forward",
+                            Err(format!("cannot forward to {topic}: {error}")),
+                        );
                         tracing::warn!(topic, attempt, error = %error, "forwarding failed, retrying");
                         self.pause(attempt).await?;
                         attempt += 1;

@@ -13,7 +13,9 @@ use common::{wait_for_offsets, StorerSetup};
 
 /// Records that exercise every encoding path: text, binary, null key, tombstone, odd headers, 1 MiB.
 fn tricky_records(partition: i32, base_ts: i64) -> Vec<TestRecord> {
-    let mut records: Vec<TestRecord> = (0..20).map(|n| TestRecord::json(partition, n, base_ts + n as i64)).collect();
+    let mut records: Vec<TestRecord> = (0..20)
+        .map(|n| TestRecord::json(partition, n, base_ts + n as i64))
+        .collect();
     records.push(TestRecord {
         partition,
         key: Some(vec![0, 1, 2, 0xff, 0xfe]),
@@ -55,7 +57,11 @@ fn as_test_record(record: &bss_format::Record) -> TestRecord {
         partition: record.partition,
         key: record.key.clone(),
         payload: record.payload.clone(),
-        headers: record.headers.iter().map(|h| (h.key.clone(), h.value.clone())).collect(),
+        headers: record
+            .headers
+            .iter()
+            .map(|h| (h.key.clone(), h.value.clone()))
+            .collect(),
         timestamp_ms: record.timestamp_ms.unwrap_or(-1),
     }
 }
@@ -81,7 +87,9 @@ async fn archives_topics_and_partitions_with_exact_content_events_and_forwarding
         produced.insert((orders.clone(), partition), records);
     }
     for partition in 0..2 {
-        let records: Vec<_> = (0..15).map(|n| TestRecord::json(partition, n, base_ts + 5_000 + n as i64)).collect();
+        let records: Vec<_> = (0..15)
+            .map(|n| TestRecord::json(partition, n, base_ts + 5_000 + n as i64))
+            .collect();
         produce(&producer, &customers, &records).await;
         produced.insert((customers.clone(), partition), records);
     }
@@ -90,18 +98,29 @@ async fn archives_topics_and_partitions_with_exact_content_events_and_forwarding
     let setup = StorerSetup::new(
         &unique("group"),
         &events,
-        &[(&orders, None, &[&orders_post]), (&customers, Some(&customers_folder), &[])],
+        &[
+            (&orders, None, &[&orders_post]),
+            (&customers, Some(&customers_folder), &[]),
+        ],
         "max-bytes-per-file: 64KiB\nflush-interval: 1s\ncompression: zstd",
         s3.service_env(),
     );
     let mut storer = setup.start_ready("archive");
     let store = s3.store();
 
-    let orders_expected: BTreeMap<i32, i64> = (0..3).map(|p| (p, produced[&(orders.clone(), p)].len() as i64)).collect();
+    let orders_expected: BTreeMap<i32, i64> = (0..3)
+        .map(|p| (p, produced[&(orders.clone(), p)].len() as i64))
+        .collect();
     let customers_expected: BTreeMap<i32, i64> = (0..2).map(|p| (p, 15)).collect();
-    let order_objects = wait_for_offsets(&store, &orders, &orders_expected, Duration::from_secs(60)).await;
-    let customer_objects =
-        wait_for_offsets(&store, &customers_folder, &customers_expected, Duration::from_secs(60)).await;
+    let order_objects =
+        wait_for_offsets(&store, &orders, &orders_expected, Duration::from_secs(60)).await;
+    let customer_objects = wait_for_offsets(
+        &store,
+        &customers_folder,
+        &customers_expected,
+        Duration::from_secs(60),
+    )
+    .await;
     assert_exactly_once(&order_objects, &orders_expected);
     assert_exactly_once(&customer_objects, &customers_expected);
 
@@ -111,46 +130,93 @@ async fn archives_topics_and_partitions_with_exact_content_events_and_forwarding
             assert_eq!(&object.name.topic, topic);
             assert!(object.path.ends_with(".txt.zst"), "{}", object.path);
             let first = &object.records[0];
-            assert_eq!((object.name.partition, object.name.first_offset), (first.partition, first.offset));
-            assert!(object.records.iter().all(|r| r.partition == first.partition && &r.topic == topic));
+            assert_eq!(
+                (object.name.partition, object.name.first_offset),
+                (first.partition, first.offset)
+            );
+            assert!(object
+                .records
+                .iter()
+                .all(|r| r.partition == first.partition && &r.topic == topic));
         }
         let mut by_partition: BTreeMap<i32, Vec<(i64, TestRecord)>> = BTreeMap::new();
         for record in objects.iter().flat_map(|o| &o.records) {
-            by_partition.entry(record.partition).or_default().push((record.offset, as_test_record(record)));
+            by_partition
+                .entry(record.partition)
+                .or_default()
+                .push((record.offset, as_test_record(record)));
         }
         for (partition, mut records) in by_partition {
             records.sort_by_key(|(offset, _)| *offset);
             let stored: Vec<TestRecord> = records.into_iter().map(|(_, r)| r).collect();
-            assert_eq!(stored, produced[&(topic.clone(), partition)], "{topic}/{partition}");
+            assert_eq!(
+                stored,
+                produced[&(topic.clone(), partition)],
+                "{topic}/{partition}"
+            );
         }
     }
     // The 1 MiB record exceeds the 64 KiB limit: it is alone in its object.
-    assert!(order_objects.iter().any(|o| o.records.len() == 1 && o.records[0].key.as_deref() == Some(&b"huge"[..])));
+    assert!(order_objects
+        .iter()
+        .any(|o| o.records.len() == 1 && o.records[0].key.as_deref() == Some(&b"huge"[..])));
 
     // Events: one per object, matching it.
     let all_objects: Vec<_> = order_objects.iter().chain(&customer_objects).collect();
     let event_records = read_topic(&events, all_objects.len(), Duration::from_secs(30)).await;
-    assert_eq!(event_records.len(), all_objects.len(), "one event per object");
+    assert_eq!(
+        event_records.len(),
+        all_objects.len(),
+        "one event per object"
+    );
     for event_record in &event_records {
-        let key: FileWrittenKey = serde_json::from_slice(event_record.record.key.as_deref().expect("key")).expect("key json");
-        let event: FileWrittenEvent = serde_json::from_slice(event_record.record.payload.as_deref().expect("value")).expect("event json");
-        let object = all_objects.iter().find(|o| o.path == event.file_path).unwrap_or_else(|| panic!("no object {}", event.file_path));
+        let key: FileWrittenKey =
+            serde_json::from_slice(event_record.record.key.as_deref().expect("key"))
+                .expect("key json");
+        let event: FileWrittenEvent =
+            serde_json::from_slice(event_record.record.payload.as_deref().expect("value"))
+                .expect("event json");
+        let object = all_objects
+            .iter()
+            .find(|o| o.path == event.file_path)
+            .unwrap_or_else(|| panic!("no object {}", event.file_path));
         let first = &object.records[0];
         let last = object.records.last().expect("records");
-        assert_eq!((key.topic.as_str(), key.partition), (first.topic.as_str(), first.partition));
-        assert_eq!((event.batch_offset_start, event.batch_offset_end), (first.offset, last.offset));
+        assert_eq!(
+            (key.topic.as_str(), key.partition),
+            (first.topic.as_str(), first.partition)
+        );
+        assert_eq!(
+            (event.batch_offset_start, event.batch_offset_end),
+            (first.offset, last.offset)
+        );
         assert_eq!(event.batch_size, object.records.len() as u64);
         assert_eq!(event.byte_size, object.stored_bytes);
         assert_eq!(event.bucket, s3.bucket);
         assert_eq!(event.compression, "zstd");
-        assert_eq!(event.batch_time_start.as_deref().map(bss_format::time::parse_iso_ms), Some(first.timestamp_ms));
-        assert_eq!(event.batch_time_end.as_deref().map(bss_format::time::parse_iso_ms), Some(last.timestamp_ms));
-        let stored = object_store::ObjectStoreExt::get(store.as_ref(), &object_store::path::Path::from(object.path.as_str()))
-            .await
-            .expect("get")
-            .bytes()
-            .await
-            .expect("bytes");
+        assert_eq!(
+            event
+                .batch_time_start
+                .as_deref()
+                .map(bss_format::time::parse_iso_ms),
+            Some(first.timestamp_ms)
+        );
+        assert_eq!(
+            event
+                .batch_time_end
+                .as_deref()
+                .map(bss_format::time::parse_iso_ms),
+            Some(last.timestamp_ms)
+        );
+        let stored = object_store::ObjectStoreExt::get(
+            store.as_ref(),
+            &object_store::path::Path::from(object.path.as_str()),
+        )
+        .await
+        .expect("get")
+        .bytes()
+        .await
+        .expect("bytes");
         assert_eq!(event.checksum, format!("crc32c:{:08x}", crc32c_of(&stored)));
     }
 
@@ -159,7 +225,10 @@ async fn archives_topics_and_partitions_with_exact_content_events_and_forwarding
     let forwarded = read_topic(&orders_post, total_orders, Duration::from_secs(30)).await;
     assert_eq!(forwarded.len(), total_orders);
     for partition in 0..3 {
-        assert_eq!(of_partition(&forwarded, partition), produced[&(orders.clone(), partition)]);
+        assert_eq!(
+            of_partition(&forwarded, partition),
+            produced[&(orders.clone(), partition)]
+        );
     }
 
     let status = storer.terminate(Duration::from_secs(30));

@@ -87,11 +87,14 @@ impl BucketSection {
     /// Validates the section; keys are reported under `prefix` (e.g. `bss.bucket`).
     pub fn validate(self, env_vars: &[EnvVar], prefix: &str) -> Result<BucketConfig, ConfigError> {
         let key = |field: &str| format!("{prefix}.{field}");
-        let invalid = |field: &str, reason: String| ConfigError::invalid(env_vars, &key(field), reason);
-        let kind = self
-            .kind
-            .as_deref()
-            .ok_or_else(|| invalid("type", "is required (one of: google, s3, local, memory)".into()))?;
+        let invalid =
+            |field: &str, reason: String| ConfigError::invalid(env_vars, &key(field), reason);
+        let kind = self.kind.as_deref().ok_or_else(|| {
+            invalid(
+                "type",
+                "is required (one of: google, s3, local, memory)".into(),
+            )
+        })?;
         if let Some(endpoint) = &self.endpoint {
             if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
                 return Err(invalid(
@@ -109,7 +112,12 @@ impl BucketSection {
             self.name
                 .clone()
                 .filter(|n| !n.trim().is_empty())
-                .ok_or_else(|| invalid("name", format!("is required when the bucket type is {kind}")))
+                .ok_or_else(|| {
+                    invalid(
+                        "name",
+                        format!("is required when the bucket type is {kind}"),
+                    )
+                })
         };
         match kind {
             "google" => Ok(BucketConfig::Google {
@@ -139,7 +147,9 @@ impl BucketSection {
             "memory" => Ok(BucketConfig::Memory),
             other => Err(invalid(
                 "type",
-                format!("{other:?} is not a bucket type (expected one of: google, s3, local, memory)"),
+                format!(
+                    "{other:?} is not a bucket type (expected one of: google, s3, local, memory)"
+                ),
             )),
         }
     }
@@ -177,16 +187,27 @@ mod tests {
 
     #[test]
     fn errors_name_the_setting_and_its_variable() {
-        let error = section("gcs").validate(VARS, "bss.bucket").unwrap_err().to_string();
+        let error = section("gcs")
+            .validate(VARS, "bss.bucket")
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             error,
             "setting bss.bucket.type (BUCKET_TYPE): \"gcs\" is not a bucket type (expected one of: google, s3, local, memory)"
         );
         let mut s = section("s3");
         s.endpoint = Some("minio:9000".into());
-        assert!(s.validate(VARS, "bss.bucket").unwrap_err().to_string().contains("bss.bucket.endpoint"));
+        assert!(s
+            .validate(VARS, "bss.bucket")
+            .unwrap_err()
+            .to_string()
+            .contains("bss.bucket.endpoint"));
         let mut s = section("google");
         s.name = None;
-        assert!(s.validate(VARS, "bss.bucket").unwrap_err().to_string().contains("bss.bucket.name"));
+        assert!(s
+            .validate(VARS, "bss.bucket")
+            .unwrap_err()
+            .to_string()
+            .contains("bss.bucket.name"));
     }
 }

@@ -165,7 +165,10 @@ mod tests {
         assert_eq!(config.get("security.protocol"), Some("SASL_SSL"));
         assert_eq!(config.get("sasl.mechanism"), Some("SCRAM-SHA-256"));
         let printed = format!("{config:?}");
-        assert!(!printed.contains("hunter2") && printed.contains("***"), "{printed}");
+        assert!(
+            !printed.contains("hunter2") && printed.contains("***"),
+            "{printed}"
+        );
     }
 
     #[test]
@@ -177,17 +180,24 @@ mod tests {
             help: "",
         }];
         let no_env = HashMap::new();
-        let error = section(serde_json::json!({})).validate(&vars, &no_env).unwrap_err().to_string();
-        assert!(error.contains("kafka.bootstrap.servers (KAFKA_BROKERS)"), "{error}");
+        let error = section(serde_json::json!({}))
+            .validate(&vars, &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("kafka.bootstrap.servers (KAFKA_BROKERS)"),
+            "{error}"
+        );
         let env = HashMap::from([("KAFKA_BROKERS".to_owned(), "from-env:9092".to_owned())]);
         let config = section(serde_json::json!({"bootstrap": {"servers": "file:9092"}}))
             .validate(&vars, &env)
             .expect("valid");
         assert_eq!(config.get("bootstrap.servers"), Some("from-env:9092"));
-        let error = section(serde_json::json!({"bootstrap.servers": "k", "auto.offset.reset": "oldest"}))
-            .validate(&vars, &no_env)
-            .unwrap_err()
-            .to_string();
+        let error =
+            section(serde_json::json!({"bootstrap.servers": "k", "auto.offset.reset": "oldest"}))
+                .validate(&vars, &no_env)
+                .unwrap_err()
+                .to_string();
         assert!(error.contains("oldest"), "{error}");
     }
 }

@@ -91,8 +91,9 @@ pub fn load<T: DeserializeOwned>(
     // librdkafka names contain dots, which `config` would turn into nesting.
     for var in env_vars.iter().filter(|v| !v.key.starts_with(KAFKA_PREFIX)) {
         if let Some(value) = env.get(var.name).filter(|v| !v.trim().is_empty()) {
-            builder = env::apply(builder, var, value.trim())
-                .map_err(|e| ConfigError::Load(format!("environment variable {}: {e}", var.name)))?;
+            builder = env::apply(builder, var, value.trim()).map_err(|e| {
+                ConfigError::Load(format!("environment variable {}: {e}", var.name))
+            })?;
         }
     }
     let merged = builder.build().map_err(|e| describe(file, e))?;

@@ -326,7 +326,10 @@ mod tests {
         assert_eq!(r.key.as_deref(), Some(&br#"{"id":"a"}"#[..]));
         assert_eq!(r.payload.as_deref(), Some(&br#"{"v":1}"#[..]));
         assert!(r.headers.is_empty());
-        assert!(matches!(decode_line(line, None), Err(LineError::MissingTopic)));
+        assert!(matches!(
+            decode_line(line, None),
+            Err(LineError::MissingTopic)
+        ));
     }
 
     #[test]
@@ -336,12 +339,14 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("timestamp"));
-        let bad_b64 = br#"{"partition":0,"offset":1,"topic":"t","key":"***","keyEncoding":"base64"}"#;
+        let bad_b64 =
+            br#"{"partition":0,"offset":1,"topic":"t","key":"***","keyEncoding":"base64"}"#;
         assert!(decode_line(bad_b64, None)
             .unwrap_err()
             .to_string()
             .contains("`key`"));
-        let unknown = br#"{"partition":0,"offset":1,"topic":"t","payload":"x","payloadEncoding":"hex"}"#;
+        let unknown =
+            br#"{"partition":0,"offset":1,"topic":"t","payload":"x","payloadEncoding":"hex"}"#;
         assert!(decode_line(unknown, None)
             .unwrap_err()
             .to_string()

@@ -135,7 +135,10 @@ mod tests {
         (0..100).for_each(|o| encode_line(&sample(o), &mut plain));
         let stored = Compression::Gzip.compress(&plain);
         let truncated = &stored[..stored.len() / 2];
-        let reader = RecordReader::new(Compression::Gzip.decompress(truncated).expect("reader"), None);
+        let reader = RecordReader::new(
+            Compression::Gzip.decompress(truncated).expect("reader"),
+            None,
+        );
         assert!(reader.into_iter().any(|r| r.is_err()));
     }
 }

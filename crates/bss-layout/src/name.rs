@@ -91,21 +91,29 @@ impl ObjectName {
             reason,
         };
         let (folder, file) = path.rsplit_once('/').ok_or(fail("no folder"))?;
-        let (stem, compression) =
-            Compression::split_file_name(file).ok_or(fail("extension is not .txt, .txt.gz or .txt.zst"))?;
+        let (stem, compression) = Compression::split_file_name(file)
+            .ok_or(fail("extension is not .txt, .txt.gz or .txt.zst"))?;
         let (iso, rest) = stem.split_once('_').ok_or(fail("no `_` separators"))?;
         let mut fields = rest.rsplitn(4, '_');
         let tail = fields.next().ok_or(fail("missing fields"))?;
         let offset = fields.next().ok_or(fail("missing offset"))?;
         let partition = fields.next().ok_or(fail("missing partition"))?;
-        let topic = fields.next().filter(|t| !t.is_empty()).ok_or(fail("missing topic"))?;
+        let topic = fields
+            .next()
+            .filter(|t| !t.is_empty())
+            .ok_or(fail("missing topic"))?;
         Ok(Self {
             folder: folder.to_owned(),
-            first_timestamp_ms: parse_iso_ms(iso).ok_or(fail("first field is not an ISO-8601 time"))?,
+            first_timestamp_ms: parse_iso_ms(iso)
+                .ok_or(fail("first field is not an ISO-8601 time"))?,
             topic: topic.to_owned(),
-            partition: partition.parse().map_err(|_| fail("partition is not a number"))?,
+            partition: partition
+                .parse()
+                .map_err(|_| fail("partition is not a number"))?,
             first_offset: offset.parse().map_err(|_| fail("offset is not a number"))?,
-            tail_ms: tail.parse().map_err(|_| fail("last field is not a number"))?,
+            tail_ms: tail
+                .parse()
+                .map_err(|_| fail("last field is not a number"))?,
             compression,
         })
     }
@@ -136,7 +144,10 @@ mod tests {
     fn parses_mia_platform_names() {
         let path = "fd-historical-data.DEV.fast-pizza.orders.ingestion/2022-11-14T13:26:37.728Z_fd-historical-data.DEV.fast-pizza.orders.ingestion_0_312_1668432398047.txt";
         let name = ObjectName::parse(path).expect("parses");
-        assert_eq!(name.topic, "fd-historical-data.DEV.fast-pizza.orders.ingestion");
+        assert_eq!(
+            name.topic,
+            "fd-historical-data.DEV.fast-pizza.orders.ingestion"
+        );
         assert_eq!((name.partition, name.first_offset), (0, 312));
         assert_eq!(name.tail_ms, 1_668_432_398_047);
         assert_eq!(name.compression, Compression::None);

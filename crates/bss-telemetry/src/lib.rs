@@ -18,7 +18,10 @@ use tracing_subscriber::EnvFilter;
 /// Noisy dependencies are held at `warn`.
 pub fn init_logging(level: &str) -> Result<(), String> {
     let level = level.to_ascii_lowercase();
-    if !matches!(level.as_str(), "error" | "warn" | "info" | "debug" | "trace") {
+    if !matches!(
+        level.as_str(),
+        "error" | "warn" | "info" | "debug" | "trace"
+    ) {
         return Err(format!(
             "setting LOG_LEVEL: {level:?} is not a log level (expected one of: error, warn, info, debug, trace)"
         ));
@@ -133,7 +136,10 @@ pub fn operational_router(health: Health, registry: Registry) -> Router {
                     if health.inner.started.load(Ordering::SeqCst) {
                         (StatusCode::OK, Json(serde_status("ok")))
                     } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, Json(serde_status("starting")))
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            Json(serde_status("starting")),
+                        )
                     }
                 }
             }),
@@ -203,15 +209,24 @@ mod tests {
         let health = Health::default();
         let router = operational_router(health.clone(), Registry::new());
         assert_eq!(status_of(&router, "/-/health/live").await, StatusCode::OK);
-        assert_eq!(status_of(&router, "/-/health/ready").await, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            status_of(&router, "/-/health/ready").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         health.mark_started();
         health.set("bucket", Ok(()));
         assert_eq!(status_of(&router, "/-/health/ready").await, StatusCode::OK);
         health.set("kafka", Err("down".into()));
-        assert_eq!(status_of(&router, "/-/health/ready").await, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            status_of(&router, "/-/health/ready").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         health.set("kafka", Ok(()));
         health.mark_stopping();
-        assert_eq!(status_of(&router, "/-/health/ready").await, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            status_of(&router, "/-/health/ready").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         assert_eq!(status_of(&router, "/-/metrics").await, StatusCode::OK);
     }
 }

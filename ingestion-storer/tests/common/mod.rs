@@ -24,7 +24,13 @@ pub type Mapping<'a> = (&'a str, Option<&'a str>, &'a [&'a str]);
 impl StorerSetup {
     /// A storer on the test broker, group `group`, events on `events_topic`, reading from the earliest
     /// offset, with `extra` settings under `bss:` in the YAML and `bucket_env` for the bucket.
-    pub fn new(group: &str, events_topic: &str, mapping: &[Mapping<'_>], extra_bss_yaml: &str, bucket_env: Vec<(String, String)>) -> Self {
+    pub fn new(
+        group: &str,
+        events_topic: &str,
+        mapping: &[Mapping<'_>],
+        extra_bss_yaml: &str,
+        bucket_env: Vec<(String, String)>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut yaml = String::from("bss:\n");
         for line in extra_bss_yaml.lines().filter(|l| !l.trim().is_empty()) {

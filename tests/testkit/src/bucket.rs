@@ -106,7 +106,10 @@ pub async fn read_folder(store: &Arc<dyn ObjectStore>, folder: &str) -> Vec<Arch
             .bytes()
             .await
             .expect("bytes");
-        let reader = name.compression.decompress(&stored[..]).expect("decompress");
+        let reader = name
+            .compression
+            .decompress(&stored[..])
+            .expect("decompress");
         let records = RecordReader::new(reader, Some(name.topic.clone()))
             .collect::<Result<Vec<_>, _>>()
             .unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -125,7 +128,10 @@ pub fn offsets_by_partition(objects: &[ArchivedObject]) -> BTreeMap<i32, Vec<i64
     let mut offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
     for object in objects {
         for record in &object.records {
-            offsets.entry(record.partition).or_default().push(record.offset);
+            offsets
+                .entry(record.partition)
+                .or_default()
+                .push(record.offset);
         }
     }
     offsets
@@ -137,11 +143,27 @@ pub fn assert_exactly_once(objects: &[ArchivedObject], expected: &BTreeMap<i32, 
     for (partition, count) in expected {
         let mut offsets = found.get(partition).cloned().unwrap_or_default();
         offsets.sort_unstable();
-        let duplicates: Vec<i64> = offsets.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
-        assert!(duplicates.is_empty(), "partition {partition}: offsets stored twice: {duplicates:?}");
+        let duplicates: Vec<i64> = offsets
+            .windows(2)
+            .filter(|w| w[0] == w[1])
+            .map(|w| w[0])
+            .collect();
+        assert!(
+            duplicates.is_empty(),
+            "partition {partition}: offsets stored twice: {duplicates:?}"
+        );
         offsets.dedup();
-        let missing: Vec<i64> = (0..*count).filter(|o| offsets.binary_search(o).is_err()).collect();
-        assert!(missing.is_empty(), "partition {partition}: offsets missing from the bucket: {missing:?}");
-        assert_eq!(offsets.len() as i64, *count, "partition {partition}: unexpected extra offsets");
+        let missing: Vec<i64> = (0..*count)
+            .filter(|o| offsets.binary_search(o).is_err())
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "partition {partition}: offsets missing from the bucket: {missing:?}"
+        );
+        assert_eq!(
+            offsets.len() as i64,
+            *count,
+            "partition {partition}: unexpected extra offsets"
+        );
     }
 }

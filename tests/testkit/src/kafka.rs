@@ -34,7 +34,9 @@ impl TestRecord {
         Self {
             partition,
             key: Some(format!("{{\"id\":{n}}}").into_bytes()),
-            payload: Some(format!("{{\"id\":{n},\"name\":\"item {n}\",\"qty\":{}}}", n % 7).into_bytes()),
+            payload: Some(
+                format!("{{\"id\":{n},\"name\":\"item {n}\",\"qty\":{}}}", n % 7).into_bytes(),
+            ),
             headers: vec![("source".into(), Some(b"test".to_vec()))],
             timestamp_ms,
         }
@@ -47,9 +49,13 @@ pub async fn create_topic(name: &str, partitions: i32) {
         .set("bootstrap.servers", kafka_brokers())
         .create()
         .expect("admin client");
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1)).set("retention.ms", "-1");
+    let topic =
+        NewTopic::new(name, partitions, TopicReplication::Fixed(1)).set("retention.ms", "-1");
     let results = admin
-        .create_topics([&topic], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))))
+        .create_topics(
+            [&topic],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
         .await
         .expect("create topics request");
     for result in results {
@@ -131,7 +137,8 @@ pub async fn read_topic(topic: &str, expected: usize, timeout: Duration) -> Vec<
         let partitions = metadata.topics()[0].partitions().len() as i32;
         let mut list = TopicPartitionList::new();
         for p in 0..partitions {
-            list.add_partition_offset(&topic, p, Offset::Beginning).expect("partition");
+            list.add_partition_offset(&topic, p, Offset::Beginning)
+                .expect("partition");
         }
         consumer.assign(&list).expect("assign");
         let deadline = Instant::now() + timeout;
@@ -147,7 +154,11 @@ pub async fn read_topic(topic: &str, expected: usize, timeout: Duration) -> Vec<
                         payload: message.payload().map(<[u8]>::to_vec),
                         headers: message
                             .headers()
-                            .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec))).collect())
+                            .map(|h| {
+                                h.iter()
+                                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                                    .collect()
+                            })
                             .unwrap_or_default(),
                         timestamp_ms: message.timestamp().to_millis().unwrap_or(-1),
                     },

@@ -35,7 +35,9 @@ impl Proxy {
         if self.task.is_some() {
             return;
         }
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.expect("proxy port");
+        let listener = TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("proxy port");
         let target = self.target.clone();
         let stop = Arc::clone(&self.stop);
         self.task = Some(tokio::spawn(async move {

@@ -12,7 +12,9 @@ async fn main() -> anyhow::Result<()> {
     let count: u64 = count.parse()?;
     let partitions: i32 = args.get(2).map_or(Ok(3), |p| p.parse())?;
     create_topic(topic, partitions).await;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
     let records: Vec<TestRecord> = (0..count)
         .map(|n| TestRecord::json((n % partitions as u64) as i32, n, now + n as i64))
         .collect();

@@ -1,0 +1,149 @@
+//! Bad configuration stops the service at once with one line naming the setting; no panic, no backtrace.
+
+mod common;
+
+use std::time::Duration;
+
+use bss_testkit::process::Service;
+
+fn run_with(env: &[(&str, &str)], args: &[&str]) -> (bool, String) {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let mut service = Service::start(common::STORER, "config", &env, args);
+    let status = service.wait_exit(Duration::from_secs(20));
+    (status.success(), service.log())
+}
+
+const VALID: &[(&str, &str)] = &[
+    ("KAFKA_BROKERS", "127.0.0.1:1"),
+    ("KAFKA_GROUP_ID", "g"),
+    ("BSS_EVENTS_TOPIC", "events"),
+    ("BUCKET_TYPE", "memory"),
+];
+
+#[test]
+fn invalid_settings_stop_the_service_with_one_line_naming_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good_yaml = dir.path().join("good.yaml");
+    std::fs::write(
+        &good_yaml,
+        "bss:\n  topics-config:\n    data-topics-mapping:\n      - ingestion: orders\n",
+    )
+    .expect("yaml");
+    let unknown_key = dir.path().join("unknown.yaml");
+    std::fs::write(&unknown_key, "bss:\n  max-bytes-per-fille: 10\n").expect("yaml");
+    let not_yaml = dir.path().join("broken.yaml");
+    std::fs::write(&not_yaml, "bss: [unclosed\n").expect("yaml");
+    let good = good_yaml.to_str().expect("path");
+
+    let cases: Vec<(Vec<(&str, &str)>, Vec<&str>, &str)> = vec![
+        (
+            vec![("BUCKET_TYPE", "azure")],
+            vec!["--config", good],
+            "BUCKET_TYPE",
+        ),
+        (
+            vec![("KAFKA_BROKERS", "")],
+            vec!["--config", good],
+            "KAFKA_BROKERS",
+        ),
+        (
+            vec![("BSS_MEMORY_BUDGET", "a lot")],
+            vec!["--config", good],
+            "BSS_MEMORY_BUDGET",
+        ),
+        (
+            vec![("BSS_COMPRESSION", "brotli")],
+            vec!["--config", good],
+            "BSS_COMPRESSION",
+        ),
+        (
+            vec![("KAFKA_DEQUEUE_STRATEGY", "oldest")],
+            vec!["--config", good],
+            "KAFKA_DEQUEUE_STRATEGY",
+        ),
+        (
+            vec![("HTTP_PORT", "70000")],
+            vec!["--config", good],
+            "http-port",
+        ),
+        (
+            vec![
+                ("BUCKET_TYPE", "s3"),
+                ("BUCKET_NAME", "b"),
+                ("BUCKET_ENDPOINT", "minio:9000"),
+            ],
+            vec!["--config", good],
+            "BUCKET_ENDPOINT",
+        ),
+        (vec![], vec![], "data-topics-mapping"),
+        (
+            vec![],
+            vec!["--config", unknown_key.to_str().expect("path")],
+            "max-bytes-per-fille",
+        ),
+        (
+            vec![],
+            vec!["--config", not_yaml.to_str().expect("path")],
+            "broken.yaml",
+        ),
+        (
+            vec![],
+            vec!["--config", "/nonexistent/application.yaml"],
+            "/nonexistent/application.yaml",
+        ),
+        (vec![], vec!["--bogus"], "--bogus"),
+    ];
+    for (overrides, args, culprit) in cases {
+        let mut env: Vec<(&str, &str)> = VALID
+            .iter()
+            .filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k))
+            .copied()
+            .collect();
+        env.extend(overrides);
+        let (success, output) = run_with(&env, &args);
+        assert!(!success, "{culprit}: should fail");
+        let first_line = output.lines().next().unwrap_or_default();
+        assert!(
+            first_line.contains(culprit),
+            "{culprit} not named in: {output}"
+        );
+        assert!(
+            !output.contains("panicked") && !output.contains("backtrace"),
+            "{output}"
+        );
+    }
+}
+
+#[test]
+fn secrets_never_reach_the_logs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = dir.path().join("a.yaml");
+    std::fs::write(
+        &yaml,
+        "bss:\n  topics-config:\n    data-topics-mapping:\n      - ingestion: orders\n",
+    )
+    .expect("yaml");
+    let env: Vec<(String, String)> = VALID
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .chain([
+            ("KAFKA_USERNAME".to_owned(), "storer".to_owned()),
+            ("KAFKA_PASSWORD".to_owned(), "kafka-pass-c0ffee".to_owned()),
+            ("KAFKA_BROKERS".to_owned(), "127.0.0.1:1".to_owned()),
+        ])
+        .collect();
+    let mut service = Service::start(
+        common::STORER,
+        "secrets",
+        &env,
+        &["--config", yaml.to_str().expect("path")],
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let log = service.log();
+    service.kill();
+    assert!(log.contains("starting ingestion storer"), "{log}");
+    assert!(!log.contains("kafka-pass-c0ffee"), "{log}");
+}

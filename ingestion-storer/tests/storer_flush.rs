@@ -1,0 +1,199 @@
+//! Every seal trigger: size, count, age (an idle partition's tail), shutdown; and memory pressure.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bss_testkit::bucket::{assert_exactly_once, read_folder, s3_settings};
+use bss_testkit::kafka::{create_topic, produce, producer, TestRecord};
+use bss_testkit::unique;
+use common::{wait_for_offsets, StorerSetup};
+
+async fn topic_with_records(partitions: i32, per_partition: u64) -> (String, String) {
+    let topic = unique("flush");
+    let events = unique("flush-events");
+    create_topic(&topic, partitions).await;
+    create_topic(&events, 1).await;
+    let producer = producer();
+    for partition in 0..partitions {
+        let records: Vec<_> = (0..per_partition)
+            .map(|n| TestRecord::json(partition, n, 1_700_000_000_000 + n as i64))
+            .collect();
+        produce(&producer, &topic, &records).await;
+    }
+    (topic, events)
+}
+
+fn sealed(storer: &bss_testkit::process::Service, reason: &str) -> f64 {
+    storer
+        .metric(&format!("bss_batches_sealed_total{{reason=\"{reason}\"}}"))
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seals_by_count_then_writes_the_rest_at_shutdown() {
+    let (topic, events) = topic_with_records(1, 30).await;
+    let s3 = s3_settings();
+    let setup = StorerSetup::new(
+        &unique("g"),
+        &events,
+        &[(&topic, None, &[])],
+        "max-records-per-file: 7\nflush-interval: 10m",
+        s3.service_env(),
+    );
+    let mut storer = setup.start_ready("count");
+    let store = s3.store();
+    let objects = wait_for_offsets(
+        &store,
+        &topic,
+        &BTreeMap::from([(0, 28)]),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        objects.iter().map(|o| o.records.len()).collect::<Vec<_>>(),
+        vec![7, 7, 7, 7]
+    );
+    assert_eq!(sealed(&storer, "count"), 4.0);
+    // The last two records wait for the 10-minute interval... until SIGTERM seals them.
+    assert!(
+        storer.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        storer.log()
+    );
+    let objects = read_folder(&store, &topic).await;
+    assert_eq!(objects.len(), 5);
+    assert_exactly_once(&objects, &BTreeMap::from([(0, 30)]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seals_by_size() {
+    let (topic, events) = topic_with_records(1, 100).await;
+    let s3 = s3_settings();
+    // Each sample record weighs about 200 bytes: about 10 per 2 KiB file.
+    let setup = StorerSetup::new(
+        &unique("g"),
+        &events,
+        &[(&topic, None, &[])],
+        "max-bytes-per-file: 2KiB\nflush-interval: 10m",
+        s3.service_env(),
+    );
+    let mut storer = setup.start_ready("size");
+    let store = s3.store();
+    let objects = wait_for_offsets(
+        &store,
+        &topic,
+        &BTreeMap::from([(0, 80)]),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(objects.len() >= 8, "{} objects", objects.len());
+    for object in &objects {
+        let raw: usize = object.records.iter().map(|r| r.heap_bytes() + 128).sum();
+        assert!(raw <= 2048, "{} holds {raw} bytes", object.path);
+    }
+    assert!(sealed(&storer, "size") >= 8.0);
+    assert_eq!(sealed(&storer, "age"), 0.0);
+    assert!(storer.terminate(Duration::from_secs(30)).success());
+    assert_exactly_once(
+        &read_folder(&store, &topic).await,
+        &BTreeMap::from([(0, 100)]),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_partition_tail_reaches_the_bucket_within_the_flush_interval() {
+    let (topic, events) = topic_with_records(2, 5).await;
+    let s3 = s3_settings();
+    let setup = StorerSetup::new(
+        &unique("g"),
+        &events,
+        &[(&topic, None, &[])],
+        "flush-interval: 1s",
+        s3.service_env(),
+    );
+    let mut storer = setup.start_ready("age");
+    let store = s3.store();
+    // No further message arrives, yet both tails are written.
+    let objects = wait_for_offsets(
+        &store,
+        &topic,
+        &BTreeMap::from([(0, 5), (1, 5)]),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(objects.len(), 2);
+    assert_eq!(sealed(&storer, "age"), 2.0);
+    produce(
+        &producer(),
+        &topic,
+        &[TestRecord::json(0, 99, 1_700_000_100_000)],
+    )
+    .await;
+    let objects = wait_for_offsets(
+        &store,
+        &topic,
+        &BTreeMap::from([(0, 6), (1, 5)]),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(objects.len(), 3);
+    assert!(storer.terminate(Duration::from_secs(30)).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_pressure_seals_early_and_everything_is_still_stored_once() {
+    // 4 partitions × 400 records × 4 KB = 6.4 MB against a 4 MiB budget, with 4 MiB files and a
+    // 10-minute interval: only the budget can seal batches before shutdown.
+    let topic = unique("memory");
+    let events = unique("memory-events");
+    create_topic(&topic, 4).await;
+    create_topic(&events, 1).await;
+    let producer = producer();
+    let payload = vec![b'x'; 4000];
+    for partition in 0..4 {
+        let records: Vec<_> = (0..400)
+            .map(|n| TestRecord {
+                partition,
+                key: Some(n.to_string().into_bytes()),
+                payload: Some(payload.clone()),
+                headers: vec![],
+                timestamp_ms: 1_700_000_000_000 + n,
+            })
+            .collect();
+        produce(&producer, &topic, &records).await;
+    }
+    let s3 = s3_settings();
+    let setup = StorerSetup::new(
+        &unique("g"),
+        &events,
+        &[(&topic, None, &[])],
+        "memory-budget: 4MiB\nmax-bytes-per-file: 4MiB\nflush-interval: 10m",
+        s3.service_env(),
+    );
+    let mut storer = setup.start_ready("memory");
+    let store = s3.store();
+    // 1.6 MiB per partition, 6.4 MiB in all: only memory pressure can seal before the 10-minute interval.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while sealed(&storer, "memory") < 2.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no memory seal; log:\n{}",
+            storer.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let buffered = storer.metric("bss_buffered_bytes").expect("gauge");
+    assert!(buffered <= (4 << 20) as f64, "{buffered} bytes buffered");
+    assert!(storer.log().contains("consumption paused"));
+    assert!(storer.terminate(Duration::from_secs(30)).success());
+    // What was not consumed before the stop is read by the next run, from the committed offsets.
+    let mut setup = setup;
+    setup.set("BSS_FLUSH_INTERVAL", "1s");
+    let mut storer = setup.start_ready("memory-restart");
+    let expected: BTreeMap<i32, i64> = (0..4).map(|p| (p, 400)).collect();
+    let objects = wait_for_offsets(&store, &topic, &expected, Duration::from_secs(60)).await;
+    assert_exactly_once(&objects, &expected);
+    assert!(storer.terminate(Duration::from_secs(30)).success());
+}
