@@ -121,6 +121,15 @@ pub struct ReadRecord {
 /// Reads `topic` from the beginning (no consumer group) until `expected` records arrived or `timeout`
 /// passed; returns what it got, in arrival order per partition.
 pub async fn read_topic(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadRecord> {
+    read_topic_until(topic, timeout, move |records| records.len() >= expected).await
+}
+
+/// Reads `topic` from the beginning until `done(records so far)` or `timeout`.
+pub async fn read_topic_until(
+    topic: &str,
+    timeout: Duration,
+    done: impl Fn(&[ReadRecord]) -> bool + Send + 'static,
+) -> Vec<ReadRecord> {
     let topic = topic.to_owned();
     // librdkafka calls block; a client-side hang on close was once seen, so bound the whole read.
     let task = tokio::task::spawn_blocking(move || {
@@ -143,7 +152,7 @@ pub async fn read_topic(topic: &str, expected: usize, timeout: Duration) -> Vec<
         consumer.assign(&list).expect("assign");
         let deadline = Instant::now() + timeout;
         let mut out = Vec::new();
-        while out.len() < expected && Instant::now() < deadline {
+        while !done(&out) && Instant::now() < deadline {
             if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
                 out.push(ReadRecord {
                     partition: message.partition(),
