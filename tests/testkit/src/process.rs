@@ -67,6 +67,19 @@ impl Service {
         panic!("service not ready after {timeout:?}; log:\n{}", self.log());
     }
 
+    /// Waits until the log contains `text` `count` times or more.
+    pub fn wait_log(&self, text: &str, count: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.log().matches(text).count() < count {
+            assert!(
+                Instant::now() < deadline,
+                "{text:?} not logged {count} times within {timeout:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// SIGKILL: no cleanup of any kind.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
