@@ -6,10 +6,6 @@ use bss_format::Record;
 
 use crate::config::BatchLimits;
 
-/// Fixed per-record cost added to raw bytes, approximating JSON field names, numbers and the
-/// timestamp text of a line, and the record's bookkeeping in memory.
-pub const RECORD_OVERHEAD_BYTES: u64 = 128;
-
 /// Why a batch was sealed; a metric label and a log field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SealReason {
@@ -49,9 +45,10 @@ pub struct Batch {
     pub opened_at: Instant,
 }
 
-/// Approximate bytes of one record, in a file line and in memory.
+/// What one record weighs: its memory footprint, which also approximates its line in a file (the JSON
+/// field names and numbers of a line take about the space of the struct and allocator overhead).
 pub fn record_weight(record: &Record) -> u64 {
-    record.heap_bytes() as u64 + RECORD_OVERHEAD_BYTES
+    record.memory_bytes() as u64
 }
 
 impl Batch {
@@ -147,11 +144,12 @@ mod tests {
     #[test]
     fn seals_by_size_count_and_age_with_the_reason() {
         let now = Instant::now();
-        let by_size = limits(1000, 100, 60_000);
-        let mut batch = Batch::open(record(0, 371), now);
-        assert!(batch.fits(&record(1, 371), &by_size));
-        batch.push(record(1, 371));
-        assert_eq!(batch.bytes, 1000);
+        let weight = record_weight(&record(0, 300));
+        let by_size = limits(2 * weight, 100, 60_000);
+        let mut batch = Batch::open(record(0, 300), now);
+        assert!(batch.fits(&record(1, 300), &by_size));
+        batch.push(record(1, 300));
+        assert_eq!(batch.bytes, 2 * weight);
         assert_eq!(batch.should_seal(&by_size, now), Some(SealReason::Size));
         assert!(!batch.fits(&record(2, 0), &by_size));
 
@@ -194,7 +192,7 @@ mod tests {
             vec![10, 11, 12]
         );
         assert_eq!((batch.first_offset(), batch.last_offset()), (13, 14));
-        assert_eq!(batch.bytes, 2 * (1 + RECORD_OVERHEAD_BYTES + 1));
+        assert_eq!(batch.bytes, 2 * record_weight(&record(0, 1)));
         batch.split_off_through(20);
         assert!(batch.records.is_empty());
     }

@@ -186,10 +186,19 @@ pub const ENV_VARS: &[EnvVar] = &[
 
 /// The Markdown table of [`ENV_VARS`] that `docs/configuration.md` must contain (checked by a test).
 pub fn reference_table() -> String {
-    let mut table = String::from("| Environment variable | File key | Default | Meaning |\n|---|---|---|---|\n");
+    let mut table = String::from(
+        "| Environment variable | File key | Default | Meaning |\n|---|---|---|---|\n",
+    );
     for var in ENV_VARS {
-        let default = if var.default.is_empty() { "—".to_owned() } else { format!("`{}`", var.default) };
-        table.push_str(&format!("| `{}` | `{}` | {} | {} |\n", var.name, var.key, default, var.help));
+        let default = if var.default.is_empty() {
+            "—".to_owned()
+        } else {
+            format!("`{}`", var.default)
+        };
+        table.push_str(&format!(
+            "| `{}` | `{}` | {} | {} |\n",
+            var.name, var.key, default, var.help
+        ));
     }
     table
 }
@@ -603,7 +612,10 @@ kafka:
     fn the_configuration_reference_lists_every_setting_with_its_default() {
         let doc = include_str!("../../docs/configuration.md");
         let table = reference_table();
-        assert!(doc.contains(&table), "docs/configuration.md must contain this table:\n{table}");
+        assert!(
+            doc.contains(&table),
+            "docs/configuration.md must contain this table:\n{table}"
+        );
     }
 
     #[test]

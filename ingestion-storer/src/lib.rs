@@ -83,6 +83,11 @@ pub async fn run(
     let context = StorerContext::new(Arc::clone(&progress), metrics.clone(), drain_timeout);
     let mut consumer_config = bss_kafka::client_config(&config.kafka);
     consumer_config.set("enable.partition.eof", "false");
+    // librdkafka waits a full second (its default) before fetching again once its queue was full,
+    // which starves the consume loop in bursts; 10 ms keeps the queue topped up.
+    if consumer_config.get("fetch.queue.backoff.ms").is_none() {
+        consumer_config.set("fetch.queue.backoff.ms", "10");
+    }
     if consumer_config.get("queued.max.messages.kbytes").is_none() {
         consumer_config.set(
             "queued.max.messages.kbytes",

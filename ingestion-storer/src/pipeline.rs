@@ -27,6 +27,7 @@ use crate::writer::{PartitionWriter, SealedBatch, WriterShared};
 type Consumer_ = StreamConsumer<StorerContext>;
 
 struct PartitionState {
+    topic: Arc<str>,
     open: Option<Batch>,
     writer_tx: mpsc::UnboundedSender<SealedBatch>,
 }
@@ -44,13 +45,16 @@ pub struct ConsumeLoop {
     partitions: HashMap<String, HashMap<i32, PartitionState>>,
     writers: Vec<tokio::task::JoinHandle<()>>,
     paused: bool,
+    /// Last state reported for the "kafka-consumer" check (reported on change only).
+    consumer_healthy: bool,
     /// Pause consumption at this many buffered bytes: the budget minus librdkafka's own prefetch
     /// queue, which may still deliver after a pause.
     high_water_bytes: u64,
     low_water_bytes: u64,
 }
 
-/// The librdkafka prefetch queue size we default to for a memory budget, in KiB.
+/// The librdkafka prefetch queue size we default to for a memory budget, in KiB: an eighth of the
+/// budget, between 1 and 16 MiB.
 pub fn prefetch_queue_kbytes(memory_budget_bytes: u64) -> u64 {
     (memory_budget_bytes / 8 / 1024).clamp(1024, 16 * 1024)
 }
@@ -102,6 +106,7 @@ impl ConsumeLoop {
             partitions: HashMap::new(),
             writers: Vec::new(),
             paused: false,
+            consumer_healthy: false,
             high_water_bytes,
             low_water_bytes: high_water_bytes / 4 * 3,
         }
@@ -124,6 +129,7 @@ impl ConsumeLoop {
                         Ok(message) => self.accept(&message),
                         Err(e) => {
                             tracing::warn!(error = %e, "consume error");
+                            self.consumer_healthy = false;
                             self.health.set("kafka-consumer", Err(e.to_string()));
                         }
                     }
@@ -141,7 +147,10 @@ impl ConsumeLoop {
     }
 
     fn accept(&mut self, message: &BorrowedMessage<'_>) {
-        self.health.set("kafka-consumer", Ok(()));
+        if !self.consumer_healthy {
+            self.consumer_healthy = true;
+            self.health.set("kafka-consumer", Ok(()));
+        }
         let topic = message.topic();
         let partition = message.partition();
         if !self
@@ -152,10 +161,6 @@ impl ConsumeLoop {
         {
             return;
         }
-        let record = to_record(message);
-        let limits = self.config.limits;
-        let now = Instant::now();
-        let weight = record_weight(&record);
         let Some(state) = self
             .partitions
             .get_mut(topic)
@@ -163,6 +168,10 @@ impl ConsumeLoop {
         else {
             return;
         };
+        let record = to_record(message, Arc::clone(&state.topic));
+        let limits = self.config.limits;
+        let now = Instant::now();
+        let weight = record_weight(&record);
         if let Some(open) = &state.open {
             if !open.fits(&record, &limits) {
                 let reason = if open.records.len() as u64 >= limits.max_records {
@@ -212,6 +221,7 @@ impl ConsumeLoop {
         self.partitions.entry(topic.to_owned()).or_default().insert(
             partition,
             PartitionState {
+                topic: topic.into(),
                 open: None,
                 writer_tx,
             },
@@ -363,7 +373,7 @@ fn seal(state: &mut PartitionState, reason: SealReason, metrics: &Metrics) {
     }
 }
 
-fn to_record(message: &BorrowedMessage<'_>) -> Record {
+fn to_record(message: &BorrowedMessage<'_>, topic: Arc<str>) -> Record {
     let (timestamp_ms, timestamp_type) = match message.timestamp() {
         Timestamp::NotAvailable => (None, TimestampType::CreateTime),
         Timestamp::CreateTime(ms) => (Some(ms), TimestampType::CreateTime),
@@ -382,7 +392,7 @@ fn to_record(message: &BorrowedMessage<'_>) -> Record {
         })
         .unwrap_or_default();
     Record {
-        topic: message.topic().to_owned(),
+        topic,
         partition: message.partition(),
         offset: message.offset(),
         timestamp_ms,

@@ -24,19 +24,31 @@ pub struct EncodedFile {
     pub checksum: String,
 }
 
-/// Encodes and compresses records (CPU-bound: run it on a blocking thread).
+/// Plain text handed to the compressor at a time: large enough to amortise the calls, small enough
+/// that the plain file is never held whole in memory.
+const ENCODE_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Encodes and compresses records (CPU-bound: run it off the async workers).
 pub fn encode(records: &[Record], compression: Compression) -> EncodedFile {
-    let estimated: usize = records.iter().map(|r| r.heap_bytes() + 160).sum();
-    let mut plain = Vec::with_capacity(estimated);
+    let mut compressor = compression.compressor();
+    let mut chunk = Vec::with_capacity(ENCODE_CHUNK_BYTES + 4096);
+    let mut uncompressed_bytes = 0u64;
     let mut summary = FileSummary::default();
     for record in records {
-        encode_line(record, &mut plain);
+        encode_line(record, &mut chunk);
         summary.add(record);
+        if chunk.len() >= ENCODE_CHUNK_BYTES {
+            uncompressed_bytes += chunk.len() as u64;
+            compressor.write(&chunk);
+            chunk.clear();
+        }
     }
-    let stored = Bytes::from(compression.compress(&plain));
+    uncompressed_bytes += chunk.len() as u64;
+    compressor.write(&chunk);
+    let stored = Bytes::from(compressor.finish());
     EncodedFile {
         checksum: checksum(&stored),
-        uncompressed_bytes: plain.len() as u64,
+        uncompressed_bytes,
         stored,
         summary,
     }

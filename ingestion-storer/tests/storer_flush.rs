@@ -90,7 +90,7 @@ async fn seals_by_size() {
     .await;
     assert!(objects.len() >= 8, "{} objects", objects.len());
     for object in &objects {
-        let raw: usize = object.records.iter().map(|r| r.heap_bytes() + 128).sum();
+        let raw: usize = object.records.iter().map(|r| r.memory_bytes()).sum();
         assert!(raw <= 2048, "{} holds {raw} bytes", object.path);
     }
     assert!(sealed(&storer, "size") >= 8.0);

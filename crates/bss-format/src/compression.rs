@@ -61,22 +61,26 @@ impl Compression {
             .find_map(|c| file_name.strip_suffix(c.extension()).map(|stem| (stem, c)))
     }
 
-    /// Compresses a whole file held in memory.
-    pub fn compress(self, plain: &[u8]) -> Vec<u8> {
-        match self {
-            Self::None => plain.to_vec(),
-            Self::Gzip => {
-                let mut encoder = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(plain.len() / 4),
-                    flate2::Compression::fast(),
-                );
-                // Writing into a Vec cannot fail.
-                encoder.write_all(plain).expect("gzip into memory");
-                encoder.finish().expect("gzip into memory")
-            }
+    /// A streaming compressor into memory: only the compressed bytes are held, never the plain file.
+    pub fn compressor(self) -> Compressor {
+        Compressor(match self {
+            Self::None => Inner::None(Vec::new()),
+            Self::Gzip => Inner::Gzip(flate2::write::GzEncoder::new(
+                Vec::new(),
+                flate2::Compression::fast(),
+            )),
             // Level 1: the storer must keep up with the topic; zstd-1 already beats gzip-6 on JSON.
-            Self::Zstd => zstd::bulk::compress(plain, 1).expect("zstd into memory"),
-        }
+            Self::Zstd => Inner::Zstd(
+                zstd::stream::write::Encoder::new(Vec::new(), 1).expect("zstd level 1 is valid"),
+            ),
+        })
+    }
+
+    /// Compresses a whole buffer (tests and small files).
+    pub fn compress(self, plain: &[u8]) -> Vec<u8> {
+        let mut compressor = self.compressor();
+        compressor.write(plain);
+        compressor.finish()
     }
 
     /// Wraps a reader of stored bytes into a buffered reader of plain JSON Lines, streaming.
@@ -92,6 +96,40 @@ impl Compression {
                 zstd::stream::read::Decoder::new(stored)?,
             )),
         })
+    }
+}
+
+/// See [`Compression::compressor`]. Writing into memory cannot fail, so the methods do not return errors.
+pub struct Compressor(Inner);
+
+enum Inner {
+    None(Vec<u8>),
+    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+}
+
+impl Compressor {
+    /// Adds plain bytes.
+    pub fn write(&mut self, plain: &[u8]) {
+        let result = match &mut self.0 {
+            Inner::None(out) => {
+                out.extend_from_slice(plain);
+                Ok(())
+            }
+            Inner::Gzip(encoder) => encoder.write_all(plain),
+            Inner::Zstd(encoder) => encoder.write_all(plain),
+        };
+        result.expect("compressing into memory");
+    }
+
+    /// Ends the stream and returns the compressed bytes.
+    pub fn finish(self) -> Vec<u8> {
+        match self.0 {
+            Inner::None(out) => Ok(out),
+            Inner::Gzip(encoder) => encoder.finish(),
+            Inner::Zstd(encoder) => encoder.finish(),
+        }
+        .expect("compressing into memory")
     }
 }
 

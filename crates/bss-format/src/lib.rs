@@ -16,7 +16,7 @@ mod record;
 mod summary;
 pub mod time;
 
-pub use compression::{Compression, UnknownCompression};
+pub use compression::{Compression, Compressor, UnknownCompression};
 pub use line::{decode_line, encode_line, LineError};
 pub use reader::{ReadError, RecordReader};
 pub use record::{Header, Record, TimestampType};

@@ -6,11 +6,13 @@
 //! null header value. Nothing is lost in either direction.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
+use std::sync::Arc;
+
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::record::{Header, Record, TimestampType};
-use crate::time::{format_iso_ms, parse_iso_ms};
+use crate::time::{parse_iso_ms, write_iso_ms};
 
 const BASE64_ENCODING: &str = "base64";
 
@@ -42,86 +44,90 @@ pub enum LineError {
     MissingTopic,
 }
 
-#[derive(Serialize)]
-struct LineOut<'a> {
-    timestamp: Option<String>,
-    partition: i32,
-    offset: i64,
-    key: Option<TextOrBase64<'a>>,
-    payload: Option<TextOrBase64<'a>>,
-    topic: &'a str,
-    headers: Vec<HeaderOut<'a>>,
-    #[serde(rename = "keyEncoding", skip_serializing_if = "Option::is_none")]
-    key_encoding: Option<&'static str>,
-    #[serde(rename = "payloadEncoding", skip_serializing_if = "Option::is_none")]
-    payload_encoding: Option<&'static str>,
-    #[serde(rename = "timestampType", skip_serializing_if = "Option::is_none")]
-    timestamp_type: Option<&'static str>,
+/// Appends a JSON string literal of `text` (quotes and escapes included).
+fn write_json_str(text: &str, out: &mut Vec<u8>) {
+    // serde_json's string serializer has the fast escaping path; writing into a Vec cannot fail.
+    serde_json::to_writer(&mut *out, text).expect("writing into memory");
 }
 
-#[derive(Serialize)]
-struct HeaderOut<'a> {
-    key: &'a str,
-    value: Option<TextOrBase64<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    encoding: Option<&'static str>,
+fn write_integer(value: impl serde::Serialize, out: &mut Vec<u8>) {
+    serde_json::to_writer(&mut *out, &value).expect("writing into memory");
 }
 
-/// Borrowed UTF-8 text, or an owned base64 rendering of non-UTF-8 bytes.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum TextOrBase64<'a> {
-    Text(&'a str),
-    Base64(String),
-}
-
-fn text_or_base64(bytes: Option<&[u8]>) -> (Option<TextOrBase64<'_>>, Option<&'static str>) {
+/// Appends bytes as a JSON string (text) or base64; returns whether base64 was used.
+fn write_bytes(bytes: Option<&[u8]>, out: &mut Vec<u8>) -> bool {
     match bytes {
-        None => (None, None),
+        None => {
+            out.extend_from_slice(b"null");
+            false
+        }
         Some(bytes) => match std::str::from_utf8(bytes) {
-            Ok(text) => (Some(TextOrBase64::Text(text)), None),
-            Err(_) => (
-                Some(TextOrBase64::Base64(BASE64.encode(bytes))),
-                Some(BASE64_ENCODING),
-            ),
+            Ok(text) => {
+                write_json_str(text, out);
+                false
+            }
+            Err(_) => {
+                out.push(b'"');
+                let start = out.len();
+                out.resize(
+                    start + base64::encoded_len(bytes.len(), true).unwrap_or(0),
+                    0,
+                );
+                let written = BASE64.encode_slice(bytes, &mut out[start..]).unwrap_or(0);
+                out.truncate(start + written);
+                out.push(b'"');
+                true
+            }
         },
     }
 }
 
-/// Appends `record` to `out` as one JSON line, newline included.
+/// Appends `record` to `out` as one JSON line, newline included. Written by hand, field by field, so
+/// that encoding allocates nothing per record (the storer encodes every record it archives).
 pub fn encode_line(record: &Record, out: &mut Vec<u8>) {
-    let (key, key_encoding) = text_or_base64(record.key.as_deref());
-    let (payload, payload_encoding) = text_or_base64(record.payload.as_deref());
-    let headers = record
-        .headers
-        .iter()
-        .map(|header| {
-            let (value, encoding) = text_or_base64(header.value.as_deref());
-            HeaderOut {
-                key: &header.key,
-                value,
-                encoding,
-            }
-        })
-        .collect();
-    let line = LineOut {
-        timestamp: record.timestamp_ms.map(format_iso_ms),
-        partition: record.partition,
-        offset: record.offset,
-        key,
-        payload,
-        topic: &record.topic,
-        headers,
-        key_encoding,
-        payload_encoding,
-        timestamp_type: match record.timestamp_type {
-            TimestampType::CreateTime => None,
-            TimestampType::LogAppendTime => Some("LogAppendTime"),
-        },
-    };
-    // Serializing plain strings and integers into a Vec cannot fail.
-    serde_json::to_writer(&mut *out, &line).expect("serializing a line into memory");
-    out.push(b'\n');
+    out.extend_from_slice(b"{\"timestamp\":");
+    match record.timestamp_ms {
+        Some(ms) => {
+            out.push(b'"');
+            write_iso_ms(ms, out);
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"partition\":");
+    write_integer(record.partition, out);
+    out.extend_from_slice(b",\"offset\":");
+    write_integer(record.offset, out);
+    out.extend_from_slice(b",\"key\":");
+    let key_base64 = write_bytes(record.key.as_deref(), out);
+    out.extend_from_slice(b",\"payload\":");
+    let payload_base64 = write_bytes(record.payload.as_deref(), out);
+    out.extend_from_slice(b",\"topic\":");
+    write_json_str(&record.topic, out);
+    out.extend_from_slice(b",\"headers\":[");
+    for (index, header) in record.headers.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"key\":");
+        write_json_str(&header.key, out);
+        out.extend_from_slice(b",\"value\":");
+        if write_bytes(header.value.as_deref(), out) {
+            out.extend_from_slice(b",\"encoding\":\"base64\"");
+        }
+        out.push(b'}');
+    }
+    out.push(b']');
+    if key_base64 {
+        out.extend_from_slice(b",\"keyEncoding\":\"base64\"");
+    }
+    if payload_base64 {
+        out.extend_from_slice(b",\"payloadEncoding\":\"base64\"");
+    }
+    if record.timestamp_type == TimestampType::LogAppendTime {
+        out.extend_from_slice(b",\"timestampType\":\"LogAppendTime\"");
+    }
+    out.extend_from_slice(b"}\n");
 }
 
 #[derive(Deserialize)]
@@ -198,9 +204,9 @@ pub fn decode_line(line: &[u8], default_topic: Option<&str>) -> Result<Record, L
         Some("LogAppendTime") => TimestampType::LogAppendTime,
         _ => TimestampType::CreateTime,
     };
-    let topic = match parsed.topic {
-        Some(topic) => topic,
-        None => default_topic.ok_or(LineError::MissingTopic)?.to_owned(),
+    let topic: Arc<str> = match parsed.topic {
+        Some(topic) => topic.into(),
+        None => default_topic.ok_or(LineError::MissingTopic)?.into(),
     };
     let headers = parsed
         .headers
@@ -321,7 +327,7 @@ mod tests {
     fn decodes_a_mia_platform_line_with_the_topic_from_the_name() {
         let line = br#"{"timestamp":"2023-06-23T09:10:00.702Z","partition":0,"offset":5,"key":"{\"id\":\"a\"}","payload":"{\"v\":1}"}"#;
         let r = decode_line(line, Some("demo.registry.ingestion")).expect("decodes");
-        assert_eq!(r.topic, "demo.registry.ingestion");
+        assert_eq!(&*r.topic, "demo.registry.ingestion");
         assert_eq!(r.offset, 5);
         assert_eq!(r.key.as_deref(), Some(&br#"{"id":"a"}"#[..]));
         assert_eq!(r.payload.as_deref(), Some(&br#"{"v":1}"#[..]));

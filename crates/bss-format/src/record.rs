@@ -1,8 +1,10 @@
+use std::sync::Arc;
+
 /// One Kafka record as archived: everything needed to re-produce it byte for byte.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
-    /// Source topic.
-    pub topic: String,
+    /// Source topic, shared by all records of a partition (no allocation per record).
+    pub topic: Arc<str>,
     /// Source partition.
     pub partition: i32,
     /// Source offset.
@@ -18,6 +20,9 @@ pub struct Record {
     /// Headers in their original order (duplicates allowed, as in Kafka).
     pub headers: Vec<Header>,
 }
+
+/// What the allocator spends around each heap block (size header plus rounding), on average.
+const ALLOCATION_OVERHEAD: usize = 16;
 
 /// One Kafka record header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,15 +44,24 @@ pub enum TimestampType {
 }
 
 impl Record {
-    /// Bytes this record occupies in memory beyond the struct itself; used for memory budgets.
-    pub fn heap_bytes(&self) -> usize {
-        self.topic.len()
-            + self.key.as_ref().map_or(0, Vec::len)
-            + self.payload.as_ref().map_or(0, Vec::len)
+    /// Bytes this record occupies in memory, the struct and its heap allocations (with allocator
+    /// overhead), so a memory budget can be kept honestly.
+    pub fn memory_bytes(&self) -> usize {
+        fn allocation(len: usize) -> usize {
+            if len == 0 {
+                0
+            } else {
+                len + ALLOCATION_OVERHEAD
+            }
+        }
+        std::mem::size_of::<Self>()
+            + allocation(self.key.as_ref().map_or(0, Vec::len))
+            + allocation(self.payload.as_ref().map_or(0, Vec::len))
+            + allocation(self.headers.len() * std::mem::size_of::<Header>())
             + self
                 .headers
                 .iter()
-                .map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len) + 32)
+                .map(|h| allocation(h.key.len()) + allocation(h.value.as_ref().map_or(0, Vec::len)))
                 .sum::<usize>()
     }
 }

@@ -13,6 +13,61 @@ pub fn format_iso_ms(epoch_ms: i64) -> String {
         .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Appends `epoch_ms` as `YYYY-MM-DDTHH:MM:SS.mmmZ` without allocating: the storer formats one
+/// timestamp per record. Years outside 0..=9999 fall back to [`format_iso_ms`].
+pub fn write_iso_ms(epoch_ms: i64, out: &mut Vec<u8>) {
+    let days = epoch_ms.div_euclid(86_400_000);
+    let ms_of_day = epoch_ms.rem_euclid(86_400_000);
+    let (year, month, day) = civil_from_days(days);
+    if !(0..=9999).contains(&year) {
+        out.extend_from_slice(format_iso_ms(epoch_ms).as_bytes());
+        return;
+    }
+    let (hour, minute, second, milli) = (
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1000 % 60,
+        ms_of_day % 1000,
+    );
+    let digits = |value: i64, width: usize, out: &mut Vec<u8>| {
+        let mut buf = [b'0'; 4];
+        let mut v = value;
+        for slot in buf[..width].iter_mut().rev() {
+            *slot = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        out.extend_from_slice(&buf[..width]);
+    };
+    digits(year, 4, out);
+    out.push(b'-');
+    digits(month, 2, out);
+    out.push(b'-');
+    digits(day, 2, out);
+    out.push(b'T');
+    digits(hour, 2, out);
+    out.push(b':');
+    digits(minute, 2, out);
+    out.push(b':');
+    digits(second, 2, out);
+    out.push(b'.');
+    digits(milli, 3, out);
+    out.push(b'Z');
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 /// Parses an RFC 3339 / ISO-8601 date-time with an offset into epoch milliseconds.
 pub fn parse_iso_ms(text: &str) -> Option<i64> {
     DateTime::parse_from_rfc3339(text)
@@ -32,5 +87,32 @@ mod tests {
         assert_eq!(parse_iso_ms("2022-11-14T14:26:37.728+01:00"), Some(ms));
         assert_eq!(format_iso_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(parse_iso_ms("yesterday"), None);
+    }
+
+    #[test]
+    fn the_fast_formatter_agrees_with_chrono() {
+        let samples = [
+            0,
+            1,
+            -1,
+            951_782_400_000,
+            1_668_432_397_728,
+            4_102_444_799_999,
+            -62_135_596_800_000,
+            253_402_300_799_999,
+            -86_400_001,
+        ];
+        for ms in samples
+            .into_iter()
+            .chain((0..2000).map(|i| i * 987_654_321_017 - 900_000_000_000_000))
+        {
+            let mut out = Vec::new();
+            write_iso_ms(ms, &mut out);
+            assert_eq!(
+                String::from_utf8(out).expect("ascii"),
+                format_iso_ms(ms),
+                "{ms}"
+            );
+        }
     }
 }
