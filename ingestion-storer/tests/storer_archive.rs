@@ -231,6 +231,11 @@ async fn archives_topics_and_partitions_with_exact_content_events_and_forwarding
         );
     }
 
+    // Mia-Platform's dashboard metrics count what was written.
+    assert_eq!(storer.metric("bss_bucket_upload_requests_total{status=\"OK\"}"), Some(all_objects.len() as f64));
+    let total_records: usize = all_objects.iter().map(|o| o.records.len()).sum();
+    assert_eq!(storer.metric("bss_bucket_messages_written_total"), Some(total_records as f64));
+
     let status = storer.terminate(Duration::from_secs(30));
     assert!(status.success(), "clean stop; log:\n{}", storer.log());
 }

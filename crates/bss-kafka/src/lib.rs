@@ -38,8 +38,9 @@ const CONSUMER_ONLY: &[&str] = &[
     "isolation.level",
 ];
 
-/// A producer with idempotence on (no duplicates or reordering from retries within a session) and
-/// `acks=all`; consumer-only properties of the shared configuration are left out.
+/// A producer with idempotence on (no duplicates or reordering from retries within a session, which
+/// implies `acks=all`) and Java's key partitioner; consumer-only properties of the shared configuration
+/// are left out.
 pub fn create_producer(kafka: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
     let mut config = ClientConfig::new();
     for (name, value) in kafka.properties() {
@@ -54,6 +55,11 @@ pub fn create_producer(kafka: &KafkaConfig) -> Result<FutureProducer, KafkaError
     // Kafka's own default limit. The broker still enforces its limit per topic.
     if config.get("message.max.bytes").is_none() {
         config.set("message.max.bytes", "16777216");
+    }
+    // Java clients (and so most of a Kafka estate) place keyed records with murmur2; librdkafka's
+    // default differs. Matching Java keeps a key on the same partition whoever produced it.
+    if config.get("partitioner").is_none() {
+        config.set("partitioner", "murmur2_random");
     }
     if config.get("linger.ms").is_none() {
         config.set("linger.ms", "5");
