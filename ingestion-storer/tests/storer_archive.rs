@@ -137,7 +137,7 @@ async fn archives_topics_and_partitions_with_exact_content_events_and_forwarding
             assert!(object
                 .records
                 .iter()
-                .all(|r| r.partition == first.partition && &r.topic == topic));
+                .all(|r| r.partition == first.partition && *r.topic == **topic));
         }
         let mut by_partition: BTreeMap<i32, Vec<(i64, TestRecord)>> = BTreeMap::new();
         for record in objects.iter().flat_map(|o| &o.records) {
@@ -184,7 +184,7 @@ async fn archives_topics_and_partitions_with_exact_content_events_and_forwarding
         let last = object.records.last().expect("records");
         assert_eq!(
             (key.topic.as_str(), key.partition),
-            (first.topic.as_str(), first.partition)
+            (&*first.topic, first.partition)
         );
         assert_eq!(
             (event.batch_offset_start, event.batch_offset_end),
@@ -232,9 +232,15 @@ async fn archives_topics_and_partitions_with_exact_content_events_and_forwarding
     }
 
     // Mia-Platform's dashboard metrics count what was written.
-    assert_eq!(storer.metric("bss_bucket_upload_requests_total{status=\"OK\"}"), Some(all_objects.len() as f64));
+    assert_eq!(
+        storer.metric("bss_bucket_upload_requests_total{status=\"OK\"}"),
+        Some(all_objects.len() as f64)
+    );
     let total_records: usize = all_objects.iter().map(|o| o.records.len()).sum();
-    assert_eq!(storer.metric("bss_bucket_messages_written_total"), Some(total_records as f64));
+    assert_eq!(
+        storer.metric("bss_bucket_messages_written_total"),
+        Some(total_records as f64)
+    );
 
     let status = storer.terminate(Duration::from_secs(30));
     assert!(status.success(), "clean stop; log:\n{}", storer.log());
