@@ -583,7 +583,8 @@ kafka:
 
     #[test]
     fn bad_values_name_the_setting() {
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case<'_>] = &[
             (MIA_YAML, &[("BSS_MAX_BYTES_PER_FILE", "lots")], "bss.max-bytes-per-file (BSS_MAX_BYTES_PER_FILE)"),
             (MIA_YAML, &[("BSS_COMPRESSION", "lz4")], "bss.compression (BSS_COMPRESSION)"),
             (MIA_YAML, &[("BUCKET_TYPE", "azure")], "bss.bucket.type (BUCKET_TYPE)"),

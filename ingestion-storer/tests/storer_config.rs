@@ -38,7 +38,8 @@ fn invalid_settings_stop_the_service_with_one_line_naming_them() {
     std::fs::write(&not_yaml, "bss: [unclosed\n").expect("yaml");
     let good = good_yaml.to_str().expect("path");
 
-    let cases: Vec<(Vec<(&str, &str)>, Vec<&str>, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             vec![("BUCKET_TYPE", "azure")],
             vec!["--config", good],

@@ -189,7 +189,7 @@ mod tests {
     fn errors_name_the_setting_and_its_variable() {
         let error = section("gcs")
             .validate(VARS, "bss.bucket")
-            .unwrap_err()
+            .expect_err("invalid")
             .to_string();
         assert_eq!(
             error,
@@ -199,14 +199,14 @@ mod tests {
         s.endpoint = Some("minio:9000".into());
         assert!(s
             .validate(VARS, "bss.bucket")
-            .unwrap_err()
+            .expect_err("invalid")
             .to_string()
             .contains("bss.bucket.endpoint"));
         let mut s = section("google");
         s.name = None;
         assert!(s
             .validate(VARS, "bss.bucket")
-            .unwrap_err()
+            .expect_err("invalid")
             .to_string()
             .contains("bss.bucket.name"));
     }

@@ -182,7 +182,7 @@ mod tests {
         let no_env = HashMap::new();
         let error = section(serde_json::json!({}))
             .validate(&vars, &no_env)
-            .unwrap_err()
+            .expect_err("invalid")
             .to_string();
         assert!(
             error.contains("kafka.bootstrap.servers (KAFKA_BROKERS)"),
@@ -196,7 +196,7 @@ mod tests {
         let error =
             section(serde_json::json!({"bootstrap.servers": "k", "auto.offset.reset": "oldest"}))
                 .validate(&vars, &no_env)
-                .unwrap_err()
+                .expect_err("invalid")
                 .to_string();
         assert!(error.contains("oldest"), "{error}");
     }

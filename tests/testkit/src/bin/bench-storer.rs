@@ -3,6 +3,7 @@
 //! Loads N JSON messages of about 250 bytes over 8 partitions, then measures in the same run:
 //! - a bare rdkafka consumer (subscribe, count messages, nothing else): the baseline;
 //! - the storer (release binary), writing zstd files into a local-folder bucket.
+//!
 //! Both clocks start at the first delivered message / the first assignment, so group-join time (which
 //! depends on the broker) is excluded from both. Prints messages/s, MB/s, the ratio storer/bare, the
 //! storer's CPU seconds per million messages and its peak RSS.
