@@ -342,19 +342,19 @@ mod tests {
     fn rejects_bad_lines_with_the_field_named() {
         let bad_ts = br#"{"timestamp":"noon","partition":0,"offset":1,"topic":"t"}"#;
         assert!(decode_line(bad_ts, None)
-            .unwrap_err()
+            .expect_err("an error")
             .to_string()
             .contains("timestamp"));
         let bad_b64 =
             br#"{"partition":0,"offset":1,"topic":"t","key":"***","keyEncoding":"base64"}"#;
         assert!(decode_line(bad_b64, None)
-            .unwrap_err()
+            .expect_err("an error")
             .to_string()
             .contains("`key`"));
         let unknown =
             br#"{"partition":0,"offset":1,"topic":"t","payload":"x","payloadEncoding":"hex"}"#;
         assert!(decode_line(unknown, None)
-            .unwrap_err()
+            .expect_err("an error")
             .to_string()
             .contains("payloadEncoding"));
         assert!(decode_line(b"{\"offset\":1}", None).is_err());

@@ -125,7 +125,7 @@ mod tests {
         encode_line(&sample(2), &mut plain);
         let results: Vec<_> = RecordReader::new(&plain[..], None).collect();
         assert_eq!(results.len(), 2);
-        let error = results[1].as_ref().unwrap_err().to_string();
+        let error = results[1].as_ref().expect_err("an error").to_string();
         assert!(error.starts_with("line 3:"), "{error}");
     }
 
