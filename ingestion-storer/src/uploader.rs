@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bss_format::{checksum, encode_line, Compression, FileSummary, Record, RecordReader};
+use bss_layout::index::IndexBuilder;
 use bss_layout::ObjectName;
 use bytes::Bytes;
 use object_store::path::Path;
@@ -22,6 +23,8 @@ pub struct EncodedFile {
     pub summary: FileSummary,
     /// `crc32c:…` of `stored`.
     pub checksum: String,
+    /// The key-index sidecar of the object.
+    pub index: Bytes,
 }
 
 /// Plain text handed to the compressor at a time: large enough to amortise the calls, small enough
@@ -34,9 +37,11 @@ pub fn encode(records: &[Record], compression: Compression) -> EncodedFile {
     let mut chunk = Vec::with_capacity(ENCODE_CHUNK_BYTES + 4096);
     let mut uncompressed_bytes = 0u64;
     let mut summary = FileSummary::default();
+    let mut index = IndexBuilder::default();
     for record in records {
         encode_line(record, &mut chunk);
         summary.add(record);
+        index.add(record.offset, record.timestamp_ms, record.key.as_deref());
         if chunk.len() >= ENCODE_CHUNK_BYTES {
             uncompressed_bytes += chunk.len() as u64;
             compressor.write(&chunk);
@@ -51,6 +56,7 @@ pub fn encode(records: &[Record], compression: Compression) -> EncodedFile {
         uncompressed_bytes,
         stored,
         summary,
+        index: Bytes::from(index.finish()),
     }
 }
 
@@ -113,6 +119,8 @@ pub struct ExistingObject {
     pub uncompressed_bytes: u64,
     /// `crc32c:…` of the stored bytes.
     pub checksum: String,
+    /// Its key-index sidecar, rebuilt from its content.
+    pub index: Bytes,
 }
 
 /// Why an existing object could not be adopted.
@@ -156,8 +164,11 @@ pub async fn read_existing(
             count: 0,
         };
         let mut summary = FileSummary::default();
+        let mut index = IndexBuilder::default();
         for record in RecordReader::new(std::io::BufReader::new(&mut counter), Some(topic)) {
-            summary.add(&record.map_err(|e| e.to_string())?);
+            let record = record.map_err(|e| e.to_string())?;
+            summary.add(&record);
+            index.add(record.offset, record.timestamp_ms, record.key.as_deref());
         }
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -168,6 +179,7 @@ pub async fn read_existing(
             uncompressed_bytes: counter.count,
             checksum: checksum(&stored),
             summary,
+            index: Bytes::from(index.finish()),
         })
     })
     .await

@@ -15,7 +15,7 @@ use bss_format::{Compression, Record};
 use bss_layout::ObjectName;
 use bss_telemetry::Health;
 use object_store::path::Path;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -194,6 +194,7 @@ impl PartitionWriter {
                         elapsed_ms = started.elapsed().as_millis() as u64, "object written"
                     );
                     failpoint::reached("after-upload");
+                    self.write_index(&path, encoded.index.clone()).await?;
                     let object = WrittenObject {
                         path: path.as_ref(),
                         topic: &self.tp.0,
@@ -235,6 +236,8 @@ impl PartitionWriter {
             }
             match uploader::read_existing(&self.shared.store, path, name).await {
                 Ok(existing) => {
+                    // The crash may have come between the object and its sidecar.
+                    self.write_index(path, existing.index.clone()).await?;
                     tracing::info!(
                         path = %path, first_offset = existing.summary.first_offset,
                         last_offset = existing.summary.last_offset,
@@ -262,6 +265,29 @@ impl PartitionWriter {
                     self.shared
                         .health
                         .set("bucket-writes", Err(error.to_string()));
+                    self.pause(attempt).await?;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Writes (or rewrites: its content depends only on the object's) the object's key-index sidecar.
+    async fn write_index(&self, object_path: &Path, index: bytes::Bytes) -> Option<()> {
+        let path = Path::from(bss_layout::index::index_path(object_path.as_ref()));
+        let mut attempt = 0;
+        loop {
+            if !self.still_owner() {
+                return None;
+            }
+            match self.shared.store.put(&path, index.clone().into()).await {
+                Ok(_) => return Some(()),
+                Err(error) => {
+                    self.shared.health.set(
+                        "bucket-writes",
+                        Err(format!("index upload failed: {error}")),
+                    );
+                    tracing::warn!(path = %path, attempt, error = %error, "index upload failed, retrying");
                     self.pause(attempt).await?;
                     attempt += 1;
                 }

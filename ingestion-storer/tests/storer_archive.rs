@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bss_layout::{FileWrittenEvent, FileWrittenKey};
+use bss_layout::{index, FileWrittenEvent, FileWrittenKey};
 use bss_testkit::bucket::{assert_exactly_once, s3_settings};
 use bss_testkit::kafka::{create_topic, of_partition, produce, producer, read_topic, TestRecord};
 use bss_testkit::unique;
@@ -160,6 +160,35 @@ async fn archives_topics_and_partitions_with_exact_content_events_and_forwarding
     assert!(order_objects
         .iter()
         .any(|o| o.records.len() == 1 && o.records[0].key.as_deref() == Some(&b"huge"[..])));
+
+    // Every object has a key-index sidecar that describes it and finds each of its keys.
+    for object in order_objects.iter().chain(&customer_objects) {
+        let sidecar = object_store::ObjectStoreExt::get(
+            store.as_ref(),
+            &object_store::path::Path::from(index::index_path(&object.path)),
+        )
+        .await
+        .expect("sidecar exists")
+        .bytes()
+        .await
+        .expect("bytes");
+        let header = index::IndexHeader::parse(&sidecar).expect("sidecar header");
+        assert_eq!(header.records, object.records.len() as u64);
+        assert_eq!(
+            (header.first_offset, header.last_offset),
+            (
+                object.records[0].offset,
+                object.records.last().expect("records").offset
+            )
+        );
+        for key in object.records.iter().filter_map(|r| r.key.as_deref()) {
+            let range = header.block_range(key).expect("non-empty filter");
+            assert!(index::block_may_contain(
+                &sidecar[range.start as usize..range.end as usize],
+                key
+            ));
+        }
+    }
 
     // Events: one per object, matching it.
     let all_objects: Vec<_> = order_objects.iter().chain(&customer_objects).collect();

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 mod event;
+pub mod index;
 mod name;
 
 pub use event::{FileWrittenEvent, FileWrittenKey};
