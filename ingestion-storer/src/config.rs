@@ -212,6 +212,10 @@ struct RawConfig {
     kafka: KafkaSection,
     http_port: Option<u16>,
     log_level: Option<String>,
+    /// The reloader's section: accepted so both services can share one `application.yaml`.
+    #[serde(default)]
+    #[allow(dead_code)]
+    reloader: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -251,6 +255,10 @@ struct RawMapping {
     bucket_folder: Option<String>,
     #[serde(default)]
     post_ingestion: Vec<String>,
+    /// The reloader's default target for this topic: accepted, not used by the storer.
+    #[serde(default)]
+    #[allow(dead_code)]
+    reingestion: Option<String>,
 }
 
 /// One ingestion topic and where its records go.

@@ -1,0 +1,474 @@
+//! REST routes, Mia-Platform compatible (`/reingestion/topic`, `/reingestion/file`,
+//! `/reingestion/stop-reingestion`, `/status/folders`, `/status/{folder}/count`) plus ours
+//! (`/reingestion/key`, `/reingestion/jobs…`).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::jobs::{Job, JobKind, JobState};
+use crate::replay::{PayloadFilter, ReplaySpec};
+use crate::AppState;
+
+/// JSON body extractor whose rejections use the API's error shape (and name the offending field).
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(JsonRejection::JsonDataError(e)) => {
+                Err(ApiError::bad_request("invalid_body", e.body_text()))
+            }
+            Err(e) => Err(ApiError::bad_request("invalid_body", e.body_text())),
+        }
+    }
+}
+
+/// Options every start route accepts besides its own fields.
+#[derive(Debug, Default)]
+pub struct Options<'a> {
+    /// Keep only records whose JSON payload matches.
+    pub filter: Option<&'a PayloadFilter>,
+    /// Produce to the source partition number (default: by key).
+    pub keep_partition: bool,
+    /// Messages per second for this job (0: unlimited).
+    pub rate_limit: u32,
+}
+
+/// `POST /reingestion/topic`.
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TopicRequest {
+    /// Ingestion topic (or folder) to replay.
+    pub topic: String,
+    /// Target topic; defaults to the topic's configured reingestion topic.
+    pub re_ingestion_topic: Option<String>,
+    /// Inclusive lower bound on record timestamps.
+    pub start_date: Option<String>,
+    /// Inclusive upper bound.
+    pub stop_date: Option<String>,
+    /// Mia-Platform's Kotlin selectors: refused with a pointer to `filter`.
+    pub custom_selector_name: Option<String>,
+    /// Keep only records whose JSON payload has `equals` at JSON Pointer `pointer`.
+    pub filter: Option<PayloadFilter>,
+    /// Produce to the source partition number when the target has it (default: by key).
+    #[serde(default)]
+    pub keep_partition: bool,
+    /// Messages per second for this job (default: unlimited).
+    pub rate_limit: Option<u32>,
+}
+
+/// `POST /reingestion/file`.
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileRequest {
+    /// Object path, as in the file-written event's `filePath`.
+    pub file_name: String,
+    /// Target topic; defaults to the file's topic's configured reingestion topic.
+    pub re_ingestion_topic: Option<String>,
+    /// Refused, see `filter`.
+    pub custom_selector_name: Option<String>,
+    /// Keep only records whose JSON payload has `equals` at JSON Pointer `pointer`.
+    pub filter: Option<PayloadFilter>,
+    /// Produce to the source partition number when the target has it (default: by key).
+    #[serde(default)]
+    pub keep_partition: bool,
+    /// Messages per second for this job (default: unlimited).
+    pub rate_limit: Option<u32>,
+}
+
+/// `POST /reingestion/key`.
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyRequest {
+    /// Ingestion topic (or folder).
+    pub topic: String,
+    /// The key, as text (or base64 with `keyEncoding: "base64"`).
+    pub key: String,
+    /// `base64` for binary keys.
+    pub key_encoding: Option<String>,
+    /// Target topic.
+    pub re_ingestion_topic: Option<String>,
+    /// Inclusive lower bound.
+    pub start_date: Option<String>,
+    /// Inclusive upper bound.
+    pub stop_date: Option<String>,
+    /// Only the latest record of the key.
+    #[serde(default)]
+    pub latest_only: bool,
+    /// Keep only records whose JSON payload has `equals` at JSON Pointer `pointer`.
+    pub filter: Option<PayloadFilter>,
+    /// Produce to the source partition number when the target has it (default: by key).
+    #[serde(default)]
+    pub keep_partition: bool,
+    /// Messages per second for this job (default: unlimited).
+    pub rate_limit: Option<u32>,
+}
+
+/// `POST /reingestion/stop-reingestion`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StopRequest {
+    /// Topic whose running reingestions stop.
+    pub topic: String,
+}
+
+/// The common options of a request.
+macro_rules! options {
+    ($request:expr) => {
+        Options {
+            filter: $request.filter.as_ref(),
+            keep_partition: $request.keep_partition,
+            rate_limit: $request.rate_limit.unwrap_or(0),
+        }
+    };
+}
+
+/// The router of the REST API (operational routes are merged by the caller).
+pub fn routes(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/reingestion/topic", post(start_topic))
+        .route("/reingestion/file", post(start_file))
+        .route("/reingestion/key", post(start_key))
+        .route("/reingestion/stop-reingestion", post(stop_topic))
+        .route("/reingestion/jobs", get(list_jobs))
+        .route("/reingestion/jobs/{id}", get(get_job))
+        .route("/reingestion/jobs/{id}", delete(stop_job))
+        .route("/status/folders", get(folders))
+        .route("/status/{folder}/count", get(count))
+        .with_state(state)
+}
+
+fn parse_date(field: &'static str, text: Option<&str>) -> Result<Option<i64>, ApiError> {
+    text.map(|t| {
+        bss_format::time::parse_iso_ms(t).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_date",
+                format!("{field}: {t:?} is not an ISO-8601 date-time with offset (e.g. 2024-05-01T00:00:00Z)"),
+            )
+        })
+    })
+    .transpose()
+}
+
+fn window(start: Option<&str>, stop: Option<&str>) -> Result<(Option<i64>, Option<i64>), ApiError> {
+    let (from, to) = (
+        parse_date("startDate", start)?,
+        parse_date("stopDate", stop)?,
+    );
+    if let (Some(f), Some(t)) = (from, to) {
+        if f > t {
+            return Err(ApiError::bad_request(
+                "invalid_date",
+                "startDate is after stopDate",
+            ));
+        }
+    }
+    Ok((from, to))
+}
+
+fn refuse_selector(selector: Option<&String>) -> Result<(), ApiError> {
+    match selector {
+        Some(_) => Err(ApiError::bad_request(
+            "unsupported_field",
+            "customSelectorName: Kotlin selectors are not supported; use `filter` ({\"pointer\": \"/field\", \"equals\": value})",
+        )),
+        None => Ok(()),
+    }
+}
+
+fn non_empty(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("{field}: must not be empty"),
+        ));
+    }
+    Ok(())
+}
+
+/// Rejects paths outside the archive: absolute, `..`, our own prefixes, names that are not objects.
+fn validate_file_name(file_name: &str) -> Result<bss_layout::ObjectName, ApiError> {
+    let bad = |why: &str| {
+        ApiError::bad_request(
+            "invalid_file_name",
+            format!("fileName: {file_name:?} {why}"),
+        )
+    };
+    if file_name.starts_with('/') || file_name.contains('\\') {
+        return Err(bad("must be a relative object path"));
+    }
+    if file_name
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
+        return Err(bad("must not contain empty, `.` or `..` segments"));
+    }
+    if file_name.starts_with(".bss-") {
+        return Err(bad("is not an archive object"));
+    }
+    bss_layout::ObjectName::parse(file_name)
+        .map_err(|e| bad(&format!("is not an archive object name ({e})")))
+}
+
+async fn start_topic(
+    State(state): State<Arc<AppState>>,
+    Body(request): Body<TopicRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    non_empty("topic", &request.topic)?;
+    refuse_selector(request.custom_selector_name.as_ref())?;
+    let (from, to) = window(request.start_date.as_deref(), request.stop_date.as_deref())?;
+    let archived = state.config.resolve(&request.topic);
+    let target = state
+        .target(
+            request.re_ingestion_topic.as_deref(),
+            archived.default_target.as_deref(),
+        )
+        .await?;
+    state.ensure_folder_has_objects(&archived.folder).await?;
+    let lookback = state.config.time_lookback.as_millis() as i64;
+    let plan = Plan {
+        kind: JobKind::Topic,
+        topic: request.topic.clone(),
+        folder: Some(archived.folder),
+        list_from: from.map(|f| f - lookback),
+        spec: state.spec(target, options!(request), from, to, None, false),
+        request: serde_json::to_value(&request).unwrap_or_default(),
+    };
+    state.start(plan).await
+}
+
+async fn start_file(
+    State(state): State<Arc<AppState>>,
+    Body(request): Body<FileRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    refuse_selector(request.custom_selector_name.as_ref())?;
+    let name = validate_file_name(&request.file_name)?;
+    let object = state
+        .archive
+        .object(&request.file_name)
+        .await
+        .map_err(crate::archive_error)?;
+    let default_target = state.config.resolve(&name.topic).default_target;
+    let target = state
+        .target(
+            request.re_ingestion_topic.as_deref(),
+            default_target.as_deref(),
+        )
+        .await?;
+    let mut spec = state.spec(target, options!(request), None, None, None, false);
+    spec.objects = vec![object];
+    let plan = Plan {
+        kind: JobKind::File,
+        topic: name.topic,
+        folder: None,
+        list_from: None,
+        spec,
+        request: serde_json::to_value(&request).unwrap_or_default(),
+    };
+    state.start(plan).await
+}
+
+async fn start_key(
+    State(state): State<Arc<AppState>>,
+    Body(request): Body<KeyRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    non_empty("topic", &request.topic)?;
+    let key = match request.key_encoding.as_deref() {
+        None => request.key.clone().into_bytes(),
+        Some("base64") => base64::engine::general_purpose::STANDARD
+            .decode(request.key.as_bytes())
+            .map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_body",
+                    "key: not valid base64 (keyEncoding is base64)",
+                )
+            })?,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                format!("keyEncoding: {other:?} is not supported (only \"base64\")"),
+            ))
+        }
+    };
+    let (from, to) = window(request.start_date.as_deref(), request.stop_date.as_deref())?;
+    let archived = state.config.resolve(&request.topic);
+    let target = state
+        .target(
+            request.re_ingestion_topic.as_deref(),
+            archived.default_target.as_deref(),
+        )
+        .await?;
+    state.ensure_folder_has_objects(&archived.folder).await?;
+    let lookback = state.config.time_lookback.as_millis() as i64;
+    let plan = Plan {
+        kind: JobKind::Key,
+        topic: request.topic.clone(),
+        folder: Some(archived.folder),
+        list_from: from.map(|f| f - lookback),
+        spec: state.spec(
+            target,
+            options!(request),
+            from,
+            to,
+            Some(key),
+            request.latest_only,
+        ),
+        request: serde_json::to_value(&request).unwrap_or_default(),
+    };
+    state.start(plan).await
+}
+
+async fn stop_topic(
+    State(state): State<Arc<AppState>>,
+    Body(request): Body<StopRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    non_empty("topic", &request.topic)?;
+    let mut stopped = Vec::new();
+    for job in state.jobs.list().await? {
+        if job.state == JobState::Running && job.topic == request.topic {
+            state.stop(&job.id).await?;
+            stopped.push(job.id);
+        }
+    }
+    Ok(Json(serde_json::json!({
+        "code": "stopped",
+        "message": format!("stop requested for {} running reingestion(s) of {}", stopped.len(), request.topic),
+        "jobs": stopped,
+    })))
+}
+
+async fn list_jobs(State(state): State<Arc<AppState>>) -> Result<Json<Vec<Job>>, ApiError> {
+    Ok(Json(state.jobs.list().await?))
+}
+
+async fn get_job(
+    State(state): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Job>, ApiError> {
+    state.job(&id).await.map(Json)
+}
+
+async fn stop_job(
+    State(state): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let job = state.job(&id).await?;
+    if job.state == JobState::Running {
+        state.stop(&id).await?;
+        Ok((
+            StatusCode::ACCEPTED,
+            Json(
+                serde_json::json!({"code": "stopping", "message": "stop requested", "requestId": id}),
+            ),
+        ))
+    } else {
+        Ok((
+            StatusCode::OK,
+            Json(
+                serde_json::json!({"code": "not_running", "message": format!("job is {:?}", job.state).to_lowercase(), "requestId": id}),
+            ),
+        ))
+    }
+}
+
+async fn folders(State(state): State<Arc<AppState>>) -> Result<Json<Vec<String>>, ApiError> {
+    state
+        .archive
+        .folders()
+        .await
+        .map(Json)
+        .map_err(crate::archive_error)
+}
+
+async fn count(
+    State(state): State<Arc<AppState>>,
+    UrlPath(folder): UrlPath<String>,
+) -> Result<Json<usize>, ApiError> {
+    if folder.starts_with(".bss-") || folder == ".." || folder == "." {
+        return Err(ApiError::not_found(
+            "folder_not_found",
+            format!("folder {folder:?} does not exist"),
+        ));
+    }
+    state
+        .archive
+        .count(&folder)
+        .await
+        .map(Json)
+        .map_err(crate::archive_error)
+}
+
+/// What a start route hands to [`AppState::start`].
+pub struct Plan {
+    /// Kind.
+    pub kind: JobKind,
+    /// Source topic (stop-by-topic matches it).
+    pub topic: String,
+    /// Folder to list (topic and key jobs).
+    pub folder: Option<String>,
+    /// Listing start (window start minus look-back).
+    pub list_from: Option<i64>,
+    /// The replay.
+    pub spec: ReplaySpec,
+    /// Request body, recorded in the job.
+    pub request: serde_json::Value,
+}
+
+/// Counters are read by the heartbeat.
+pub fn snapshot(job: &mut Job, progress: &crate::replay::ReplayProgress) {
+    job.objects_total = progress.objects_total.load(Ordering::SeqCst);
+    job.objects_done = progress.objects_done.load(Ordering::SeqCst);
+    job.messages_published = progress.published.load(Ordering::SeqCst);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_outside_the_archive_are_rejected() {
+        for bad in [
+            "/etc/passwd",
+            "../x/2022-11-14T13:26:37.728Z_t_0_1_2.txt",
+            "a/./b",
+            ".bss-jobs/x.json",
+            "a//b",
+            "orders/readme.md",
+            "a\\b",
+        ] {
+            assert!(validate_file_name(bad).is_err(), "{bad}");
+        }
+        assert!(validate_file_name("orders/2022-11-14T13:26:37.728Z_t_0_1_2.txt").is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_and_selectors_are_refused() {
+        assert!(serde_json::from_str::<TopicRequest>(
+            r#"{"topic":"t","reIngestionTopic":"x","bogus":1}"#
+        )
+        .is_err());
+        assert!(serde_json::from_str::<StopRequest>(r#"{"topic":"t","extra":true}"#).is_err());
+        assert!(refuse_selector(Some(&"s".to_owned())).is_err());
+        assert!(window(Some("2024-01-02T00:00:00Z"), Some("2024-01-01T00:00:00Z")).is_err());
+        assert!(window(Some("yesterday"), None)
+            .expect_err("bad date")
+            .to_string()
+            .contains("startDate"));
+    }
+}

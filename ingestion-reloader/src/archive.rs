@@ -1,0 +1,231 @@
+//! Reading the archive: listing a folder's objects from a start key, pruning with the key-index
+//! sidecars, and streaming an object's records.
+
+use std::sync::Arc;
+
+use bss_format::{Record, RecordReader};
+use bss_layout::index::{block_may_contain, index_path, IndexHeader, HEADER_BYTES};
+use bss_layout::ObjectName;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+
+/// One archived object.
+#[derive(Debug, Clone)]
+pub struct ArchivedObject {
+    /// Path in the bucket.
+    pub path: Path,
+    /// Parsed name.
+    pub name: ObjectName,
+    /// Stored size.
+    pub size: u64,
+}
+
+/// Why the archive could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// The object does not exist.
+    #[error("object {0} does not exist")]
+    NotFound(String),
+    /// The bucket failed.
+    #[error("bucket error: {0}")]
+    Bucket(#[from] object_store::Error),
+    /// The object does not decode.
+    #[error("object {path} is corrupt: {reason}")]
+    Corrupt {
+        /// Object path.
+        path: String,
+        /// Decoder error with its line.
+        reason: String,
+    },
+}
+
+/// Records are handed over in chunks of this many, so memory stays flat whatever the object size.
+const RECORDS_PER_CHUNK: usize = 1000;
+
+/// Read access to the archive.
+#[derive(Clone)]
+pub struct Archive {
+    store: Arc<dyn ObjectStore>,
+    metrics: Metrics,
+}
+
+impl Archive {
+    /// Wraps a store.
+    pub fn new(store: Arc<dyn ObjectStore>, metrics: Metrics) -> Self {
+        Self { store, metrics }
+    }
+
+    /// The store (jobs are kept in it too).
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Objects directly in `folder` whose first record is not older than `from_ms` (when given) and not
+    /// newer than `to_ms`, sorted by name. With a lower bound the listing starts after that key, so older
+    /// objects are never listed.
+    pub async fn list(
+        &self,
+        folder: &str,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+    ) -> Result<Vec<ArchivedObject>, ArchiveError> {
+        let prefix = Path::from(folder);
+        let listing = match from_ms {
+            Some(from) => self.store.list_with_offset(
+                Some(&prefix),
+                &Path::from(ObjectName::list_start_key(folder, from)),
+            ),
+            None => self.store.list(Some(&prefix)),
+        };
+        let metas: Vec<_> = listing.try_collect().await?;
+        let mut objects: Vec<ArchivedObject> = metas
+            .into_iter()
+            .filter_map(|meta| {
+                let name = ObjectName::parse(meta.location.as_ref()).ok()?;
+                (name.folder == folder && to_ms.is_none_or(|to| name.first_timestamp_ms <= to))
+                    .then_some(ArchivedObject {
+                        path: meta.location,
+                        name,
+                        size: meta.size,
+                    })
+            })
+            .collect();
+        // Local folders list in directory order; S3 and GCS sort already.
+        objects.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(objects)
+    }
+
+    /// One object by its full path.
+    pub async fn object(&self, path: &str) -> Result<ArchivedObject, ArchiveError> {
+        let name = ObjectName::parse(path).map_err(|_| ArchiveError::NotFound(path.to_owned()))?;
+        let location = Path::from(path);
+        match self.store.head(&location).await {
+            Ok(meta) => Ok(ArchivedObject {
+                path: location,
+                name,
+                size: meta.size,
+            }),
+            Err(object_store::Error::NotFound { .. }) => {
+                Err(ArchiveError::NotFound(path.to_owned()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The sidecar header of an object; `None` when it has none (then it is a candidate for anything).
+    pub async fn index_header(
+        &self,
+        object: &ArchivedObject,
+    ) -> Result<Option<IndexHeader>, ArchiveError> {
+        let path = Path::from(index_path(object.path.as_ref()));
+        match self.store.get_range(&path, 0..HEADER_BYTES).await {
+            Ok(bytes) => {
+                self.metrics.index_read(bytes.len() as u64);
+                Ok(IndexHeader::parse(&bytes))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether the object may hold `key`: reads its sidecar header and the one filter block of the key.
+    pub async fn may_hold_key(
+        &self,
+        object: &ArchivedObject,
+        key: &[u8],
+    ) -> Result<bool, ArchiveError> {
+        let Some(header) = self.index_header(object).await? else {
+            return Ok(true);
+        };
+        let Some(range) = header.block_range(key) else {
+            return Ok(false);
+        };
+        let path = Path::from(index_path(object.path.as_ref()));
+        let block = self.store.get_range(&path, range).await?;
+        self.metrics.index_read(block.len() as u64);
+        Ok(block_may_contain(&block, key))
+    }
+
+    /// Streams the records of an object, in file order, in chunks. The stored bytes are fetched once;
+    /// decoding runs on a blocking thread and never holds more than a few chunks of records.
+    pub async fn read(
+        &self,
+        object: &ArchivedObject,
+    ) -> Result<mpsc::Receiver<Result<Vec<Record>, ArchiveError>>, ArchiveError> {
+        let fetched = match self.store.get(&object.path).await {
+            Ok(result) => result.bytes().await,
+            Err(e) => Err(e),
+        };
+        let stored = match fetched {
+            Ok(bytes) => {
+                self.metrics.object_read(true, bytes.len() as u64);
+                bytes
+            }
+            Err(object_store::Error::NotFound { .. }) => {
+                self.metrics.object_read(false, 0);
+                return Err(ArchiveError::NotFound(object.path.to_string()));
+            }
+            Err(e) => {
+                self.metrics.object_read(false, 0);
+                return Err(e.into());
+            }
+        };
+        let (tx, rx) = mpsc::channel(2);
+        let name = object.name.clone();
+        let path = object.path.to_string();
+        tokio::task::spawn_blocking(move || {
+            let corrupt = |reason: String| ArchiveError::Corrupt {
+                path: path.clone(),
+                reason,
+            };
+            let reader = match name.compression.decompress(&stored[..]) {
+                Ok(reader) => reader,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(corrupt(e.to_string())));
+                    return;
+                }
+            };
+            let mut chunk = Vec::with_capacity(RECORDS_PER_CHUNK);
+            for record in RecordReader::new(reader, Some(name.topic.clone())) {
+                match record {
+                    Ok(record) => chunk.push(record),
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(corrupt(e.to_string())));
+                        return;
+                    }
+                }
+                if chunk.len() == RECORDS_PER_CHUNK
+                    && tx.blocking_send(Ok(std::mem::take(&mut chunk))).is_err()
+                {
+                    return;
+                }
+            }
+            if !chunk.is_empty() {
+                let _ = tx.blocking_send(Ok(chunk));
+            }
+        });
+        Ok(rx)
+    }
+
+    /// Top-level folders of the bucket (the archive's own `.bss-*` prefixes excluded).
+    pub async fn folders(&self) -> Result<Vec<String>, ArchiveError> {
+        let listing = self.store.list_with_delimiter(None).await?;
+        let mut folders: Vec<String> = listing
+            .common_prefixes
+            .into_iter()
+            .map(|p| p.to_string())
+            .filter(|p| !p.starts_with(".bss-"))
+            .collect();
+        folders.sort();
+        Ok(folders)
+    }
+
+    /// Number of archive objects directly in `folder`.
+    pub async fn count(&self, folder: &str) -> Result<usize, ArchiveError> {
+        Ok(self.list(folder, None, None).await?.len())
+    }
+}

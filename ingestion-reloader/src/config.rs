@@ -1,0 +1,283 @@
+//! The reloader's settings. Same conventions as the storer (Mia-Platform's env names, `--config PATH`,
+//! validation at start-up), and the same `application.yaml` can serve both services: the storer's keys
+//! are accepted here and ignored.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use bss_config::{
+    BucketConfig, BucketSection, ConfigError, EnvVar, KafkaConfig, KafkaSection, NumberOrText,
+};
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+/// Environment variables the reloader reads, the file key each sets, and its default.
+pub const ENV_VARS: &[EnvVar] = &[
+    EnvVar { name: "KAFKA_BROKERS", key: "kafka.bootstrap.servers", default: "", help: "Kafka bootstrap servers, comma-separated (required)" },
+    EnvVar { name: "KAFKA_CLIENT_ID", key: "kafka.client.id", default: "ingestion-reloader", help: "Kafka client id" },
+    EnvVar { name: "KAFKA_GROUP_ID", key: "kafka.group.id", default: "", help: "accepted for compatibility with Mia-Platform's reloader; unused (the reloader only produces)" },
+    EnvVar { name: "KAFKA_USERNAME", key: "kafka.sasl.username", default: "", help: "SASL username; when set, security.protocol defaults to SASL_SSL" },
+    EnvVar { name: "KAFKA_PASSWORD", key: "kafka.sasl.password", default: "", help: "SASL password (secret)" },
+    EnvVar { name: "KAFKA_SASL_MECHANISM", key: "kafka.sasl.mechanism", default: "SCRAM-SHA-256", help: "SASL mechanism, used when a username is set" },
+    EnvVar { name: "BUCKET_TYPE", key: "bss.bucket.type", default: "", help: "google, s3, local (a folder) or memory (required)" },
+    EnvVar { name: "BUCKET_NAME", key: "bss.bucket.name", default: "", help: "bucket name; for local, the folder path (required except for memory)" },
+    EnvVar { name: "BUCKET_REGION", key: "bss.bucket.region", default: "us-east-1", help: "S3 region" },
+    EnvVar { name: "BUCKET_ENDPOINT", key: "bss.bucket.endpoint", default: "", help: "S3-compatible endpoint or GCS base URL, scheme included" },
+    EnvVar { name: "BUCKET_PATH_STYLE", key: "bss.bucket.path-style", default: "true when an endpoint is set", help: "S3 path-style requests" },
+    EnvVar { name: "BUCKET_ALLOW_HTTP", key: "bss.bucket.allow-http", default: "true when the endpoint is http://", help: "allow a plain-HTTP endpoint" },
+    EnvVar { name: "S3_KEY_ID", key: "bss.bucket.s3-key-id", default: "", help: "S3 access key id (else the AWS credential chain)" },
+    EnvVar { name: "S3_KEY", key: "bss.bucket.s3-key", default: "", help: "S3 secret key (secret)" },
+    EnvVar { name: "GOOGLE_APPLICATION_CREDENTIALS", key: "bss.bucket.google-credentials", default: "", help: "path of a GCS service-account key file" },
+    EnvVar { name: "RELOADER_MAX_CONCURRENT_JOBS", key: "reloader.max-concurrent-jobs", default: "4", help: "reingestion jobs running at once on one replica; more are refused with 429" },
+    EnvVar { name: "RELOADER_TIME_LOOKBACK", key: "reloader.time-lookback", default: "1h", help: "how far before startDate to look for objects whose later records fall in the window" },
+    EnvVar { name: "RELOADER_LINEAGE_HEADERS", key: "reloader.lineage-headers", default: "false", help: "add bss-source-topic/partition/offset and bss-job-id headers to republished records" },
+    EnvVar { name: "RELOADER_REPLICA_ID", key: "reloader.replica-id", default: "$HOSTNAME", help: "name of this replica in job records" },
+    EnvVar { name: "HTTP_PORT", key: "http-port", default: "3000", help: "port of the REST API, /-/health/* and /-/metrics" },
+    EnvVar { name: "LOG_LEVEL", key: "log-level", default: "info", help: "error, warn, info, debug or trace" },
+];
+
+/// The Markdown table of [`ENV_VARS`] that `docs/configuration.md` must contain (checked by a test).
+pub fn reference_table() -> String {
+    let mut table = String::from(
+        "| Environment variable | File key | Default | Meaning |\n|---|---|---|---|\n",
+    );
+    for var in ENV_VARS {
+        let default = if var.default.is_empty() {
+            "—".to_owned()
+        } else {
+            format!("`{}`", var.default)
+        };
+        table.push_str(&format!(
+            "| `{}` | `{}` | {} | {} |\n",
+            var.name, var.key, default, var.help
+        ));
+    }
+    table
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawConfig {
+    #[serde(default)]
+    bss: RawBss,
+    #[serde(default)]
+    kafka: KafkaSection,
+    #[serde(default)]
+    reloader: RawReloader,
+    http_port: Option<u16>,
+    log_level: Option<String>,
+}
+
+/// `bss`: the bucket and the mapping; the storer's own keys are accepted and ignored.
+#[derive(Debug, Default, Deserialize)]
+#[allow(dead_code)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawBss {
+    #[serde(default)]
+    bucket: BucketSection,
+    #[serde(default)]
+    topics_config: RawTopicsConfig,
+    enable_post_ingestion: Option<IgnoredAny>,
+    max_bytes_per_file: Option<IgnoredAny>,
+    max_records_per_file: Option<IgnoredAny>,
+    flush_interval: Option<IgnoredAny>,
+    cache_upload_timeout: Option<IgnoredAny>,
+    memory_budget: Option<IgnoredAny>,
+    max_cache_size: Option<IgnoredAny>,
+    compression: Option<IgnoredAny>,
+    multipart_threshold: Option<IgnoredAny>,
+    upload_concurrency: Option<IgnoredAny>,
+    shutdown_timeout: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[allow(dead_code)]
+struct RawTopicsConfig {
+    output_events_topic: Option<IgnoredAny>,
+    #[serde(default)]
+    data_topics_mapping: Vec<RawMapping>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawMapping {
+    ingestion: String,
+    bucket_folder: Option<String>,
+    #[serde(default)]
+    post_ingestion: Vec<String>,
+    reingestion: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawReloader {
+    max_concurrent_jobs: Option<usize>,
+    time_lookback: Option<NumberOrText>,
+    lineage_headers: Option<bool>,
+    replica_id: Option<String>,
+}
+
+/// One archived topic: its folder and default reingestion target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedTopic {
+    /// Ingestion topic name.
+    pub topic: String,
+    /// Bucket folder.
+    pub folder: String,
+    /// Where `reIngestionTopic` defaults to: the `reingestion` topic, else the first post-ingestion one.
+    pub default_target: Option<String>,
+}
+
+/// The validated reloader configuration.
+#[derive(Debug, Clone)]
+pub struct ReloaderConfig {
+    /// librdkafka properties.
+    pub kafka: KafkaConfig,
+    /// Bucket.
+    pub bucket: BucketConfig,
+    /// Known topics (optional: any folder can be reingested by name).
+    pub topics: Vec<ArchivedTopic>,
+    /// Cap of running jobs on this replica.
+    pub max_concurrent_jobs: usize,
+    /// Look-back before a window's start.
+    pub time_lookback: Duration,
+    /// Whether lineage headers are added.
+    pub lineage_headers: bool,
+    /// This replica's name.
+    pub replica_id: String,
+    /// HTTP port.
+    pub http_port: u16,
+    /// Log level.
+    pub log_level: String,
+}
+
+impl ReloaderConfig {
+    /// Loads and validates from an optional file and the given environment.
+    pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let raw: RawConfig = bss_config::load(file, env, ENV_VARS)?;
+        let invalid = |key: &str, reason: String| ConfigError::invalid(ENV_VARS, key, reason);
+        let mut kafka = raw.kafka.validate(ENV_VARS, env)?;
+        kafka.set_default("client.id", "ingestion-reloader");
+        let bucket = raw.bss.bucket.validate(ENV_VARS, "bss.bucket")?;
+        let mut topics = Vec::new();
+        for (index, entry) in raw
+            .bss
+            .topics_config
+            .data_topics_mapping
+            .into_iter()
+            .enumerate()
+        {
+            if entry.ingestion.trim().is_empty() {
+                return Err(invalid(
+                    "bss.topics-config.data-topics-mapping",
+                    format!("entry {index}: `ingestion` is empty"),
+                ));
+            }
+            topics.push(ArchivedTopic {
+                folder: entry
+                    .bucket_folder
+                    .unwrap_or_else(|| entry.ingestion.clone()),
+                default_target: entry
+                    .reingestion
+                    .or_else(|| entry.post_ingestion.first().cloned()),
+                topic: entry.ingestion,
+            });
+        }
+        let reloader = raw.reloader;
+        let max_concurrent_jobs = reloader.max_concurrent_jobs.unwrap_or(4);
+        if max_concurrent_jobs == 0 {
+            return Err(invalid(
+                "reloader.max-concurrent-jobs",
+                "must be greater than 0".into(),
+            ));
+        }
+        let time_lookback =
+            Duration::from_millis(reloader.time_lookback.map_or(Ok(3_600_000), |v| {
+                v.millis(ENV_VARS, "reloader.time-lookback")
+            })?);
+        let replica_id = reloader
+            .replica_id
+            .or_else(|| env.get("HOSTNAME").cloned())
+            .unwrap_or_else(|| format!("reloader-{}", std::process::id()));
+        Ok(Self {
+            kafka,
+            bucket,
+            topics,
+            max_concurrent_jobs,
+            time_lookback,
+            lineage_headers: reloader.lineage_headers.unwrap_or(false),
+            replica_id,
+            http_port: raw.http_port.unwrap_or(3000),
+            log_level: raw.log_level.unwrap_or_else(|| "info".into()),
+        })
+    }
+
+    /// The folder and configured default target of a topic name given in a request: a mapped
+    /// ingestion topic, else the name itself taken as a folder.
+    pub fn resolve(&self, topic: &str) -> ArchivedTopic {
+        self.topics
+            .iter()
+            .find(|t| t.topic == topic)
+            .cloned()
+            .unwrap_or_else(|| ArchivedTopic {
+                topic: topic.to_owned(),
+                folder: topic.to_owned(),
+                default_target: None,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_the_storers_application_yaml_and_maps_default_targets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("application.yaml");
+        std::fs::write(
+            &path,
+            "bss:\n  max-bytes-per-file: 8MB\n  topics-config:\n    output-events-topic: e\n    data-topics-mapping:\n      - ingestion: a\n        bucket-folder: fa\n        reingestion: a.re\n      - ingestion: b\n        post-ingestion: [b.post]\n      - ingestion: c\nreloader:\n  max-concurrent-jobs: 2\n  time-lookback: 10m\n",
+        )
+        .expect("write");
+        let env: HashMap<String, String> = [
+            ("KAFKA_BROKERS", "k:9092"),
+            ("BUCKET_TYPE", "memory"),
+            ("HOSTNAME", "pod-1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let config = ReloaderConfig::load(Some(&path), &env).expect("valid");
+        assert_eq!(config.resolve("a").folder, "fa");
+        assert_eq!(config.resolve("a").default_target.as_deref(), Some("a.re"));
+        assert_eq!(
+            config.resolve("b").default_target.as_deref(),
+            Some("b.post")
+        );
+        assert_eq!(config.resolve("c").default_target, None);
+        assert_eq!(config.resolve("elsewhere").folder, "elsewhere");
+        assert_eq!(config.max_concurrent_jobs, 2);
+        assert_eq!(config.time_lookback, Duration::from_secs(600));
+        assert_eq!(config.replica_id, "pod-1");
+        assert_eq!(config.kafka.get("client.id"), Some("ingestion-reloader"));
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let env: HashMap<String, String> = [
+            ("KAFKA_BROKERS", "k:9092"),
+            ("BUCKET_TYPE", "memory"),
+            ("RELOADER_MAX_CONCURRENT_JOBS", "0"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let error = ReloaderConfig::load(None, &env)
+            .expect_err("invalid")
+            .to_string();
+        assert!(error.contains("RELOADER_MAX_CONCURRENT_JOBS"), "{error}");
+    }
+}

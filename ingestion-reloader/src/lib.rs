@@ -1,0 +1,371 @@
+//! Ingestion Reloader: a REST service that re-publishes archived records from the bucket to Kafka —
+//! one file, a topic (optionally a time window), one key — as jobs that any replica can follow and stop.
+//! Routes: `docs/reloader-api.md`.
+
+pub mod api;
+pub mod archive;
+pub mod config;
+pub mod error;
+pub mod jobs;
+pub mod metrics;
+pub mod replay;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use bss_telemetry::Health;
+use object_store::ObjectStore;
+use rdkafka::producer::{FutureProducer, Producer as _};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{Options, Plan};
+use crate::archive::{Archive, ArchiveError};
+use crate::config::ReloaderConfig;
+use crate::error::ApiError;
+use crate::jobs::{new_job_id, Job, JobState, JobStore, HEARTBEAT, STOP_POLL};
+use crate::metrics::Metrics;
+use crate::replay::{ReplayError, ReplayProgress, ReplaySpec};
+
+/// Shared by every request handler and job.
+pub struct AppState {
+    /// Configuration.
+    pub config: ReloaderConfig,
+    /// The archive.
+    pub archive: Archive,
+    /// Job records.
+    pub jobs: JobStore,
+    /// Idempotent producer shared by all jobs.
+    pub producer: FutureProducer,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Readiness.
+    pub health: Health,
+    slots: Arc<Semaphore>,
+    local: Mutex<HashMap<String, Arc<ReplayProgress>>>,
+    shutdown: CancellationToken,
+}
+
+/// Maps archive failures onto API errors.
+pub fn archive_error(error: ArchiveError) -> ApiError {
+    match error {
+        ArchiveError::NotFound(path) => {
+            ApiError::not_found("file_not_found", format!("object {path} does not exist"))
+        }
+        ArchiveError::Bucket(e) => ApiError::from(e),
+        ArchiveError::Corrupt { path, reason } => ApiError::Internal(format!("{path}: {reason}")),
+    }
+}
+
+impl AppState {
+    /// Builds the state; `shutdown` stops running jobs.
+    pub fn new(
+        config: ReloaderConfig,
+        store: Arc<dyn ObjectStore>,
+        producer: FutureProducer,
+        metrics: Metrics,
+        health: Health,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(config.max_concurrent_jobs)),
+            archive: Archive::new(Arc::clone(&store), metrics.clone()),
+            jobs: JobStore::new(store),
+            config,
+            producer,
+            metrics,
+            health,
+            local: Mutex::new(HashMap::new()),
+            shutdown,
+        }
+    }
+
+    /// The target topic: the request's, else the configured default; it must exist.
+    pub async fn target(
+        &self,
+        requested: Option<&str>,
+        default: Option<&str>,
+    ) -> Result<(String, i32), ApiError> {
+        let target = requested.filter(|t| !t.trim().is_empty()).or(default).ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_target",
+                "reIngestionTopic: required (no default reingestion topic is configured for this topic)",
+            )
+        })?;
+        let producer = self.producer.clone();
+        let name = target.to_owned();
+        let partitions = tokio::task::spawn_blocking(move || {
+            let metadata = producer
+                .client()
+                .fetch_metadata(Some(&name), Duration::from_secs(5));
+            metadata.map(|m| {
+                m.topics()
+                    .first()
+                    .filter(|t| t.error().is_none())
+                    .map(|t| t.partitions().len() as i32)
+            })
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Unavailable(format!("Kafka does not answer: {e}")))?;
+        match partitions {
+            Some(count) if count > 0 => Ok((target.to_owned(), count)),
+            _ => Err(ApiError::not_found(
+                "target_not_found",
+                format!("reIngestionTopic: topic {target:?} does not exist"),
+            )),
+        }
+    }
+
+    /// 404 when a folder holds no archive object (reads one listing page at most).
+    pub async fn ensure_folder_has_objects(&self, folder: &str) -> Result<(), ApiError> {
+        use futures::StreamExt;
+        let prefix = object_store::path::Path::from(folder);
+        let mut listing = self.archive.store().list(Some(&prefix));
+        while let Some(meta) = listing.next().await {
+            if bss_layout::ObjectName::parse(meta?.location.as_ref()).is_ok() {
+                return Ok(());
+            }
+        }
+        Err(ApiError::not_found(
+            "topic_not_found",
+            format!("topic: nothing is archived in folder {folder:?}"),
+        ))
+    }
+
+    /// A replay spec with this replica's settings.
+    pub fn spec(
+        &self,
+        (target, target_partitions): (String, i32),
+        options: Options<'_>,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+        key: Option<Vec<u8>>,
+        latest_only: bool,
+    ) -> ReplaySpec {
+        ReplaySpec {
+            objects: Vec::new(),
+            target,
+            from_ms,
+            to_ms,
+            key,
+            latest_only,
+            filter: options.filter.cloned(),
+            keep_partition: options.keep_partition,
+            target_partitions,
+            rate_limit: options.rate_limit,
+            lineage_headers: self.config.lineage_headers,
+            job_id: String::new(),
+        }
+    }
+
+    /// A job by id, 404 when unknown.
+    pub async fn job(&self, id: &str) -> Result<Job, ApiError> {
+        if !jobs::is_job_id(id) {
+            return Err(ApiError::not_found(
+                "job_not_found",
+                format!("job {id:?} does not exist"),
+            ));
+        }
+        self.jobs
+            .get(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("job_not_found", format!("job {id} does not exist")))
+    }
+
+    /// Requests a stop (seen by the owning replica within [`STOP_POLL`]); immediate when local.
+    pub async fn stop(&self, id: &str) -> Result<(), ApiError> {
+        if let Some(progress) = self.local.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
+            progress.stop.store(true, Ordering::SeqCst);
+        }
+        self.jobs.request_stop(id).await?;
+        Ok(())
+    }
+
+    /// Records and starts a job; answers 202 with its id.
+    pub async fn start(self: &Arc<Self>, plan: Plan) -> Result<impl IntoResponse, ApiError> {
+        let permit = Arc::clone(&self.slots).try_acquire_owned().map_err(|_| {
+            ApiError::TooManyJobs(format!(
+                "{} reingestions already run on this replica; retry later",
+                self.config.max_concurrent_jobs
+            ))
+        })?;
+        let id = new_job_id();
+        let mut job = Job::start(
+            id.clone(),
+            plan.kind,
+            plan.topic.clone(),
+            plan.request,
+            self.config.replica_id.clone(),
+        );
+        self.jobs.create(&job).await?;
+        let progress = Arc::new(ReplayProgress::default());
+        self.local
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), Arc::clone(&progress));
+        self.metrics.job_started();
+        tracing::info!(job = %id, kind = ?plan.kind, topic = %plan.topic, target = %plan.spec.target, "reingestion started");
+        let state = Arc::clone(self);
+        let mut spec = plan.spec;
+        spec.job_id = id.clone();
+        tokio::spawn(async move {
+            let outcome = state
+                .execute(&mut job, plan.folder, plan.list_from, spec, &progress)
+                .await;
+            let (end_state, error) = match outcome {
+                Ok(()) => (JobState::Completed, None),
+                Err(ReplayError::Stopped) => (JobState::Stopped, None),
+                Err(e) => (JobState::Failed, Some(e.to_string())),
+            };
+            api::snapshot(&mut job, &progress);
+            job.end(end_state, error.clone());
+            for attempt in 0..10u32 {
+                match state.jobs.save(&mut job).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!(job = %job.id, attempt, error = %e, "cannot save the final job record");
+                        tokio::time::sleep(Duration::from_millis(200 << attempt.min(5))).await;
+                    }
+                }
+            }
+            state
+                .local
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&job.id);
+            state
+                .metrics
+                .job_ended(&format!("{end_state:?}").to_lowercase());
+            tracing::info!(job = %job.id, state = ?end_state, messages = job.messages_published, objects = job.objects_done, error = ?error, "reingestion ended");
+            drop(permit);
+        });
+        Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "requestId": id, "message": "Reingestion started" })),
+        ))
+    }
+
+    async fn execute(
+        &self,
+        job: &mut Job,
+        folder: Option<String>,
+        list_from: Option<i64>,
+        mut spec: ReplaySpec,
+        progress: &ReplayProgress,
+    ) -> Result<(), ReplayError> {
+        if let Some(folder) = folder {
+            spec.objects = self.archive.list(&folder, list_from, spec.to_ms).await?;
+        }
+        let replay = replay::run(
+            &self.archive,
+            &self.producer,
+            &spec,
+            progress,
+            &self.metrics,
+        );
+        tokio::pin!(replay);
+        let mut stop_poll = tokio::time::interval(STOP_POLL);
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        loop {
+            tokio::select! {
+                outcome = &mut replay => return outcome,
+                _ = self.shutdown.cancelled(), if !progress.stop.load(Ordering::SeqCst) => {
+                    progress.stop.store(true, Ordering::SeqCst);
+                }
+                _ = stop_poll.tick() => {
+                    if self.jobs.stop_requested(&job.id).await.unwrap_or(false) {
+                        progress.stop.store(true, Ordering::SeqCst);
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    api::snapshot(job, progress);
+                    if let Err(e) = self.jobs.save(job).await {
+                        tracing::warn!(job = %job.id, error = %e, "cannot save job progress");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The whole HTTP surface: REST API plus operational routes, with a request body limit.
+pub fn app(state: Arc<AppState>) -> axum::Router {
+    let operational =
+        bss_telemetry::operational_router(state.health.clone(), state.metrics.registry.clone());
+    api::routes(state)
+        .merge(operational)
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+}
+
+/// Runs the service until `shutdown`.
+pub async fn run(
+    config: ReloaderConfig,
+    health: Health,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    tracing::info!(bucket = config.bucket.name(), topics = ?config.topics, kafka = ?config.kafka, replica = %config.replica_id, "starting ingestion reloader");
+    let bucket = bss_bucket::build(&config.bucket)?;
+    let producer = bss_kafka::create_producer(&config.kafka)?;
+    let port = config.http_port;
+    let state = Arc::new(AppState::new(
+        config,
+        Arc::clone(&bucket.store),
+        producer.clone(),
+        metrics,
+        health.clone(),
+        shutdown.clone(),
+    ));
+    let prober = tokio::spawn(probe_forever(
+        bucket.store,
+        producer,
+        health.clone(),
+        shutdown.clone(),
+    ));
+    health.mark_started();
+    let served = bss_telemetry::serve(app(state), port, shutdown.clone().cancelled_owned()).await;
+    prober.abort();
+    served.map_err(|e| anyhow::anyhow!("cannot serve on port {port}: {e}"))
+}
+
+async fn probe_forever(
+    store: Arc<dyn ObjectStore>,
+    producer: FutureProducer,
+    health: Health,
+    shutdown: CancellationToken,
+) {
+    let mut interval = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let bucket =
+            tokio::time::timeout(Duration::from_secs(5), bss_bucket::probe(store.as_ref())).await;
+        health.set(
+            "bucket",
+            match bucket {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("bucket probe timed out".into()),
+            },
+        );
+        let producer = producer.clone();
+        let kafka = tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, Duration::from_secs(4))
+                .map(|_| ())
+                .map_err(|e| format!("cannot reach Kafka: {e}"))
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        health.set("kafka", kafka);
+    }
+}

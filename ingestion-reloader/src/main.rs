@@ -1,0 +1,91 @@
+//! `ingestion-reloader [--config PATH]`: see the README and `docs/configuration.md`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use bss_telemetry::Health;
+use ingestion_reloader::config::ReloaderConfig;
+use ingestion_reloader::metrics::Metrics;
+use tokio_util::sync::CancellationToken;
+
+const USAGE: &str = "usage: ingestion-reloader [--config PATH]
+Replays archived Kafka records from a bucket over a REST API. Settings come from PATH (default
+/app/config/application.yaml when it exists) and environment variables; see docs/configuration.md.";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let mut path = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" => match args.next() {
+                Some(p) => path = Some(PathBuf::from(p)),
+                None => {
+                    eprintln!("ingestion-reloader: --config needs a PATH\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("ingestion-reloader: unknown argument {other:?}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let config = match ReloaderConfig::load(bss_config::config_path(path).as_deref(), &env) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("ingestion-reloader: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(error) = bss_telemetry::init_logging(&config.log_level) {
+        eprintln!("ingestion-reloader: {error}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ingestion-reloader: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("stop signal received");
+            signal.cancel();
+        });
+        ingestion_reloader::run(config, Health::default(), Metrics::new(), shutdown).await
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,109 @@
+//! The reloader's Prometheus metrics.
+
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+/// Every metric of the reloader.
+#[derive(Clone)]
+pub struct Metrics {
+    /// Served on `/-/metrics`.
+    pub registry: Registry,
+    downloads: IntCounterVec,
+    gets: IntCounterVec,
+    bytes_read: IntCounterVec,
+    published: IntCounter,
+    jobs_running: IntGauge,
+    jobs_finished: IntCounterVec,
+}
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are unique");
+    metric
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            register(
+                &registry,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
+        };
+        Self {
+            downloads: counter_vec(
+                "fd_hd_bucket_download_request_total",
+                "Object downloads by outcome (OK, KO), as Mia-Platform's reloader",
+                &["status"],
+            ),
+            gets: counter_vec(
+                "bss_reloader_bucket_get_requests_total",
+                "Bucket GETs by what was read (object, index)",
+                &["kind"],
+            ),
+            bytes_read: counter_vec(
+                "bss_reloader_bucket_bytes_read_total",
+                "Bytes read from the bucket by kind",
+                &["kind"],
+            ),
+            published: register(
+                &registry,
+                IntCounter::new(
+                    "bss_reloader_messages_published_total",
+                    "Messages acknowledged on target topics",
+                )
+                .expect("valid metric"),
+            ),
+            jobs_running: register(
+                &registry,
+                IntGauge::new("bss_reloader_jobs_running", "Jobs running on this replica")
+                    .expect("valid metric"),
+            ),
+            jobs_finished: counter_vec(
+                "bss_reloader_jobs_finished_total",
+                "Jobs ended on this replica, by state",
+                &["state"],
+            ),
+            registry,
+        }
+    }
+
+    /// A GET of an object (`ok`) or its failure.
+    pub fn object_read(&self, ok: bool, bytes: u64) {
+        self.downloads
+            .with_label_values(&[if ok { "OK" } else { "KO" }])
+            .inc();
+        self.gets.with_label_values(&["object"]).inc();
+        self.bytes_read.with_label_values(&["object"]).inc_by(bytes);
+    }
+
+    /// A ranged GET of a sidecar.
+    pub fn index_read(&self, bytes: u64) {
+        self.gets.with_label_values(&["index"]).inc();
+        self.bytes_read.with_label_values(&["index"]).inc_by(bytes);
+    }
+
+    /// Messages acknowledged.
+    pub fn published(&self, messages: u64) {
+        self.published.inc_by(messages);
+    }
+
+    /// A job started on this replica.
+    pub fn job_started(&self) {
+        self.jobs_running.inc();
+    }
+
+    /// A job ended on this replica.
+    pub fn job_ended(&self, state: &str) {
+        self.jobs_running.dec();
+        self.jobs_finished.with_label_values(&[state]).inc();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

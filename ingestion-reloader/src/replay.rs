@@ -1,0 +1,369 @@
+//! Running a reingestion: select the objects (listing from a start key, pruning with the sidecars),
+//! then re-publish their records partition by partition in offset order, waiting for every
+//! acknowledgement before counting an object done.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bss_format::Record;
+use futures::{StreamExt, TryStreamExt};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::Deserialize;
+
+use crate::archive::{Archive, ArchiveError, ArchivedObject};
+use crate::metrics::Metrics;
+
+/// Source partitions replayed at once (each one strictly in offset order).
+const PARTITIONS_IN_PARALLEL: usize = 4;
+/// Sidecars examined at once while pruning.
+const PRUNE_CONCURRENCY: usize = 16;
+
+/// A safe replacement for Mia-Platform's Kotlin selectors: keep records whose JSON payload has
+/// `equals` at JSON Pointer `pointer` (RFC 6901), e.g. `{"pointer": "/status", "equals": "PAID"}`.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayloadFilter {
+    /// JSON Pointer into the payload.
+    pub pointer: String,
+    /// Value the pointed field must equal.
+    pub equals: serde_json::Value,
+}
+
+impl PayloadFilter {
+    fn matches(&self, payload: Option<&[u8]>) -> bool {
+        payload
+            .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
+            .is_some_and(|v| v.pointer(&self.pointer) == Some(&self.equals))
+    }
+}
+
+/// Which records, from where, to where.
+#[derive(Debug, Clone)]
+pub struct ReplaySpec {
+    /// Objects to consider (before pruning).
+    pub objects: Vec<ArchivedObject>,
+    /// Target topic.
+    pub target: String,
+    /// Inclusive window on record timestamps.
+    pub from_ms: Option<i64>,
+    /// Inclusive upper bound.
+    pub to_ms: Option<i64>,
+    /// Only records with this key.
+    pub key: Option<Vec<u8>>,
+    /// Only the latest record (by timestamp, then offset) of that key.
+    pub latest_only: bool,
+    /// Payload predicate.
+    pub filter: Option<PayloadFilter>,
+    /// Produce to the source partition number (when the target has it) instead of by key.
+    pub keep_partition: bool,
+    /// Target partitions (for `keep_partition`).
+    pub target_partitions: i32,
+    /// Messages per second, 0 = unlimited.
+    pub rate_limit: u32,
+    /// Add lineage headers.
+    pub lineage_headers: bool,
+    /// Job id (lineage header).
+    pub job_id: String,
+}
+
+/// Live counters of a running job, read by its heartbeat.
+#[derive(Default)]
+pub struct ReplayProgress {
+    /// Objects selected.
+    pub objects_total: AtomicU64,
+    /// Objects done.
+    pub objects_done: AtomicU64,
+    /// Messages acknowledged.
+    pub published: AtomicU64,
+    /// Set to stop between records.
+    pub stop: AtomicBool,
+}
+
+/// How a replay ended.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// Stopped on request.
+    #[error("stopped on request")]
+    Stopped,
+    /// Reading the archive failed.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// Kafka refused a record.
+    #[error("cannot publish to {topic}: {source}")]
+    Publish {
+        /// Target topic.
+        topic: String,
+        /// Cause.
+        source: KafkaError,
+    },
+}
+
+fn in_window(record: &Record, from_ms: Option<i64>, to_ms: Option<i64>) -> bool {
+    if from_ms.is_none() && to_ms.is_none() {
+        return true;
+    }
+    record
+        .timestamp_ms
+        .is_some_and(|ts| from_ms.is_none_or(|f| ts >= f) && to_ms.is_none_or(|t| ts <= t))
+}
+
+/// Keeps only the objects that can hold matching records, using the sidecars (objects without one
+/// are kept). Returns them grouped by source partition, each group in offset order.
+pub async fn prune(
+    archive: &Archive,
+    spec: &ReplaySpec,
+) -> Result<BTreeMap<i32, Vec<ArchivedObject>>, ArchiveError> {
+    let window = spec.from_ms.is_some() || spec.to_ms.is_some();
+    let kept: Vec<Option<ArchivedObject>> = futures::stream::iter(spec.objects.iter().cloned())
+        .map(|object| async move {
+            // An object whose first record is inside the window needs no check for time.
+            let first_inside = spec
+                .from_ms
+                .is_none_or(|f| object.name.first_timestamp_ms >= f);
+            if window && !first_inside {
+                if let Some(header) = archive.index_header(&object).await? {
+                    if !header.may_overlap(spec.from_ms, spec.to_ms) {
+                        return Ok(None);
+                    }
+                }
+            }
+            if let Some(key) = &spec.key {
+                if !archive.may_hold_key(&object, key).await? {
+                    return Ok(None);
+                }
+            }
+            Ok::<_, ArchiveError>(Some(object))
+        })
+        .buffered(PRUNE_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut by_partition: BTreeMap<i32, Vec<ArchivedObject>> = BTreeMap::new();
+    for object in kept.into_iter().flatten() {
+        by_partition
+            .entry(object.name.partition)
+            .or_default()
+            .push(object);
+    }
+    for objects in by_partition.values_mut() {
+        objects.sort_by_key(|o| o.name.first_offset);
+    }
+    Ok(by_partition)
+}
+
+/// Replays the pruned objects. Returns when every published record is acknowledged.
+pub async fn run(
+    archive: &Archive,
+    producer: &FutureProducer,
+    spec: &ReplaySpec,
+    progress: &ReplayProgress,
+    metrics: &Metrics,
+) -> Result<(), ReplayError> {
+    let partitions = prune(archive, spec).await?;
+    progress.objects_total.store(
+        partitions.values().map(|v| v.len() as u64).sum(),
+        Ordering::SeqCst,
+    );
+    let started = Instant::now();
+    if spec.latest_only {
+        let mut latest: Option<Record> = None;
+        for object in partitions.values().flatten() {
+            let mut chunks = archive.read(object).await?;
+            while let Some(chunk) = chunks.recv().await {
+                for record in chunk? {
+                    if selected(&record, spec)
+                        && latest.as_ref().is_none_or(|l| {
+                            (record.timestamp_ms, record.offset) >= (l.timestamp_ms, l.offset)
+                        })
+                    {
+                        latest = Some(record);
+                    }
+                }
+            }
+            progress.objects_done.fetch_add(1, Ordering::SeqCst);
+        }
+        if let Some(record) = latest {
+            publish(
+                producer,
+                spec,
+                std::slice::from_ref(&record),
+                progress,
+                metrics,
+                started,
+            )
+            .await?;
+        }
+        return Ok(());
+    }
+    futures::stream::iter(partitions.into_values())
+        .map(|objects| async move {
+            for object in objects {
+                let mut chunks = archive.read(&object).await?;
+                while let Some(chunk) = chunks.recv().await {
+                    let records: Vec<Record> =
+                        chunk?.into_iter().filter(|r| selected(r, spec)).collect();
+                    publish(producer, spec, &records, progress, metrics, started).await?;
+                }
+                progress.objects_done.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok::<(), ReplayError>(())
+        })
+        .buffer_unordered(PARTITIONS_IN_PARALLEL)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+fn selected(record: &Record, spec: &ReplaySpec) -> bool {
+    in_window(record, spec.from_ms, spec.to_ms)
+        && spec
+            .key
+            .as_ref()
+            .is_none_or(|k| record.key.as_ref() == Some(k))
+        && spec
+            .filter
+            .as_ref()
+            .is_none_or(|f| f.matches(record.payload.as_deref()))
+}
+
+/// Publishes records in order and waits for all acknowledgements.
+async fn publish(
+    producer: &FutureProducer,
+    spec: &ReplaySpec,
+    records: &[Record],
+    progress: &ReplayProgress,
+    metrics: &Metrics,
+    started: Instant,
+) -> Result<(), ReplayError> {
+    let fail = |source| ReplayError::Publish {
+        topic: spec.target.clone(),
+        source,
+    };
+    let mut deliveries = Vec::with_capacity(records.len());
+    for record in records {
+        if progress.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        if spec.rate_limit > 0 {
+            // Never ahead of `rate_limit` messages per second since the job started.
+            let sent = progress.published.load(Ordering::SeqCst) + deliveries.len() as u64;
+            let due = Duration::from_secs_f64(sent as f64 / f64::from(spec.rate_limit));
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + 4);
+        for header in &record.headers {
+            headers = headers.insert(Header {
+                key: &header.key,
+                value: header.value.as_deref(),
+            });
+        }
+        let (partition_text, offset_text) =
+            (record.partition.to_string(), record.offset.to_string());
+        if spec.lineage_headers {
+            for (key, value) in [
+                ("bss-source-topic", &*record.topic),
+                ("bss-source-partition", partition_text.as_str()),
+                ("bss-source-offset", offset_text.as_str()),
+                ("bss-job-id", spec.job_id.as_str()),
+            ] {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value),
+                });
+            }
+        }
+        let mut future_record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&spec.target).headers(headers);
+        if let Some(key) = &record.key {
+            future_record = future_record.key(key.as_slice());
+        }
+        if let Some(payload) = &record.payload {
+            future_record = future_record.payload(payload.as_slice());
+        }
+        if let Some(ts) = record.timestamp_ms {
+            future_record = future_record.timestamp(ts);
+        }
+        if spec.keep_partition && record.partition < spec.target_partitions {
+            future_record = future_record.partition(record.partition);
+        }
+        loop {
+            match producer.send_result(future_record) {
+                Ok(delivery) => {
+                    deliveries.push(delivery);
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    future_record = returned;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((e, _)) => return Err(fail(e)),
+            }
+        }
+    }
+    let mut acknowledged = 0;
+    let mut failure = None;
+    for delivery in deliveries {
+        match delivery.await {
+            Ok(Ok(_)) => acknowledged += 1,
+            Ok(Err((e, _))) => {
+                failure.get_or_insert(e);
+            }
+            Err(_) => {
+                failure.get_or_insert(KafkaError::Canceled);
+            }
+        }
+    }
+    progress.published.fetch_add(acknowledged, Ordering::SeqCst);
+    metrics.published(acknowledged);
+    if let Some(e) = failure {
+        return Err(fail(e));
+    }
+    if progress.stop.load(Ordering::SeqCst) {
+        return Err(ReplayError::Stopped);
+    }
+    Ok(())
+}
+
+/// Shared handle to a job's counters.
+pub type SharedProgress = Arc<ReplayProgress>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_by_json_pointer_and_inclusive_window() {
+        let filter: PayloadFilter =
+            serde_json::from_str(r#"{"pointer":"/order/status","equals":"PAID"}"#).expect("filter");
+        assert!(filter.matches(Some(br#"{"order":{"status":"PAID"}}"#)));
+        assert!(!filter.matches(Some(br#"{"order":{"status":"NEW"}}"#)));
+        assert!(!filter.matches(Some(b"not json")));
+        assert!(!filter.matches(None));
+        assert!(serde_json::from_str::<PayloadFilter>(
+            r#"{"pointer":"/a","equals":1,"script":"x"}"#
+        )
+        .is_err());
+
+        let mut record = Record {
+            topic: "t".into(),
+            partition: 0,
+            offset: 1,
+            timestamp_ms: Some(100),
+            timestamp_type: Default::default(),
+            key: None,
+            payload: None,
+            headers: vec![],
+        };
+        assert!(in_window(&record, Some(100), Some(100)));
+        assert!(!in_window(&record, Some(101), None));
+        assert!(!in_window(&record, None, Some(99)));
+        record.timestamp_ms = None;
+        assert!(in_window(&record, None, None));
+        assert!(!in_window(&record, Some(0), None));
+    }
+}
