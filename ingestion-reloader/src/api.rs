@@ -5,7 +5,6 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -31,8 +30,8 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> 
     ) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(Self(value)),
-            Err(JsonRejection::JsonDataError(e)) => {
-                Err(ApiError::bad_request("invalid_body", e.body_text()))
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::TooLarge(e.body_text()))
             }
             Err(e) => Err(ApiError::bad_request("invalid_body", e.body_text())),
         }

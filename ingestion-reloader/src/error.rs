@@ -23,6 +23,9 @@ pub enum ApiError {
         /// What is missing.
         message: String,
     },
+    /// The body is over the size limit.
+    #[error("{0}")]
+    TooLarge(String),
     /// Too many jobs running on this replica.
     #[error("{0}")]
     TooManyJobs(String),
@@ -63,6 +66,11 @@ impl IntoResponse for ApiError {
         let (status, code, message) = match &self {
             Self::BadRequest { code, message } => (StatusCode::BAD_REQUEST, *code, message.clone()),
             Self::NotFound { code, message } => (StatusCode::NOT_FOUND, *code, message.clone()),
+            Self::TooLarge(message) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                message.clone(),
+            ),
             Self::TooManyJobs(message) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_jobs",

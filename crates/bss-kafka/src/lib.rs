@@ -61,6 +61,10 @@ pub fn create_producer(kafka: &KafkaConfig) -> Result<FutureProducer, KafkaError
     if config.get("partitioner").is_none() {
         config.set("partitioner", "murmur2_random");
     }
+    // A missing target topic must be an error, not silently created with broker defaults.
+    if config.get("allow.auto.create.topics").is_none() {
+        config.set("allow.auto.create.topics", "false");
+    }
     if config.get("linger.ms").is_none() {
         config.set("linger.ms", "5");
     }

@@ -1,0 +1,545 @@
+//! End-to-end: archive fixtures in the S3 server, the reloader binary, the real broker.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bss_format::{Compression, Header, Record, TimestampType};
+use bss_testkit::archive::{write_mia_object, write_objects};
+use bss_testkit::bucket::s3_settings;
+use bss_testkit::kafka::{create_topic, of_partition, read_topic, TestRecord};
+use bss_testkit::process::{http_request, Service};
+use bss_testkit::unique;
+use object_store::ObjectStore;
+
+const RELOADER: &str = env!("CARGO_BIN_EXE_ingestion-reloader");
+const BASE_TS: i64 = 1_700_000_000_000;
+
+fn record(topic: &str, partition: i32, offset: i64, key: Option<&[u8]>) -> Record {
+    Record {
+        topic: topic.into(),
+        partition,
+        offset,
+        timestamp_ms: Some(BASE_TS + offset * 1000),
+        timestamp_type: TimestampType::CreateTime,
+        key: key.map(<[u8]>::to_vec),
+        payload: Some(
+            format!(
+                "{{\"offset\":{offset},\"status\":\"{}\"}}",
+                if offset % 2 == 0 { "PAID" } else { "NEW" }
+            )
+            .into_bytes(),
+        ),
+        headers: vec![
+            Header {
+                key: "trace".into(),
+                value: Some(vec![0, 159, 146, 150]),
+            },
+            Header {
+                key: "empty".into(),
+                value: None,
+            },
+        ],
+    }
+}
+
+fn as_test_record(r: &Record) -> TestRecord {
+    TestRecord {
+        partition: r.partition,
+        key: r.key.clone(),
+        payload: r.payload.clone(),
+        headers: r
+            .headers
+            .iter()
+            .map(|h| (h.key.clone(), h.value.clone()))
+            .collect(),
+        timestamp_ms: r.timestamp_ms.unwrap_or(-1),
+    }
+}
+
+struct Fixture {
+    topic: String,
+    store: Arc<dyn ObjectStore>,
+    records: BTreeMap<i32, Vec<Record>>,
+    paths: Vec<String>,
+}
+
+/// `partitions` × `per_partition` records archived in objects of `per_object`, keys `k<offset % keys>`.
+async fn fixture(partitions: i32, per_partition: i64, per_object: usize, keys: i64) -> Fixture {
+    let topic = unique("archived");
+    let store = s3_settings().store();
+    let mut records = BTreeMap::new();
+    let mut paths = Vec::new();
+    for partition in 0..partitions {
+        let list: Vec<Record> = (0..per_partition)
+            .map(|o| {
+                record(
+                    &topic,
+                    partition,
+                    o,
+                    Some(format!("k{}", o % keys).as_bytes()),
+                )
+            })
+            .collect();
+        paths.extend(write_objects(&store, &topic, &list, per_object, Compression::Zstd).await);
+        records.insert(partition, list);
+    }
+    Fixture {
+        topic,
+        store,
+        records,
+        paths,
+    }
+}
+
+fn start_reloader(extra: &[(&str, &str)]) -> Service {
+    let mut env: Vec<(String, String)> = s3_settings().service_env();
+    env.push(("KAFKA_BROKERS".into(), bss_testkit::kafka_brokers()));
+    env.push(("LOG_LEVEL".into(), "debug".into()));
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let mut service = Service::start(RELOADER, "reloader", &env, &[]);
+    service.wait_ready(Duration::from_secs(30));
+    service
+}
+
+fn post(service: &Service, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let (status, text) = http_request(
+        service.http_port,
+        "POST",
+        path,
+        &[],
+        Some(body.to_string().as_bytes()),
+    )
+    .expect("answer");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| serde_json::Value::String(text.clone())),
+    )
+}
+
+fn get(service: &Service, path: &str) -> (u16, serde_json::Value) {
+    let (status, text) = http_request(service.http_port, "GET", path, &[], None).expect("answer");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| serde_json::Value::String(text.clone())),
+    )
+}
+
+/// Waits until the job leaves "running"; returns its record.
+fn wait_job(service: &Service, id: &str, timeout: Duration) -> serde_json::Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (status, job) = get(service, &format!("/reingestion/jobs/{id}"));
+        assert_eq!(status, 200, "{job}");
+        if job["state"] != "running" {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "job still running: {job}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_reingestion_republishes_every_record_byte_for_byte_in_partition_order() {
+    let f = fixture(3, 40, 7, 1000).await;
+    let target = unique("target");
+    create_topic(&target, 3).await;
+    let reloader = start_reloader(&[]);
+    let (status, body) = post(
+        &reloader,
+        "/reingestion/topic",
+        serde_json::json!({"topic": f.topic, "reIngestionTopic": target, "keepPartition": true}),
+    );
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["message"], "Reingestion started");
+    let id = body["requestId"].as_str().expect("requestId").to_owned();
+    let job = wait_job(&reloader, &id, Duration::from_secs(60));
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(job["messagesPublished"], 120);
+    assert_eq!(job["objectsDone"], job["objectsTotal"]);
+    let published = read_topic(&target, 120, Duration::from_secs(30)).await;
+    assert_eq!(published.len(), 120);
+    for (partition, records) in &f.records {
+        let expected: Vec<TestRecord> = records.iter().map(as_test_record).collect();
+        assert_eq!(
+            of_partition(&published, *partition),
+            expected,
+            "partition {partition}"
+        );
+    }
+    assert!(
+        reloader
+            .metric("fd_hd_bucket_download_request_total{status=\"OK\"}")
+            .unwrap_or(0.0)
+            >= f.paths.len() as f64
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_window_bounds_are_inclusive_and_a_filter_applies() {
+    let f = fixture(2, 30, 5, 1000).await;
+    let target = unique("target");
+    create_topic(&target, 2).await;
+    let reloader = start_reloader(&[]);
+    // Offsets 10..=20 of each partition: timestamps BASE + 10 s ..= BASE + 20 s.
+    let from = bss_format::time::format_iso_ms(BASE_TS + 10_000);
+    let to = bss_format::time::format_iso_ms(BASE_TS + 20_000);
+    let (status, body) = post(
+        &reloader,
+        "/reingestion/topic",
+        serde_json::json!({
+            "topic": f.topic, "reIngestionTopic": target, "startDate": from, "stopDate": to, "keepPartition": true,
+            "filter": {"pointer": "/status", "equals": "PAID"}
+        }),
+    );
+    assert_eq!(status, 202, "{body}");
+    let job = wait_job(
+        &reloader,
+        body["requestId"].as_str().expect("id"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(job["state"], "completed", "{job}");
+    // Even offsets are PAID: 10, 12, …, 20 → 6 per partition.
+    assert_eq!(job["messagesPublished"], 12, "{job}");
+    let published = read_topic(&target, 12, Duration::from_secs(20)).await;
+    for partition in 0..2 {
+        let offsets: Vec<i64> = of_partition(&published, partition)
+            .iter()
+            .map(|r| (r.timestamp_ms - BASE_TS) / 1000)
+            .collect();
+        assert_eq!(offsets, vec![10, 12, 14, 16, 18, 20]);
+    }
+    // Objects entirely before the window were never downloaded: objects start at offsets 0, 5, 10, …;
+    // [0..4] is pruned by its sidecar, the others overlap.
+    let downloads = reloader
+        .metric("bss_reloader_bucket_get_requests_total{kind=\"object\"}")
+        .unwrap_or(0.0);
+    assert_eq!(
+        downloads,
+        2.0 * 3.0,
+        "objects [5..9], [10..14], [15..19], [20..24] minus the first: 3 per partition"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_reingestion_reads_only_candidate_objects() {
+    // 100 objects of 20 records, one partition; key "needle" only in 2 objects.
+    let topic = unique("keyed");
+    let store = s3_settings().store();
+    let mut records: Vec<Record> = (0..2000)
+        .map(|o| record(&topic, 0, o, Some(format!("k{o}").as_bytes())))
+        .collect();
+    for offset in [503i64, 1507] {
+        records[offset as usize].key = Some(b"needle".to_vec());
+    }
+    write_objects(&store, &topic, &records, 20, Compression::Zstd).await;
+    let target = unique("target");
+    create_topic(&target, 1).await;
+    let reloader = start_reloader(&[]);
+    let (status, body) = post(
+        &reloader,
+        "/reingestion/key",
+        serde_json::json!({"topic": topic, "key": "needle", "reIngestionTopic": target}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let job = wait_job(
+        &reloader,
+        body["requestId"].as_str().expect("id"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(job["messagesPublished"], 2);
+    let published = read_topic(&target, 2, Duration::from_secs(20)).await;
+    let offsets: Vec<i64> = published
+        .iter()
+        .map(|r| (r.record.timestamp_ms - BASE_TS) / 1000)
+        .collect();
+    assert_eq!(offsets, vec![503, 1507]);
+    let object_gets = reloader
+        .metric("bss_reloader_bucket_get_requests_total{kind=\"object\"}")
+        .unwrap_or(0.0);
+    assert!(
+        (2.0..=4.0).contains(&object_gets),
+        "{object_gets} objects downloaded for a key in 2 of 100"
+    );
+
+    // latestOnly: the single most recent record of the key.
+    let (status, body) = post(
+        &reloader,
+        "/reingestion/key",
+        serde_json::json!({"topic": topic, "key": "needle", "reIngestionTopic": target, "latestOnly": true}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let job = wait_job(
+        &reloader,
+        body["requestId"].as_str().expect("id"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(job["messagesPublished"], 1, "{job}");
+    let published = read_topic(&target, 3, Duration::from_secs(20)).await;
+    assert_eq!((published[2].record.timestamp_ms - BASE_TS) / 1000, 1507);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_reingestion_of_our_object_and_of_a_mia_platform_txt_file() {
+    let f = fixture(1, 12, 5, 1000).await;
+    let target = unique("target");
+    create_topic(&target, 1).await;
+    let mia_folder = unique("mia");
+    let mia_path = write_mia_object(
+        &f.store,
+        &mia_folder,
+        "fd.DEV.orders.ingestion",
+        0,
+        &[
+            (5, BASE_TS, "{\"id\":\"a\"}", "{\"v\":1}"),
+            (6, BASE_TS + 1, "{\"id\":\"b\"}", "{\"v\":2}"),
+        ],
+    )
+    .await;
+    let reloader = start_reloader(&[]);
+    let (status, body) = post(
+        &reloader,
+        "/reingestion/file",
+        serde_json::json!({"fileName": f.paths[1], "reIngestionTopic": target}),
+    );
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        wait_job(
+            &reloader,
+            body["requestId"].as_str().expect("id"),
+            Duration::from_secs(30)
+        )["state"],
+        "completed"
+    );
+    let (status, body) = post(
+        &reloader,
+        "/reingestion/file",
+        serde_json::json!({"fileName": mia_path, "reIngestionTopic": target}),
+    );
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        wait_job(
+            &reloader,
+            body["requestId"].as_str().expect("id"),
+            Duration::from_secs(30)
+        )["messagesPublished"],
+        2
+    );
+
+    let published = read_topic(&target, 7, Duration::from_secs(20)).await;
+    let expected: Vec<TestRecord> = f.records[&0][5..10].iter().map(as_test_record).collect();
+    let got: Vec<TestRecord> = published.iter().map(|r| r.record.clone()).collect();
+    assert_eq!(got[..5], expected[..]);
+    assert_eq!(got[5].key.as_deref(), Some(&b"{\"id\":\"a\"}"[..]));
+    assert_eq!(got[5].payload.as_deref(), Some(&b"{\"v\":1}"[..]));
+    assert_eq!(got[5].timestamp_ms, BASE_TS);
+    assert_eq!(got[6].payload.as_deref(), Some(&b"{\"v\":2}"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_is_stopped_from_another_replica_and_a_dead_replicas_job_shows_failed() {
+    let f = fixture(1, 400, 50, 1000).await;
+    let target = unique("target");
+    create_topic(&target, 1).await;
+    let mut first = start_reloader(&[("RELOADER_REPLICA_ID", "replica-a")]);
+    let second = start_reloader(&[("RELOADER_REPLICA_ID", "replica-b")]);
+
+    // Stop from the other replica: takes effect within a second.
+    let (status, body) = post(
+        &first,
+        "/reingestion/topic",
+        serde_json::json!({"topic": f.topic, "reIngestionTopic": target, "rateLimit": 50}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let id = body["requestId"].as_str().expect("id").to_owned();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (status, listed) = get(&second, "/reingestion/jobs");
+    assert_eq!(status, 200);
+    assert!(listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .any(|j| j["id"] == id.as_str()));
+    let (status, body) = http_request(
+        second.http_port,
+        "DELETE",
+        &format!("/reingestion/jobs/{id}"),
+        &[],
+        None,
+    )
+    .expect("answer");
+    assert_eq!(status, 202, "{body}");
+    let asked = Instant::now();
+    let job = wait_job(&second, &id, Duration::from_secs(5));
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "stop took {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(job["state"], "stopped", "{job}");
+    let published = job["messagesPublished"].as_u64().expect("count");
+    assert!(published > 0 && published < 400, "{published}");
+
+    // The owner dies mid-job: the record does not stay "running".
+    let (status, body) = post(
+        &first,
+        "/reingestion/topic",
+        serde_json::json!({"topic": f.topic, "reIngestionTopic": target, "rateLimit": 20}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let id = body["requestId"].as_str().expect("id").to_owned();
+    std::thread::sleep(Duration::from_millis(2500));
+    first.kill();
+    let job = wait_job(&second, &id, Duration::from_secs(20));
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(
+        job["error"].as_str().expect("error").contains("replica-a"),
+        "{job}"
+    );
+
+    // Mia's stop route answers 200 even when nothing runs.
+    let (status, body) = post(
+        &second,
+        "/reingestion/stop-reingestion",
+        serde_json::json!({"topic": f.topic}),
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_hostile_requests_get_precise_errors() {
+    let f = fixture(1, 5, 5, 1000).await;
+    let target = unique("target");
+    create_topic(&target, 1).await;
+    let reloader = start_reloader(&[]);
+    let cases: Vec<(&str, serde_json::Value, u16, &str)> = vec![
+        (
+            "/reingestion/topic",
+            serde_json::json!({"topic": f.topic, "reIngestionTopic": target, "colour": "red"}),
+            400,
+            "colour",
+        ),
+        (
+            "/reingestion/topic",
+            serde_json::json!({"reIngestionTopic": target}),
+            400,
+            "topic",
+        ),
+        (
+            "/reingestion/topic",
+            serde_json::json!({"topic": f.topic, "reIngestionTopic": target, "startDate": "last tuesday"}),
+            400,
+            "startDate",
+        ),
+        (
+            "/reingestion/topic",
+            serde_json::json!({"topic": f.topic}),
+            400,
+            "reIngestionTopic",
+        ),
+        (
+            "/reingestion/topic",
+            serde_json::json!({"topic": f.topic, "reIngestionTopic": unique("no-such-topic")}),
+            404,
+            "does not exist",
+        ),
+        (
+            "/reingestion/topic",
+            serde_json::json!({"topic": unique("never-archived"), "reIngestionTopic": target}),
+            404,
+            "nothing is archived",
+        ),
+        (
+            "/reingestion/topic",
+            serde_json::json!({"topic": f.topic, "reIngestionTopic": target, "customSelectorName": "x"}),
+            400,
+            "customSelectorName",
+        ),
+        (
+            "/reingestion/file",
+            serde_json::json!({"fileName": "../../etc/passwd", "reIngestionTopic": target}),
+            400,
+            "fileName",
+        ),
+        (
+            "/reingestion/file",
+            serde_json::json!({"fileName": "/etc/passwd", "reIngestionTopic": target}),
+            400,
+            "fileName",
+        ),
+        (
+            "/reingestion/file",
+            serde_json::json!({"fileName": ".bss-jobs/x.json", "reIngestionTopic": target}),
+            400,
+            "fileName",
+        ),
+        (
+            "/reingestion/file",
+            serde_json::json!({"fileName": format!("{}/2020-01-01T00:00:00.000Z_{}_0_999_1.txt", f.topic, f.topic), "reIngestionTopic": target}),
+            404,
+            "does not exist",
+        ),
+        (
+            "/reingestion/key",
+            serde_json::json!({"topic": f.topic, "key": "%%%", "keyEncoding": "base64", "reIngestionTopic": target}),
+            400,
+            "base64",
+        ),
+    ];
+    for (route, body, want_status, want_text) in cases {
+        let (status, answer) = post(&reloader, route, body.clone());
+        assert_eq!(status, want_status, "{route} {body}: {answer}");
+        assert!(answer["code"].is_string(), "{answer}");
+        assert!(
+            answer["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(want_text)),
+            "{route} {body}: {answer}"
+        );
+    }
+    let (status, _) = http_request(
+        reloader.http_port,
+        "POST",
+        "/reingestion/topic",
+        &[],
+        Some(b"{not json"),
+    )
+    .expect("answer");
+    assert_eq!(status, 400);
+    let huge = vec![b' '; 200 * 1024];
+    let (status, _) = http_request(
+        reloader.http_port,
+        "POST",
+        "/reingestion/topic",
+        &[],
+        Some(&huge),
+    )
+    .expect("answer");
+    assert_eq!(status, 413);
+    assert_eq!(get(&reloader, "/reingestion/jobs/..%2F..%2Fetc").0, 404);
+    assert_eq!(
+        get(&reloader, "/reingestion/jobs/0123456789abcdef01234567").0,
+        404
+    );
+    let (status, folders) = get(&reloader, "/status/folders");
+    assert_eq!(status, 200);
+    assert!(folders
+        .as_array()
+        .expect("array")
+        .iter()
+        .any(|f2| f2 == f.topic.as_str()));
+    assert!(!folders
+        .as_array()
+        .expect("array")
+        .iter()
+        .any(|f2| f2.as_str().is_some_and(|s| s.starts_with(".bss"))));
+    assert_eq!(
+        get(&reloader, &format!("/status/{}/count", f.topic)),
+        (200, serde_json::json!(1))
+    );
+}
