@@ -266,6 +266,13 @@ mod tests {
     }
 
     #[test]
+    fn the_configuration_reference_lists_every_setting_with_its_default() {
+        let doc = include_str!("../../docs/configuration.md");
+        let table = reference_table();
+        assert!(doc.contains(&table), "docs/configuration.md must contain this table:\n{table}");
+    }
+
+    #[test]
     fn bad_values_name_the_setting() {
         let env: HashMap<String, String> = [
             ("KAFKA_BROKERS", "k:9092"),
