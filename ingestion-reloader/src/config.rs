@@ -33,6 +33,13 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "RELOADER_TIME_LOOKBACK", key: "reloader.time-lookback", default: "1h", help: "how far before startDate to look for objects whose later records fall in the window" },
     EnvVar { name: "RELOADER_LINEAGE_HEADERS", key: "reloader.lineage-headers", default: "false", help: "add bss-source-topic/partition/offset and bss-job-id headers to republished records" },
     EnvVar { name: "RELOADER_REPLICA_ID", key: "reloader.replica-id", default: "$HOSTNAME", help: "name of this replica in job records" },
+    EnvVar { name: "RELOADER_AUTH", key: "reloader.auth.mode", default: "required", help: "required: every API call needs an API key or a JWT; none: no checks (local use only, logged as a warning)" },
+    EnvVar { name: "RELOADER_API_KEYS_FILE", key: "reloader.auth.api-keys-file", default: "", help: "file of API keys, one `name:permissions:key` per line (permissions: read, reingest, read+reingest)" },
+    EnvVar { name: "RELOADER_JWT_HS256_SECRET_FILE", key: "reloader.auth.jwt-hs256-secret-file", default: "", help: "file holding the HS256 secret (32+ characters) of accepted JWTs" },
+    EnvVar { name: "RELOADER_JWT_RS256_PUBLIC_KEY_FILE", key: "reloader.auth.jwt-rs256-public-key-file", default: "", help: "PEM RSA public key of accepted RS256 JWTs" },
+    EnvVar { name: "RELOADER_JWKS_URL", key: "reloader.auth.jwks-url", default: "", help: "JWKS URL of the identity provider (RS256 keys by kid, cached 10 minutes)" },
+    EnvVar { name: "RELOADER_JWT_ISSUER", key: "reloader.auth.jwt-issuer", default: "", help: "required `iss` of JWTs (not checked when unset)" },
+    EnvVar { name: "RELOADER_JWT_AUDIENCE", key: "reloader.auth.jwt-audience", default: "", help: "required `aud` of JWTs (not checked when unset)" },
     EnvVar { name: "HTTP_PORT", key: "http-port", default: "3000", help: "port of the REST API, /-/health/* and /-/metrics" },
     EnvVar { name: "LOG_LEVEL", key: "log-level", default: "info", help: "error, warn, info, debug or trace" },
 ];
@@ -113,10 +120,24 @@ struct RawMapping {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawReloader {
+    #[serde(default)]
+    auth: RawAuth,
     max_concurrent_jobs: Option<usize>,
     time_lookback: Option<NumberOrText>,
     lineage_headers: Option<bool>,
     replica_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawAuth {
+    mode: Option<String>,
+    api_keys_file: Option<String>,
+    jwt_hs256_secret_file: Option<String>,
+    jwt_rs256_public_key_file: Option<String>,
+    jwks_url: Option<String>,
+    jwt_issuer: Option<String>,
+    jwt_audience: Option<String>,
 }
 
 /// One archived topic: its folder and default reingestion target.
@@ -147,6 +168,8 @@ pub struct ReloaderConfig {
     pub lineage_headers: bool,
     /// This replica's name.
     pub replica_id: String,
+    /// Access control.
+    pub auth: crate::auth::AuthSettings,
     /// HTTP port.
     pub http_port: u16,
     /// Log level.
@@ -201,7 +224,36 @@ impl ReloaderConfig {
             .replica_id
             .or_else(|| env.get("HOSTNAME").cloned())
             .unwrap_or_else(|| format!("reloader-{}", std::process::id()));
+        let raw_auth = reloader.auth;
+        let disabled = match raw_auth.mode.as_deref() {
+            None | Some("required") => false,
+            Some("none") => true,
+            Some(other) => {
+                return Err(invalid(
+                    "reloader.auth.mode",
+                    format!("{other:?} is not an auth mode (expected required or none)"),
+                ))
+            }
+        };
+        if let Some(url) = &raw_auth.jwks_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(invalid(
+                    "reloader.auth.jwks-url",
+                    format!("{url:?} must be an http(s) URL"),
+                ));
+            }
+        }
+        let auth = crate::auth::AuthSettings {
+            disabled,
+            api_keys_file: raw_auth.api_keys_file,
+            hs256_secret_file: raw_auth.jwt_hs256_secret_file,
+            rs256_public_key_file: raw_auth.jwt_rs256_public_key_file,
+            jwks_url: raw_auth.jwks_url,
+            issuer: raw_auth.jwt_issuer,
+            audience: raw_auth.jwt_audience,
+        };
         Ok(Self {
+            auth,
             kafka,
             bucket,
             topics,
@@ -269,7 +321,10 @@ mod tests {
     fn the_configuration_reference_lists_every_setting_with_its_default() {
         let doc = include_str!("../../docs/configuration.md");
         let table = reference_table();
-        assert!(doc.contains(&table), "docs/configuration.md must contain this table:\n{table}");
+        assert!(
+            doc.contains(&table),
+            "docs/configuration.md must contain this table:\n{table}"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod archive;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod jobs;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Readiness.
     pub health: Health,
+    /// Access control.
+    pub auth: Arc<auth::Authenticator>,
     slots: Arc<Semaphore>,
     local: Mutex<HashMap<String, Arc<ReplayProgress>>>,
     shutdown: CancellationToken,
@@ -66,6 +69,7 @@ impl AppState {
     /// Builds the state; `shutdown` stops running jobs.
     pub fn new(
         config: ReloaderConfig,
+        auth: auth::Authenticator,
         store: Arc<dyn ObjectStore>,
         producer: FutureProducer,
         metrics: Metrics,
@@ -73,6 +77,7 @@ impl AppState {
         shutdown: CancellationToken,
     ) -> Self {
         Self {
+            auth: Arc::new(auth),
             slots: Arc::new(Semaphore::new(config.max_concurrent_jobs)),
             archive: Archive::new(Arc::clone(&store), metrics.clone()),
             jobs: JobStore::new(store),
@@ -294,11 +299,14 @@ impl AppState {
     }
 }
 
-/// The whole HTTP surface: REST API plus operational routes, with a request body limit.
+/// The whole HTTP surface: the REST API behind access control, plus the open operational routes, with a
+/// request body limit.
 pub fn app(state: Arc<AppState>) -> axum::Router {
     let operational =
         bss_telemetry::operational_router(state.health.clone(), state.metrics.registry.clone());
+    let guard = axum::middleware::from_fn_with_state(Arc::clone(&state.auth), auth::require);
     api::routes(state)
+        .layer(guard)
         .merge(operational)
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
 }
@@ -306,16 +314,21 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
 /// Runs the service until `shutdown`.
 pub async fn run(
     config: ReloaderConfig,
+    auth: auth::Authenticator,
     health: Health,
     metrics: Metrics,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     tracing::info!(bucket = config.bucket.name(), topics = ?config.topics, kafka = ?config.kafka, replica = %config.replica_id, "starting ingestion reloader");
+    if auth.is_disabled() {
+        tracing::warn!("RELOADER_AUTH=none: the API accepts every request without credentials; use only locally or behind an authenticating gateway");
+    }
     let bucket = bss_bucket::build(&config.bucket)?;
     let producer = bss_kafka::create_producer(&config.kafka)?;
     let port = config.http_port;
     let state = Arc::new(AppState::new(
         config,
+        auth,
         Arc::clone(&bucket.store),
         producer.clone(),
         metrics,

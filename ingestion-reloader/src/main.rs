@@ -43,6 +43,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let auth = match ingestion_reloader::auth::Authenticator::load(&config.auth) {
+        Ok(auth) => auth,
+        Err(error) => {
+            eprintln!("ingestion-reloader: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
     if let Err(error) = bss_telemetry::init_logging(&config.log_level) {
         eprintln!("ingestion-reloader: {error}");
         return ExitCode::from(2);
@@ -65,7 +72,7 @@ fn main() -> ExitCode {
             tracing::info!("stop signal received");
             signal.cancel();
         });
-        ingestion_reloader::run(config, Health::default(), Metrics::new(), shutdown).await
+        ingestion_reloader::run(config, auth, Health::default(), Metrics::new(), shutdown).await
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -96,6 +96,7 @@ fn start_reloader(extra: &[(&str, &str)]) -> Service {
     let mut env: Vec<(String, String)> = s3_settings().service_env();
     env.push(("KAFKA_BROKERS".into(), bss_testkit::kafka_brokers()));
     env.push(("LOG_LEVEL".into(), "debug".into()));
+    env.push(("RELOADER_AUTH".into(), "none".into()));
     env.extend(
         extra
             .iter()

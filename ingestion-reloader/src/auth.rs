@@ -1,0 +1,414 @@
+//! Access control: API keys and OAuth2 bearer JWTs (HS256, RS256 from a PEM file or a JWKS URL), with
+//! two permissions, `read` (jobs, status, archive reads) and `reingest` (start and stop reingestions).
+//! Health and metrics routes are open. `RELOADER_AUTH=none` turns checks off (local use; warned).
+//!
+//! - API keys: `X-API-Key: <key>`. The keys file has one key per line, `name:permissions:key`, where
+//!   permissions is `read`, `reingest` or `read+reingest`; `#` starts a comment.
+//! - JWT: `Authorization: Bearer <token>`. Permissions come from the `scope` claim (space-separated)
+//!   or a `scp`/`permissions` array: `bss:read`, `bss:reingest`. `exp` is required; issuer and audience
+//!   are checked when configured.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+/// What a caller may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Permissions {
+    /// Read jobs, status and the archive.
+    pub read: bool,
+    /// Start and stop reingestions.
+    pub reingest: bool,
+}
+
+impl Permissions {
+    fn parse(text: &str) -> Option<Self> {
+        let mut permissions = Self::default();
+        for part in text.split('+') {
+            match part.trim() {
+                "read" => permissions.read = true,
+                "reingest" => permissions.reingest = true,
+                _ => return None,
+            }
+        }
+        Some(permissions)
+    }
+
+    fn from_scopes<'a>(scopes: impl Iterator<Item = &'a str>) -> Self {
+        let mut permissions = Self::default();
+        for scope in scopes {
+            match scope {
+                "bss:read" => permissions.read = true,
+                "bss:reingest" => permissions.reingest = true,
+                _ => {}
+            }
+        }
+        permissions
+    }
+}
+
+/// Auth settings (validated configuration).
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    /// Checks are off.
+    pub disabled: bool,
+    /// Keys file.
+    pub api_keys_file: Option<String>,
+    /// HS256 shared secret file.
+    pub hs256_secret_file: Option<String>,
+    /// RS256 public key (PEM) file.
+    pub rs256_public_key_file: Option<String>,
+    /// JWKS URL (RS256 keys by `kid`).
+    pub jwks_url: Option<String>,
+    /// Required `iss`.
+    pub issuer: Option<String>,
+    /// Required `aud`.
+    pub audience: Option<String>,
+}
+
+/// The loaded verifier, shared by requests.
+pub struct Authenticator {
+    disabled: bool,
+    api_keys: Vec<(String, Vec<u8>, Permissions)>,
+    static_keys: Vec<(Algorithm, DecodingKey)>,
+    jwks: Option<Jwks>,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+struct Jwks {
+    url: String,
+    client: reqwest::Client,
+    keys: RwLock<(HashMap<String, DecodingKey>, Option<Instant>)>,
+}
+
+/// How long fetched JWKS keys are trusted before a refresh; an unknown `kid` refreshes sooner.
+const JWKS_TTL: Duration = Duration::from_secs(600);
+const JWKS_MIN_REFRESH: Duration = Duration::from_secs(10);
+
+fn read_file(what: &str, path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {what} {path}: {e}"))
+}
+
+impl Authenticator {
+    /// Loads keys from files. Errors name the setting and the file.
+    pub fn load(settings: &AuthSettings) -> Result<Self, String> {
+        let mut api_keys = Vec::new();
+        if let Some(path) = &settings.api_keys_file {
+            for (number, line) in read_file("RELOADER_API_KEYS_FILE", path)?
+                .lines()
+                .enumerate()
+            {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let mut parts = line.splitn(3, ':');
+                let (Some(name), Some(permissions), Some(key)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(format!(
+                        "RELOADER_API_KEYS_FILE {path} line {}: expected name:permissions:key",
+                        number + 1
+                    ));
+                };
+                let permissions = Permissions::parse(permissions).ok_or_else(|| {
+                    format!("RELOADER_API_KEYS_FILE {path} line {}: permissions must be read, reingest or read+reingest", number + 1)
+                })?;
+                if key.len() < 16 {
+                    return Err(format!("RELOADER_API_KEYS_FILE {path} line {}: key {name:?} is shorter than 16 characters", number + 1));
+                }
+                api_keys.push((name.to_owned(), key.as_bytes().to_vec(), permissions));
+            }
+        }
+        let mut static_keys = Vec::new();
+        if let Some(path) = &settings.hs256_secret_file {
+            let secret = read_file("RELOADER_JWT_HS256_SECRET_FILE", path)?;
+            if secret.trim().len() < 32 {
+                return Err(format!("RELOADER_JWT_HS256_SECRET_FILE {path}: the secret must be at least 32 characters"));
+            }
+            static_keys.push((
+                Algorithm::HS256,
+                DecodingKey::from_secret(secret.trim().as_bytes()),
+            ));
+        }
+        if let Some(path) = &settings.rs256_public_key_file {
+            let pem = read_file("RELOADER_JWT_RS256_PUBLIC_KEY_FILE", path)?;
+            let key = DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| {
+                format!(
+                    "RELOADER_JWT_RS256_PUBLIC_KEY_FILE {path}: not an RSA public key in PEM: {e}"
+                )
+            })?;
+            static_keys.push((Algorithm::RS256, key));
+        }
+        let jwks = settings.jwks_url.as_ref().map(|url| Jwks {
+            url: url.clone(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+            keys: RwLock::new((HashMap::new(), None)),
+        });
+        let configured = !api_keys.is_empty() || !static_keys.is_empty() || jwks.is_some();
+        if !settings.disabled && !configured {
+            return Err("no credentials configured: set RELOADER_API_KEYS_FILE and/or JWT settings (RELOADER_JWT_HS256_SECRET_FILE, RELOADER_JWT_RS256_PUBLIC_KEY_FILE, RELOADER_JWKS_URL), or RELOADER_AUTH=none for local use".into());
+        }
+        Ok(Self {
+            disabled: settings.disabled,
+            api_keys,
+            static_keys,
+            jwks,
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+        })
+    }
+
+    /// Whether checks are off.
+    pub fn is_disabled(&self) -> bool {
+        self.disabled
+    }
+
+    fn check_api_key(&self, presented: &[u8]) -> Option<Permissions> {
+        // Compare every key in full, without early exit, so timing reveals nothing about the keys.
+        let mut found = None;
+        for (_, key, permissions) in &self.api_keys {
+            let same = key.len() == presented.len()
+                && key
+                    .iter()
+                    .zip(presented)
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0;
+            if same {
+                found = Some(*permissions);
+            }
+        }
+        found
+    }
+
+    async fn check_jwt(&self, token: &str) -> Result<Permissions, String> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| format!("malformed token: {e}"))?;
+        let mut candidates: Vec<DecodingKey> = self
+            .static_keys
+            .iter()
+            .filter(|(alg, _)| *alg == header.alg)
+            .map(|(_, key)| key.clone())
+            .collect();
+        if header.alg == Algorithm::RS256 {
+            if let (Some(jwks), Some(kid)) = (&self.jwks, header.kid.as_deref()) {
+                if let Some(key) = jwks.key(kid).await {
+                    candidates.push(key);
+                }
+            }
+        }
+        if candidates.is_empty() {
+            return Err(format!("no key for algorithm {:?}", header.alg));
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.set_required_spec_claims(&["exp"]);
+        if let Some(issuer) = &self.issuer {
+            validation.set_issuer(&[issuer]);
+        }
+        match &self.audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        let mut last_error = String::new();
+        for key in candidates {
+            match jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation) {
+                Ok(data) => return Ok(permissions_of(&data.claims)),
+                Err(e) => last_error = e.to_string(),
+            }
+        }
+        Err(format!("invalid token: {last_error}"))
+    }
+}
+
+fn permissions_of(claims: &serde_json::Value) -> Permissions {
+    let mut scopes: Vec<&str> = claims
+        .get("scope")
+        .and_then(|s| s.as_str())
+        .map(|s| s.split_whitespace().collect())
+        .unwrap_or_default();
+    for field in ["scp", "permissions"] {
+        if let Some(items) = claims.get(field).and_then(|v| v.as_array()) {
+            scopes.extend(items.iter().filter_map(|i| i.as_str()));
+        }
+    }
+    Permissions::from_scopes(scopes.into_iter())
+}
+
+impl Jwks {
+    async fn key(&self, kid: &str) -> Option<DecodingKey> {
+        let (cached, fetched_at) = {
+            let guard = self.keys.read().unwrap_or_else(|p| p.into_inner());
+            (guard.0.get(kid).cloned(), guard.1)
+        };
+        let age = fetched_at.map(|t| t.elapsed());
+        let fresh = age.is_some_and(|a| a < JWKS_TTL);
+        if let Some(key) = cached.filter(|_| fresh) {
+            return Some(key);
+        }
+        // Unknown kid or stale set: refresh, at most every JWKS_MIN_REFRESH.
+        if age.is_none_or(|a| a >= JWKS_MIN_REFRESH) {
+            match self.fetch().await {
+                Ok(keys) => {
+                    *self.keys.write().unwrap_or_else(|p| p.into_inner()) =
+                        (keys, Some(Instant::now()))
+                }
+                Err(e) => tracing::warn!(url = %self.url, error = %e, "cannot refresh the JWKS"),
+            }
+        }
+        self.keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .get(kid)
+            .cloned()
+    }
+
+    async fn fetch(&self) -> Result<HashMap<String, DecodingKey>, String> {
+        let set: JwkSet = self
+            .client
+            .get(&self.url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(set
+            .keys
+            .iter()
+            .filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?)))
+            .collect())
+    }
+}
+
+fn deny(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = Json(serde_json::json!({"code": code, "message": message}));
+    if status == StatusCode::UNAUTHORIZED {
+        (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()
+    } else {
+        (status, body).into_response()
+    }
+}
+
+/// Middleware for the API routes: authenticates, then checks the permission the route needs.
+pub async fn require(
+    State(auth): State<Arc<Authenticator>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if auth.disabled {
+        return next.run(request).await;
+    }
+    let needs_reingest = matches!(*request.method(), Method::POST | Method::DELETE);
+    let headers = request.headers();
+    let permissions = if let Some(key) = headers.get("x-api-key") {
+        auth.check_api_key(key.as_bytes())
+            .ok_or_else(|| "unknown API key".to_owned())
+    } else if let Some(bearer) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+    {
+        auth.check_jwt(bearer.trim()).await
+    } else {
+        Err("missing credentials: send X-API-Key or Authorization: Bearer".to_owned())
+    };
+    match permissions {
+        Err(reason) => deny(StatusCode::UNAUTHORIZED, "unauthenticated", &reason),
+        Ok(p) if needs_reingest && !p.reingest => deny(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this credential lacks the reingest permission",
+        ),
+        Ok(p) if !needs_reingest && !p.read => deny(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this credential lacks the read permission",
+        ),
+        Ok(_) => next.run(request).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_key_files_are_validated_line_by_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("keys");
+        std::fs::write(
+            &path,
+            "# comment\nops:read+reingest:0123456789abcdef0123\nviewer:read:fedcba9876543210fedc\n",
+        )
+        .expect("write");
+        let settings = AuthSettings {
+            api_keys_file: Some(path.to_string_lossy().into_owned()),
+            ..Default::default()
+        };
+        let auth = Authenticator::load(&settings).expect("valid");
+        assert_eq!(
+            auth.check_api_key(b"fedcba9876543210fedc"),
+            Some(Permissions {
+                read: true,
+                reingest: false
+            })
+        );
+        assert_eq!(
+            auth.check_api_key(b"0123456789abcdef0123"),
+            Some(Permissions {
+                read: true,
+                reingest: true
+            })
+        );
+        assert_eq!(auth.check_api_key(b"0123456789abcdef012"), None);
+
+        std::fs::write(&path, "ops:admin:0123456789abcdef0123\n").expect("write");
+        assert!(Authenticator::load(&settings)
+            .err()
+            .expect("invalid")
+            .contains("line 1"));
+        std::fs::write(&path, "ops:read:short\n").expect("write");
+        assert!(Authenticator::load(&settings)
+            .err()
+            .expect("invalid")
+            .contains("16 characters"));
+        assert!(Authenticator::load(&AuthSettings::default())
+            .err()
+            .expect("no credentials")
+            .contains("RELOADER_AUTH=none"));
+    }
+
+    #[test]
+    fn scopes_map_to_permissions() {
+        let claims =
+            serde_json::json!({"scope": "openid bss:read", "permissions": ["bss:reingest"]});
+        assert_eq!(
+            permissions_of(&claims),
+            Permissions {
+                read: true,
+                reingest: true
+            }
+        );
+        assert_eq!(
+            permissions_of(&serde_json::json!({"scope": "openid"})),
+            Permissions::default()
+        );
+    }
+}

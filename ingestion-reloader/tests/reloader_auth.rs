@@ -1,0 +1,226 @@
+//! Access control against the running binary: API keys, HS256 and RS256 (JWKS) tokens, 401/403, open
+//! health and metrics, and a configuration that cannot start without credentials.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bss_testkit::bucket::s3_settings;
+use bss_testkit::process::{http_request, Service};
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const RELOADER: &str = env!("CARGO_BIN_EXE_ingestion-reloader");
+const HS_SECRET: &str = "a-test-secret-that-is-long-enough-0123456789";
+const READ_KEY: &str = "viewer-key-0123456789abcdef";
+const OPS_KEY: &str = "ops-key-fedcba9876543210fedcba";
+
+/// Serves the JWKS fixture on a free port.
+async fn jwks_server() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let body = include_str!("fixtures/jwks-test-only.json");
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buffer = [0u8; 4096];
+            let _ = socket.read(&mut buffer).await;
+            let response = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            let _ = socket.write_all(response.as_bytes()).await;
+        }
+    });
+    port
+}
+
+fn token(algorithm: Algorithm, scope: &str, audience: &str, expires_in: i64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let claims = serde_json::json!({"sub": "tester", "scope": scope, "aud": audience, "iss": "https://idp.test", "exp": now + expires_in});
+    let (header, key) = match algorithm {
+        Algorithm::HS256 => (
+            Header::new(Algorithm::HS256),
+            EncodingKey::from_secret(HS_SECRET.as_bytes()),
+        ),
+        _ => {
+            let mut header = Header::new(Algorithm::RS256);
+            header.kid = Some("test-key-1".into());
+            (
+                header,
+                EncodingKey::from_rsa_pem(include_bytes!("fixtures/rs256-test-only.key"))
+                    .expect("pem"),
+            )
+        }
+    };
+    encode(&header, &claims, &key).expect("token")
+}
+
+fn status(
+    service: &Service,
+    method: &str,
+    path: &str,
+    auth: Option<(&str, String)>,
+) -> (u16, String) {
+    let headers: Vec<(&str, &str)> = auth
+        .as_ref()
+        .map(|(name, value)| vec![(*name, value.as_str())])
+        .unwrap_or_default();
+    let body = (method == "POST")
+        .then_some(&br#"{"topic":"never-archived-topic","reIngestionTopic":"nowhere"}"#[..]);
+    http_request(service.http_port, method, path, &headers, body).expect("answer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_and_tokens_grant_exactly_their_permissions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    std::fs::write(
+        &keys,
+        format!("viewer:read:{READ_KEY}\nops:read+reingest:{OPS_KEY}\n"),
+    )
+    .expect("keys");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, HS_SECRET).expect("secret");
+    let jwks_port = jwks_server().await;
+    let mut env = s3_settings().service_env();
+    env.extend([
+        ("KAFKA_BROKERS".to_owned(), bss_testkit::kafka_brokers()),
+        (
+            "RELOADER_API_KEYS_FILE".to_owned(),
+            keys.to_string_lossy().into_owned(),
+        ),
+        (
+            "RELOADER_JWT_HS256_SECRET_FILE".to_owned(),
+            secret.to_string_lossy().into_owned(),
+        ),
+        (
+            "RELOADER_JWKS_URL".to_owned(),
+            format!("http://127.0.0.1:{jwks_port}/jwks"),
+        ),
+        (
+            "RELOADER_JWT_ISSUER".to_owned(),
+            "https://idp.test".to_owned(),
+        ),
+        ("RELOADER_JWT_AUDIENCE".to_owned(), "bss".to_owned()),
+    ]);
+    let mut reloader = Service::start(RELOADER, "reloader-auth", &env, &[]);
+    reloader.wait_ready(Duration::from_secs(30));
+
+    let bearer = |t: String| Some(("Authorization", format!("Bearer {t}")));
+    let key = |k: &str| Some(("X-API-Key", k.to_owned()));
+    // Open routes.
+    assert_eq!(status(&reloader, "GET", "/-/health/live", None).0, 200);
+    assert_eq!(status(&reloader, "GET", "/-/metrics", None).0, 200);
+    // No or bad credentials: 401 with a challenge.
+    let (code, body) = status(&reloader, "GET", "/reingestion/jobs", None);
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("unauthenticated"));
+    assert_eq!(
+        status(
+            &reloader,
+            "GET",
+            "/reingestion/jobs",
+            key("wrong-key-0123456789abcdef")
+        )
+        .0,
+        401
+    );
+    // API keys: read-only cannot start; ops can (the 404 proves authentication passed).
+    assert_eq!(
+        status(&reloader, "GET", "/reingestion/jobs", key(READ_KEY)).0,
+        200
+    );
+    assert_eq!(
+        status(&reloader, "POST", "/reingestion/topic", key(READ_KEY)).0,
+        403
+    );
+    assert_eq!(
+        status(&reloader, "POST", "/reingestion/topic", key(OPS_KEY)).0,
+        404
+    );
+    // HS256 token with the read scope only.
+    assert_eq!(
+        status(
+            &reloader,
+            "GET",
+            "/status/folders",
+            bearer(token(Algorithm::HS256, "bss:read", "bss", 300))
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        status(
+            &reloader,
+            "POST",
+            "/reingestion/topic",
+            bearer(token(Algorithm::HS256, "bss:read", "bss", 300))
+        )
+        .0,
+        403
+    );
+    // RS256 token checked against the JWKS.
+    assert_eq!(
+        status(
+            &reloader,
+            "POST",
+            "/reingestion/topic",
+            bearer(token(Algorithm::RS256, "bss:read bss:reingest", "bss", 300))
+        )
+        .0,
+        404
+    );
+    // Expired, wrong audience, tampered.
+    assert_eq!(
+        status(
+            &reloader,
+            "GET",
+            "/reingestion/jobs",
+            bearer(token(Algorithm::RS256, "bss:read", "bss", -600))
+        )
+        .0,
+        401
+    );
+    assert_eq!(
+        status(
+            &reloader,
+            "GET",
+            "/reingestion/jobs",
+            bearer(token(Algorithm::HS256, "bss:read", "someone-else", 300))
+        )
+        .0,
+        401
+    );
+    let mut tampered = token(Algorithm::HS256, "bss:read", "bss", 300);
+    tampered.push('x');
+    assert_eq!(
+        status(&reloader, "GET", "/reingestion/jobs", bearer(tampered)).0,
+        401
+    );
+    let log = reloader.log();
+    assert!(
+        !log.contains(OPS_KEY) && !log.contains(HS_SECRET),
+        "secrets in the log"
+    );
+    reloader.kill();
+}
+
+#[test]
+fn without_credentials_or_an_explicit_none_the_service_does_not_start() {
+    let mut env = s3_settings().service_env();
+    env.push(("KAFKA_BROKERS".to_owned(), bss_testkit::kafka_brokers()));
+    let mut reloader = Service::start(RELOADER, "reloader-noauth", &env, &[]);
+    let exit = reloader.wait_exit(Duration::from_secs(20));
+    assert!(!exit.success());
+    let log = reloader.log();
+    assert!(
+        log.lines()
+            .next()
+            .unwrap_or_default()
+            .contains("RELOADER_AUTH=none"),
+        "{log}"
+    );
+}
