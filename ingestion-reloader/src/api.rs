@@ -148,6 +148,8 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/reingestion/jobs", get(list_jobs))
         .route("/reingestion/jobs/{id}", get(get_job))
         .route("/reingestion/jobs/{id}", delete(stop_job))
+        .route("/archive/{topic}/messages", get(crate::reads::messages))
+        .route("/archive/{topic}/files", get(crate::reads::files))
         .route("/status/folders", get(folders))
         .route("/status/{folder}/count", get(count))
         .with_state(state)

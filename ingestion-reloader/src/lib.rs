@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
+pub mod reads;
 pub mod replay;
 
 use std::collections::HashMap;

@@ -70,6 +70,36 @@ pub struct ReplaySpec {
     pub job_id: String,
 }
 
+impl ReplaySpec {
+    /// A spec that only selects (for synchronous reads): no target, no options.
+    pub fn selection(
+        objects: Vec<ArchivedObject>,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+        key: Option<Vec<u8>>,
+    ) -> Self {
+        Self {
+            objects,
+            target: String::new(),
+            from_ms,
+            to_ms,
+            key,
+            latest_only: false,
+            filter: None,
+            keep_partition: false,
+            target_partitions: 0,
+            rate_limit: 0,
+            lineage_headers: false,
+            job_id: String::new(),
+        }
+    }
+
+    /// Whether a record passes the window, key and filter.
+    pub fn selects(&self, record: &Record) -> bool {
+        selected(record, self)
+    }
+}
+
 /// Live counters of a running job, read by its heartbeat.
 #[derive(Default)]
 pub struct ReplayProgress {

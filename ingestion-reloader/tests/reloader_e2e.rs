@@ -544,3 +544,75 @@ async fn malformed_and_hostile_requests_get_precise_errors() {
         (200, serde_json::json!(1))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synchronous_reads_page_through_matching_messages_and_list_files() {
+    let f = fixture(1, 50, 10, 5).await;
+    let reloader = start_reloader(&[]);
+    let mut offsets = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/archive/{}/messages?key=k1&limit=3&cursor={c}", f.topic),
+            None => format!("/archive/{}/messages?key=k1&limit=3", f.topic),
+        };
+        let (status, body) = get(&reloader, &path);
+        assert_eq!(status, 200, "{body}");
+        pages += 1;
+        for message in body["messages"].as_array().expect("messages") {
+            assert_eq!(message["key"], "k1");
+            assert!(message["headers"].is_array() && message["payload"].is_string());
+            offsets.push(message["offset"].as_i64().expect("offset"));
+        }
+        match body["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        assert!(pages < 10, "cursor does not advance");
+    }
+    assert_eq!(offsets, (0..10).map(|i| 1 + 5 * i).collect::<Vec<i64>>());
+    assert_eq!(pages, 4);
+
+    let from = bss_format::time::format_iso_ms(BASE_TS + 25_000);
+    let (status, body) = get(
+        &reloader,
+        &format!("/archive/{}/messages?from={from}&limit=1000", f.topic),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["messages"].as_array().expect("messages").len(), 25);
+
+    let (status, body) = get(&reloader, &format!("/archive/{}/files?limit=2", f.topic));
+    assert_eq!(status, 200, "{body}");
+    let files = body["files"].as_array().expect("files");
+    assert_eq!(files.len(), 2);
+    assert_eq!(
+        (
+            files[0]["firstOffset"].as_i64(),
+            files[0]["lastOffset"].as_i64(),
+            files[0]["records"].as_u64()
+        ),
+        (Some(0), Some(9), Some(10))
+    );
+    assert!(body["nextCursor"].is_string());
+    assert_eq!(
+        get(&reloader, &format!("/archive/{}/messages?limit=0", f.topic)).0,
+        400
+    );
+    assert_eq!(
+        get(
+            &reloader,
+            &format!("/archive/{}/messages?cursor=garbage", f.topic)
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        get(
+            &reloader,
+            &format!("/archive/{}/messages", unique("nothing"))
+        )
+        .0,
+        404
+    );
+}
