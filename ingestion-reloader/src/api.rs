@@ -50,7 +50,7 @@ pub struct Options<'a> {
 }
 
 /// `POST /reingestion/topic`.
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TopicRequest {
     /// Ingestion topic (or folder) to replay.
@@ -73,7 +73,7 @@ pub struct TopicRequest {
 }
 
 /// `POST /reingestion/file`.
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FileRequest {
     /// Object path, as in the file-written event's `filePath`.
@@ -92,7 +92,7 @@ pub struct FileRequest {
 }
 
 /// `POST /reingestion/key`.
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeyRequest {
     /// Ingestion topic (or folder).
@@ -120,7 +120,7 @@ pub struct KeyRequest {
 }
 
 /// `POST /reingestion/stop-reingestion`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StopRequest {
     /// Topic whose running reingestions stop.

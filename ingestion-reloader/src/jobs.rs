@@ -25,7 +25,7 @@ pub const STOP_POLL: Duration = Duration::from_millis(250);
 pub const STALE_AFTER: Duration = Duration::from_secs(10);
 
 /// What a job replays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobKind {
     /// One object.
@@ -37,7 +37,7 @@ pub enum JobKind {
 }
 
 /// A job's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     /// In progress.
@@ -51,7 +51,7 @@ pub enum JobState {
 }
 
 /// A job record, as stored and as returned by the API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Job {
     /// Job id (= Mia-Platform's `requestId`).
@@ -61,6 +61,7 @@ pub struct Job {
     /// The source topic or folder (for stop-by-topic).
     pub topic: String,
     /// The request body as accepted.
+    #[schema(value_type = Object)]
     pub request: serde_json::Value,
     /// State.
     pub state: JobState,

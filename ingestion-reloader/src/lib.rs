@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
+pub mod openapi;
 pub mod reads;
 pub mod replay;
 
@@ -306,10 +307,37 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
     let operational =
         bss_telemetry::operational_router(state.health.clone(), state.metrics.registry.clone());
     let guard = axum::middleware::from_fn_with_state(Arc::clone(&state.auth), auth::require);
+    let document = axum::Router::new().route(
+        "/openapi.json",
+        axum::routing::get(|| async {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                openapi::document(),
+            )
+        }),
+    );
     api::routes(state)
         .layer(guard)
+        .layer(axum::middleware::from_fn(time_limit))
+        .merge(document)
         .merge(operational)
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+}
+
+/// How long an API request may take (starting a job returns at once; synchronous reads are bounded).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn time_limit(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Unavailable(format!(
+            "the request took longer than {REQUEST_TIMEOUT:?}; narrow it (limit, from/to) or retry"
+        ))
+        .into_response(),
+    }
 }
 
 /// Runs the service until `shutdown`.

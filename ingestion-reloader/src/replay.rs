@@ -24,12 +24,13 @@ const PRUNE_CONCURRENCY: usize = 16;
 
 /// A safe replacement for Mia-Platform's Kotlin selectors: keep records whose JSON payload has
 /// `equals` at JSON Pointer `pointer` (RFC 6901), e.g. `{"pointer": "/status", "equals": "PAID"}`.
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PayloadFilter {
     /// JSON Pointer into the payload.
     pub pointer: String,
     /// Value the pointed field must equal.
+    #[schema(value_type = Object)]
     pub equals: serde_json::Value,
 }
 

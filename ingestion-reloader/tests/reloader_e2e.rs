@@ -527,6 +527,13 @@ async fn malformed_and_hostile_requests_get_precise_errors() {
         get(&reloader, "/reingestion/jobs/0123456789abcdef01234567").0,
         404
     );
+    let (status, document) = get(&reloader, "/openapi.json");
+    assert_eq!(status, 200);
+    assert_eq!(
+        document,
+        serde_json::from_str::<serde_json::Value>(include_str!("../../docs/openapi.json"))
+            .expect("checked-in document")
+    );
     let (status, folders) = get(&reloader, "/status/folders");
     assert_eq!(status, 200);
     assert!(folders
