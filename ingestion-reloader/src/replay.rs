@@ -11,14 +11,14 @@ use bss_format::Record;
 use futures::{StreamExt, TryStreamExt};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use serde::Deserialize;
 
 use crate::archive::{Archive, ArchiveError, ArchivedObject};
 use crate::metrics::Metrics;
 
 /// Source partitions replayed at once (each one strictly in offset order).
-const PARTITIONS_IN_PARALLEL: usize = 4;
+const PARTITIONS_IN_PARALLEL: usize = 8;
 /// Sidecars examined at once while pruning.
 const PRUNE_CONCURRENCY: usize = 16;
 
@@ -217,15 +217,17 @@ pub async fn run(
             progress.objects_done.fetch_add(1, Ordering::SeqCst);
         }
         if let Some(record) = latest {
-            publish(
+            let mut deliveries = Vec::with_capacity(1);
+            enqueue(
                 producer,
                 spec,
                 std::slice::from_ref(&record),
                 progress,
-                metrics,
                 started,
+                &mut deliveries,
             )
             .await?;
+            acknowledge(spec, deliveries, progress, metrics).await?;
         }
         return Ok(());
     }
@@ -233,11 +235,13 @@ pub async fn run(
         .map(|objects| async move {
             for object in objects {
                 let mut chunks = archive.read(&object).await?;
+                let mut deliveries = Vec::new();
                 while let Some(chunk) = chunks.recv().await {
                     let records: Vec<Record> =
                         chunk?.into_iter().filter(|r| selected(r, spec)).collect();
-                    publish(producer, spec, &records, progress, metrics, started).await?;
+                    enqueue(producer, spec, &records, progress, started, &mut deliveries).await?;
                 }
+                acknowledge(spec, deliveries, progress, metrics).await?;
                 progress.objects_done.fetch_add(1, Ordering::SeqCst);
             }
             Ok::<(), ReplayError>(())
@@ -260,20 +264,20 @@ fn selected(record: &Record, spec: &ReplaySpec) -> bool {
             .is_none_or(|f| f.matches(record.payload.as_deref()))
 }
 
-/// Publishes records in order and waits for all acknowledgements.
-async fn publish(
+/// Enqueues records in order; their acknowledgements are awaited by [`acknowledge`], per object, so
+/// the producer keeps batching across chunks instead of draining after each.
+async fn enqueue(
     producer: &FutureProducer,
     spec: &ReplaySpec,
     records: &[Record],
     progress: &ReplayProgress,
-    metrics: &Metrics,
     started: Instant,
+    deliveries: &mut Vec<DeliveryFuture>,
 ) -> Result<(), ReplayError> {
     let fail = |source| ReplayError::Publish {
         topic: spec.target.clone(),
         source,
     };
-    let mut deliveries = Vec::with_capacity(records.len());
     for record in records {
         if progress.stop.load(Ordering::SeqCst) {
             break;
@@ -336,6 +340,20 @@ async fn publish(
             }
         }
     }
+    Ok(())
+}
+
+/// Waits for every enqueued record's acknowledgement.
+async fn acknowledge(
+    spec: &ReplaySpec,
+    deliveries: Vec<DeliveryFuture>,
+    progress: &ReplayProgress,
+    metrics: &Metrics,
+) -> Result<(), ReplayError> {
+    let fail = |source| ReplayError::Publish {
+        topic: spec.target.clone(),
+        source,
+    };
     let mut acknowledged = 0;
     let mut failure = None;
     for delivery in deliveries {

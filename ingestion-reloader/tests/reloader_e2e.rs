@@ -94,6 +94,7 @@ async fn fixture(partitions: i32, per_partition: i64, per_object: usize, keys: i
 
 fn start_reloader(extra: &[(&str, &str)]) -> Service {
     let mut env: Vec<(String, String)> = s3_settings().service_env();
+    env.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
     env.push(("KAFKA_BROKERS".into(), bss_testkit::kafka_brokers()));
     env.push(("LOG_LEVEL".into(), "debug".into()));
     env.push(("RELOADER_AUTH".into(), "none".into()));
@@ -622,4 +623,71 @@ async fn synchronous_reads_page_through_matching_messages_and_list_files() {
         .0,
         404
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lineage_headers_are_added_only_when_enabled() {
+    let f = fixture(1, 3, 3, 1000).await;
+    let target = unique("target");
+    create_topic(&target, 1).await;
+    let reloader = start_reloader(&[("RELOADER_LINEAGE_HEADERS", "true")]);
+    let (status, body) = post(
+        &reloader,
+        "/reingestion/file",
+        serde_json::json!({"fileName": f.paths[0], "reIngestionTopic": target}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let id = body["requestId"].as_str().expect("id").to_owned();
+    wait_job(&reloader, &id, Duration::from_secs(30));
+    let published = read_topic(&target, 3, Duration::from_secs(20)).await;
+    let headers = &published[1].record.headers;
+    // The original headers first, byte for byte, then the lineage.
+    assert_eq!(headers[..2], as_test_record(&f.records[&0][1]).headers[..]);
+    let lineage: Vec<(&str, Option<&[u8]>)> = headers[2..]
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_deref()))
+        .collect();
+    assert_eq!(
+        lineage,
+        vec![
+            ("bss-source-topic", Some(f.topic.as_bytes())),
+            ("bss-source-partition", Some(&b"0"[..])),
+            ("bss-source-offset", Some(&b"1"[..])),
+            ("bss-job-id", Some(id.as_bytes())),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_outage_answers_503_with_retry_after() {
+    let f = fixture(1, 3, 3, 1000).await;
+    let target = unique("target");
+    create_topic(&target, 1).await;
+    let s3 = s3_settings();
+    let mut proxy =
+        bss_testkit::proxy::Proxy::start(s3.endpoint.trim_start_matches("http://")).await;
+    let endpoint = format!("http://127.0.0.1:{}", proxy.port);
+    let reloader = start_reloader(&[("BUCKET_ENDPOINT", endpoint.as_str())]);
+    proxy.down().await;
+    let body = serde_json::json!({"fileName": f.paths[0], "reIngestionTopic": target}).to_string();
+    let port = reloader.http_port;
+    let (status, head, answer) = tokio::task::spawn_blocking(move || {
+        bss_testkit::process::http_exchange(
+            port,
+            "POST",
+            "/reingestion/file",
+            &[],
+            Some(body.as_bytes()),
+        )
+    })
+    .await
+    .expect("request task")
+    .expect("answer");
+    assert_eq!(status, 503, "{answer}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 5"),
+        "{head}"
+    );
+    assert!(answer.contains("unavailable"), "{answer}");
+    proxy.up().await;
 }

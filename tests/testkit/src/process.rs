@@ -151,6 +151,17 @@ pub fn http_request(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> Option<(u16, String)> {
+    http_exchange(port, method, path, headers, body).map(|(status, _, body)| (status, body))
+}
+
+/// Like [`http_request`], also returning the response head (status line and headers).
+pub fn http_exchange(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Option<(u16, String, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
@@ -186,7 +197,7 @@ pub fn http_request(
     } else {
         body.to_owned()
     };
-    Some((status, body))
+    Some((status, head.to_owned(), body))
 }
 
 fn dechunk(mut rest: &str) -> String {
