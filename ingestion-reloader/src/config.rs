@@ -12,23 +12,13 @@ use bss_config::{
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-/// Environment variables the reloader reads, the file key each sets, and its default.
-pub const ENV_VARS: &[EnvVar] = &[
-    EnvVar { name: "KAFKA_BROKERS", key: "kafka.bootstrap.servers", default: "", help: "Kafka bootstrap servers, comma-separated (required)" },
+/// Kafka settings only this service reads (the connection ones are shared).
+const OWN_KAFKA_ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "KAFKA_CLIENT_ID", key: "kafka.client.id", default: "ingestion-reloader", help: "Kafka client id" },
     EnvVar { name: "KAFKA_GROUP_ID", key: "kafka.group.id", default: "", help: "accepted for compatibility with Mia-Platform's reloader; unused (the reloader only produces)" },
-    EnvVar { name: "KAFKA_USERNAME", key: "kafka.sasl.username", default: "", help: "SASL username; when set, security.protocol defaults to SASL_SSL" },
-    EnvVar { name: "KAFKA_PASSWORD", key: "kafka.sasl.password", default: "", help: "SASL password (secret)" },
-    EnvVar { name: "KAFKA_SASL_MECHANISM", key: "kafka.sasl.mechanism", default: "SCRAM-SHA-256", help: "SASL mechanism, used when a username is set" },
-    EnvVar { name: "BUCKET_TYPE", key: "bss.bucket.type", default: "", help: "google, s3, local (a folder) or memory (required)" },
-    EnvVar { name: "BUCKET_NAME", key: "bss.bucket.name", default: "", help: "bucket name; for local, the folder path (required except for memory)" },
-    EnvVar { name: "BUCKET_REGION", key: "bss.bucket.region", default: "us-east-1", help: "S3 region" },
-    EnvVar { name: "BUCKET_ENDPOINT", key: "bss.bucket.endpoint", default: "", help: "S3-compatible endpoint or GCS base URL, scheme included" },
-    EnvVar { name: "BUCKET_PATH_STYLE", key: "bss.bucket.path-style", default: "true when an endpoint is set", help: "S3 path-style requests" },
-    EnvVar { name: "BUCKET_ALLOW_HTTP", key: "bss.bucket.allow-http", default: "true when the endpoint is http://", help: "allow a plain-HTTP endpoint" },
-    EnvVar { name: "S3_KEY_ID", key: "bss.bucket.s3-key-id", default: "", help: "S3 access key id (else the AWS credential chain)" },
-    EnvVar { name: "S3_KEY", key: "bss.bucket.s3-key", default: "", help: "S3 secret key (secret)" },
-    EnvVar { name: "GOOGLE_APPLICATION_CREDENTIALS", key: "bss.bucket.google-credentials", default: "", help: "path of a GCS service-account key file" },
+];
+
+const OWN_ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "RELOADER_MAX_CONCURRENT_JOBS", key: "reloader.max-concurrent-jobs", default: "4", help: "reingestion jobs running at once on one replica; more are refused with 429" },
     EnvVar { name: "RELOADER_TIME_LOOKBACK", key: "reloader.time-lookback", default: "1h", help: "how far before startDate to look for objects whose later records fall in the window" },
     EnvVar { name: "RELOADER_LINEAGE_HEADERS", key: "reloader.lineage-headers", default: "false", help: "add bss-source-topic/partition/offset and bss-job-id headers to republished records" },
@@ -44,23 +34,21 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "LOG_LEVEL", key: "log-level", default: "info", help: "error, warn, info, debug or trace" },
 ];
 
+/// Every environment variable the service reads (the shared Kafka and bucket ones from `bss-config`,
+/// then its own), the file key each sets, and its default.
+pub static ENV_VARS: std::sync::LazyLock<Vec<EnvVar>> = std::sync::LazyLock::new(|| {
+    [
+        bss_config::KAFKA_CONNECTION_ENV_VARS,
+        OWN_KAFKA_ENV_VARS,
+        bss_config::BUCKET_ENV_VARS,
+        OWN_ENV_VARS,
+    ]
+    .concat()
+});
+
 /// The Markdown table of [`ENV_VARS`] that `docs/configuration.md` must contain (checked by a test).
 pub fn reference_table() -> String {
-    let mut table = String::from(
-        "| Environment variable | File key | Default | Meaning |\n|---|---|---|---|\n",
-    );
-    for var in ENV_VARS {
-        let default = if var.default.is_empty() {
-            "—".to_owned()
-        } else {
-            format!("`{}`", var.default)
-        };
-        table.push_str(&format!(
-            "| `{}` | `{}` | {} | {} |\n",
-            var.name, var.key, default, var.help
-        ));
-    }
-    table
+    bss_config::reference_table(&ENV_VARS)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -179,11 +167,11 @@ pub struct ReloaderConfig {
 impl ReloaderConfig {
     /// Loads and validates from an optional file and the given environment.
     pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let raw: RawConfig = bss_config::load(file, env, ENV_VARS)?;
-        let invalid = |key: &str, reason: String| ConfigError::invalid(ENV_VARS, key, reason);
-        let mut kafka = raw.kafka.validate(ENV_VARS, env)?;
+        let raw: RawConfig = bss_config::load(file, env, &ENV_VARS)?;
+        let invalid = |key: &str, reason: String| ConfigError::invalid(&ENV_VARS, key, reason);
+        let mut kafka = raw.kafka.validate(&ENV_VARS, env)?;
         kafka.set_default("client.id", "ingestion-reloader");
-        let bucket = raw.bss.bucket.validate(ENV_VARS, "bss.bucket")?;
+        let bucket = raw.bss.bucket.validate(&ENV_VARS, "bss.bucket")?;
         let mut topics = Vec::new();
         for (index, entry) in raw
             .bss
@@ -218,7 +206,7 @@ impl ReloaderConfig {
         }
         let time_lookback =
             Duration::from_millis(reloader.time_lookback.map_or(Ok(3_600_000), |v| {
-                v.millis(ENV_VARS, "reloader.time-lookback")
+                v.millis(&ENV_VARS, "reloader.time-lookback")
             })?);
         let replica_id = reloader
             .replica_id

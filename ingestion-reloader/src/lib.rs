@@ -388,15 +388,9 @@ async fn probe_forever(
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        let bucket =
-            tokio::time::timeout(Duration::from_secs(5), bss_bucket::probe(store.as_ref())).await;
         health.set(
             "bucket",
-            match bucket {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err("bucket probe timed out".into()),
-            },
+            bss_bucket::probe_within(store.as_ref(), Duration::from_secs(5)).await,
         );
         let producer = producer.clone();
         let kafka = tokio::task::spawn_blocking(move || {

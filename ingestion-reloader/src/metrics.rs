@@ -1,5 +1,6 @@
 //! The reloader's Prometheus metrics.
 
+use bss_telemetry::register;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Every metric of the reloader.
@@ -13,13 +14,6 @@ pub struct Metrics {
     published: IntCounter,
     jobs_running: IntGauge,
     jobs_finished: IntCounterVec,
-}
-
-fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("metric names are unique");
-    metric
 }
 
 impl Metrics {

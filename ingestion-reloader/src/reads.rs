@@ -69,32 +69,46 @@ fn date(field: &'static str, text: Option<&str>) -> Result<Option<i64>, ApiError
     .transpose()
 }
 
+fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit.unwrap_or(100) {
+        limit @ 1..=MAX_LIMIT => Ok(limit),
+        _ => Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit: must be between 1 and {MAX_LIMIT}"),
+        )),
+    }
+}
+
+/// The topic's objects that may hold records in the window, listed from the window's start key.
+async fn objects_in_window(
+    state: &AppState,
+    topic: &str,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<Vec<crate::archive::ArchivedObject>, ApiError> {
+    let archived = state.config.resolve(topic);
+    state.ensure_folder_has_objects(&archived.folder).await?;
+    let lookback = state.config.time_lookback.as_millis() as i64;
+    state
+        .archive
+        .list(&archived.folder, from.map(|f| f - lookback), to)
+        .await
+        .map_err(crate::archive_error)
+}
+
 /// A page of records, as JSON lines of the archive format (`docs/file-format.md` §1.2).
 pub async fn messages(
     State(state): State<Arc<AppState>>,
     UrlPath(topic): UrlPath<String>,
     Query(query): Query<MessagesQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let limit = query.limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            format!("limit: must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
+    let limit = page_limit(query.limit)?;
     let (from, to) = (
         date("from", query.from.as_deref())?,
         date("to", query.to.as_deref())?,
     );
     let cursor = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    let archived = state.config.resolve(&topic);
-    state.ensure_folder_has_objects(&archived.folder).await?;
-    let lookback = state.config.time_lookback.as_millis() as i64;
-    let mut objects = state
-        .archive
-        .list(&archived.folder, from.map(|f| f - lookback), to)
-        .await
-        .map_err(crate::archive_error)?;
+    let mut objects = objects_in_window(&state, &topic, from, to).await?;
     if let Some(cursor) = &cursor {
         objects.retain(|o| o.path.as_ref() >= cursor.path.as_str());
     }
@@ -168,25 +182,12 @@ pub async fn files(
     UrlPath(topic): UrlPath<String>,
     Query(query): Query<FilesQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let limit = query.limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            format!("limit: must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
+    let limit = page_limit(query.limit)?;
     let (from, to) = (
         date("from", query.from.as_deref())?,
         date("to", query.to.as_deref())?,
     );
-    let archived = state.config.resolve(&topic);
-    state.ensure_folder_has_objects(&archived.folder).await?;
-    let lookback = state.config.time_lookback.as_millis() as i64;
-    let mut objects = state
-        .archive
-        .list(&archived.folder, from.map(|f| f - lookback), to)
-        .await
-        .map_err(crate::archive_error)?;
+    let mut objects = objects_in_window(&state, &topic, from, to).await?;
     if let Some(cursor) = &query.cursor {
         objects.retain(|o| o.path.as_ref() > cursor.as_str());
     }

@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use bss_format::Record;
 use futures::{StreamExt, TryStreamExt};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryFuture, FutureProducer};
 use serde::Deserialize;
 
 use crate::archive::{Archive, ArchiveError, ArchivedObject};
@@ -290,55 +289,21 @@ async fn enqueue(
                 tokio::time::sleep(wait).await;
             }
         }
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + 4);
-        for header in &record.headers {
-            headers = headers.insert(Header {
-                key: &header.key,
-                value: header.value.as_deref(),
-            });
-        }
         let (partition_text, offset_text) =
             (record.partition.to_string(), record.offset.to_string());
-        if spec.lineage_headers {
-            for (key, value) in [
-                ("bss-source-topic", &*record.topic),
-                ("bss-source-partition", partition_text.as_str()),
-                ("bss-source-offset", offset_text.as_str()),
-                ("bss-job-id", spec.job_id.as_str()),
-            ] {
-                headers = headers.insert(Header {
-                    key,
-                    value: Some(value),
-                });
-            }
-        }
-        let mut future_record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(&spec.target).headers(headers);
-        if let Some(key) = &record.key {
-            future_record = future_record.key(key.as_slice());
-        }
-        if let Some(payload) = &record.payload {
-            future_record = future_record.payload(payload.as_slice());
-        }
-        if let Some(ts) = record.timestamp_ms {
-            future_record = future_record.timestamp(ts);
-        }
-        if spec.keep_partition && record.partition < spec.target_partitions {
-            future_record = future_record.partition(record.partition);
-        }
-        loop {
-            match producer.send_result(future_record) {
-                Ok(delivery) => {
-                    deliveries.push(delivery);
-                    break;
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                    future_record = returned;
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                Err((e, _)) => return Err(fail(e)),
-            }
-        }
+        let lineage: [(&str, &[u8]); 4] = [
+            ("bss-source-topic", record.topic.as_bytes()),
+            ("bss-source-partition", partition_text.as_bytes()),
+            ("bss-source-offset", offset_text.as_bytes()),
+            ("bss-job-id", spec.job_id.as_bytes()),
+        ];
+        let extra: &[(&str, &[u8])] = if spec.lineage_headers { &lineage } else { &[] };
+        let partition = (spec.keep_partition && record.partition < spec.target_partitions)
+            .then_some(record.partition);
+        let delivery = bss_kafka::enqueue(producer, &spec.target, record, partition, extra)
+            .await
+            .map_err(fail)?;
+        deliveries.push(delivery);
     }
     Ok(())
 }

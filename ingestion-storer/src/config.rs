@@ -11,14 +11,8 @@ use bss_config::{
 use bss_format::Compression;
 use serde::Deserialize;
 
-/// Environment variables the storer reads, the file key each sets, and its default.
-pub const ENV_VARS: &[EnvVar] = &[
-    EnvVar {
-        name: "KAFKA_BROKERS",
-        key: "kafka.bootstrap.servers",
-        default: "",
-        help: "Kafka bootstrap servers, comma-separated (required)",
-    },
+/// Kafka settings only this service reads (the connection ones are shared).
+const OWN_KAFKA_ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "KAFKA_GROUP_ID",
         key: "kafka.group.id",
@@ -32,83 +26,14 @@ pub const ENV_VARS: &[EnvVar] = &[
         help: "Kafka client id",
     },
     EnvVar {
-        name: "KAFKA_USERNAME",
-        key: "kafka.sasl.username",
-        default: "",
-        help: "SASL username; when set, security.protocol defaults to SASL_SSL",
-    },
-    EnvVar {
-        name: "KAFKA_PASSWORD",
-        key: "kafka.sasl.password",
-        default: "",
-        help: "SASL password (secret)",
-    },
-    EnvVar {
-        name: "KAFKA_SASL_MECHANISM",
-        key: "kafka.sasl.mechanism",
-        default: "SCRAM-SHA-256",
-        help: "SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), used when a username is set",
-    },
-    EnvVar {
         name: "KAFKA_DEQUEUE_STRATEGY",
         key: "kafka.auto.offset.reset",
         default: "latest",
         help: "where a group without committed offsets starts: latest or earliest",
     },
-    EnvVar {
-        name: "BUCKET_TYPE",
-        key: "bss.bucket.type",
-        default: "",
-        help: "google, s3, local (a folder) or memory (required)",
-    },
-    EnvVar {
-        name: "BUCKET_NAME",
-        key: "bss.bucket.name",
-        default: "",
-        help: "bucket name; for local, the folder path (required except for memory)",
-    },
-    EnvVar {
-        name: "BUCKET_REGION",
-        key: "bss.bucket.region",
-        default: "us-east-1",
-        help: "S3 region",
-    },
-    EnvVar {
-        name: "BUCKET_ENDPOINT",
-        key: "bss.bucket.endpoint",
-        default: "",
-        help: "S3-compatible endpoint or GCS base URL, scheme included",
-    },
-    EnvVar {
-        name: "BUCKET_PATH_STYLE",
-        key: "bss.bucket.path-style",
-        default: "true when an endpoint is set",
-        help: "S3 path-style requests",
-    },
-    EnvVar {
-        name: "BUCKET_ALLOW_HTTP",
-        key: "bss.bucket.allow-http",
-        default: "true when the endpoint is http://",
-        help: "allow a plain-HTTP endpoint",
-    },
-    EnvVar {
-        name: "S3_KEY_ID",
-        key: "bss.bucket.s3-key-id",
-        default: "",
-        help: "S3 access key id (else the AWS credential chain)",
-    },
-    EnvVar {
-        name: "S3_KEY",
-        key: "bss.bucket.s3-key",
-        default: "",
-        help: "S3 secret key (secret)",
-    },
-    EnvVar {
-        name: "GOOGLE_APPLICATION_CREDENTIALS",
-        key: "bss.bucket.google-credentials",
-        default: "",
-        help: "path of a GCS service-account key file",
-    },
+];
+
+const OWN_ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "BSS_EVENTS_TOPIC",
         key: "bss.topics-config.output-events-topic",
@@ -184,23 +109,21 @@ pub const ENV_VARS: &[EnvVar] = &[
     },
 ];
 
+/// Every environment variable the service reads (the shared Kafka and bucket ones from `bss-config`,
+/// then its own), the file key each sets, and its default.
+pub static ENV_VARS: std::sync::LazyLock<Vec<EnvVar>> = std::sync::LazyLock::new(|| {
+    [
+        bss_config::KAFKA_CONNECTION_ENV_VARS,
+        OWN_KAFKA_ENV_VARS,
+        bss_config::BUCKET_ENV_VARS,
+        OWN_ENV_VARS,
+    ]
+    .concat()
+});
+
 /// The Markdown table of [`ENV_VARS`] that `docs/configuration.md` must contain (checked by a test).
 pub fn reference_table() -> String {
-    let mut table = String::from(
-        "| Environment variable | File key | Default | Meaning |\n|---|---|---|---|\n",
-    );
-    for var in ENV_VARS {
-        let default = if var.default.is_empty() {
-            "—".to_owned()
-        } else {
-            format!("`{}`", var.default)
-        };
-        table.push_str(&format!(
-            "| `{}` | `{}` | {} | {} |\n",
-            var.name, var.key, default, var.help
-        ));
-    }
-    table
+    bss_config::reference_table(&ENV_VARS)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -317,13 +240,13 @@ pub struct StorerConfig {
 impl StorerConfig {
     /// Loads and validates from an optional file and the given environment.
     pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let raw: RawConfig = bss_config::load(file, env, ENV_VARS)?;
+        let raw: RawConfig = bss_config::load(file, env, &ENV_VARS)?;
         Self::validate(raw, env)
     }
 
     fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let invalid = |key: &str, reason: String| ConfigError::invalid(ENV_VARS, key, reason);
-        let mut kafka = raw.kafka.validate(ENV_VARS, env)?;
+        let invalid = |key: &str, reason: String| ConfigError::invalid(&ENV_VARS, key, reason);
+        let mut kafka = raw.kafka.validate(&ENV_VARS, env)?;
         if kafka.get("group.id").is_none_or(|g| g.trim().is_empty()) {
             return Err(invalid("kafka.group.id", "is required".into()));
         }
@@ -346,7 +269,7 @@ impl StorerConfig {
         }
 
         let bss = raw.bss;
-        let bucket = bss.bucket.validate(ENV_VARS, "bss.bucket")?;
+        let bucket = bss.bucket.validate(&ENV_VARS, "bss.bucket")?;
         let events_topic = bss
             .topics_config
             .output_events_topic
@@ -361,10 +284,10 @@ impl StorerConfig {
         let topics = validate_mapping(bss.topics_config.data_topics_mapping, post_ingestion)?;
 
         let bytes = |value: Option<NumberOrText>, key: &str, default: u64| {
-            value.map_or(Ok(default), |v| v.bytes(ENV_VARS, key))
+            value.map_or(Ok(default), |v| v.bytes(&ENV_VARS, key))
         };
         let millis = |value: Option<NumberOrText>, key: &str, default: u64| {
-            value.map_or(Ok(default), |v| v.millis(ENV_VARS, key))
+            value.map_or(Ok(default), |v| v.millis(&ENV_VARS, key))
         };
         let limits = BatchLimits {
             max_bytes: bytes(bss.max_bytes_per_file, "bss.max-bytes-per-file", 8 << 20)?,
@@ -454,7 +377,7 @@ fn validate_mapping(
     post_ingestion: bool,
 ) -> Result<Vec<TopicMapping>, ConfigError> {
     const KEY: &str = "bss.topics-config.data-topics-mapping";
-    let invalid = |reason: String| ConfigError::invalid(ENV_VARS, KEY, reason);
+    let invalid = |reason: String| ConfigError::invalid(&ENV_VARS, KEY, reason);
     if raw.is_empty() {
         return Err(invalid(
             "is required: at least one entry with an `ingestion` topic".into(),

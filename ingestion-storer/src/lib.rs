@@ -212,14 +212,9 @@ async fn probe_forever(
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        let bucket = tokio::time::timeout(PROBE_INTERVAL, bss_bucket::probe(store.as_ref())).await;
         health.set(
             "bucket",
-            match bucket {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err("bucket probe timed out".into()),
-            },
+            bss_bucket::probe_within(store.as_ref(), PROBE_INTERVAL).await,
         );
         let (client, consumer, metrics) =
             (Arc::clone(&client), Arc::clone(&consumer), metrics.clone());

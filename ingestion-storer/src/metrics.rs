@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use bss_telemetry::register;
 use prometheus::{
     exponential_buckets, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry,
@@ -26,14 +27,6 @@ pub struct Metrics {
     messages_forwarded: IntCounter,
     objects_recovered: IntCounter,
     commits: IntCounterVec,
-}
-
-fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
-    // Names are static and distinct, so registration cannot collide.
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("metric names are unique");
-    metric
 }
 
 impl Metrics {

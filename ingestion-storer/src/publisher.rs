@@ -9,7 +9,6 @@ use bss_format::time::format_iso_ms;
 use bss_format::{Compression, FileSummary, Record, FORMAT_VERSION};
 use bss_layout::{FileWrittenEvent, FileWrittenKey};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
@@ -108,42 +107,12 @@ impl Publisher {
         let mut deliveries = Vec::with_capacity(records.len());
         let mut enqueue_error = None;
         'records: for (index, record) in records.iter().enumerate() {
-            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-            for header in &record.headers {
-                headers = headers.insert(Header {
-                    key: &header.key,
-                    value: header.value.as_deref(),
-                });
-            }
-            let mut future_record: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(topic).headers(headers);
-            if let Some(key) = &record.key {
-                future_record = future_record.key(key.as_slice());
-            }
-            if let Some(payload) = &record.payload {
-                future_record = future_record.payload(payload.as_slice());
-            }
-            if let Some(ts) = record.timestamp_ms {
-                future_record = future_record.timestamp(ts);
-            }
-            if record.partition < partitions {
-                future_record = future_record.partition(record.partition);
-            }
-            loop {
-                match self.producer.send_result(future_record) {
-                    Ok(delivery) => {
-                        deliveries.push(delivery);
-                        break;
-                    }
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                        future_record = returned;
-                        // The local queue is full: let librdkafka drain it.
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                    Err((e, _)) => {
-                        enqueue_error = Some((index, e));
-                        break 'records;
-                    }
+            let partition = (record.partition < partitions).then_some(record.partition);
+            match bss_kafka::enqueue(&self.producer, topic, record, partition, &[]).await {
+                Ok(delivery) => deliveries.push(delivery),
+                Err(e) => {
+                    enqueue_error = Some((index, e));
+                    break 'records;
                 }
             }
         }

@@ -94,6 +94,18 @@ pub async fn probe(store: &dyn ObjectStore) -> Result<(), object_store::Error> {
     }
 }
 
+/// [`probe`] bounded by `timeout`, with the failure as text for a readiness report.
+pub async fn probe_within(
+    store: &dyn ObjectStore,
+    timeout: std::time::Duration,
+) -> Result<(), String> {
+    match tokio::time::timeout(timeout, probe(store)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("the bucket did not answer within {timeout:?}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,6 +57,111 @@ impl ConfigError {
     }
 }
 
+/// Environment variables of the Kafka connection, common to both services.
+pub const KAFKA_CONNECTION_ENV_VARS: &[EnvVar] = &[
+    EnvVar {
+        name: "KAFKA_BROKERS",
+        key: "kafka.bootstrap.servers",
+        default: "",
+        help: "Kafka bootstrap servers, comma-separated (required)",
+    },
+    EnvVar {
+        name: "KAFKA_USERNAME",
+        key: "kafka.sasl.username",
+        default: "",
+        help: "SASL username; when set, security.protocol defaults to SASL_SSL",
+    },
+    EnvVar {
+        name: "KAFKA_PASSWORD",
+        key: "kafka.sasl.password",
+        default: "",
+        help: "SASL password (secret)",
+    },
+    EnvVar {
+        name: "KAFKA_SASL_MECHANISM",
+        key: "kafka.sasl.mechanism",
+        default: "SCRAM-SHA-256",
+        help: "SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), used when a username is set",
+    },
+];
+
+/// Environment variables of the bucket, common to both services.
+pub const BUCKET_ENV_VARS: &[EnvVar] = &[
+    EnvVar {
+        name: "BUCKET_TYPE",
+        key: "bss.bucket.type",
+        default: "",
+        help: "google, s3, local (a folder) or memory (required)",
+    },
+    EnvVar {
+        name: "BUCKET_NAME",
+        key: "bss.bucket.name",
+        default: "",
+        help: "bucket name; for local, the folder path (required except for memory)",
+    },
+    EnvVar {
+        name: "BUCKET_REGION",
+        key: "bss.bucket.region",
+        default: "us-east-1",
+        help: "S3 region",
+    },
+    EnvVar {
+        name: "BUCKET_ENDPOINT",
+        key: "bss.bucket.endpoint",
+        default: "",
+        help: "S3-compatible endpoint or GCS base URL, scheme included",
+    },
+    EnvVar {
+        name: "BUCKET_PATH_STYLE",
+        key: "bss.bucket.path-style",
+        default: "true when an endpoint is set",
+        help: "S3 path-style requests",
+    },
+    EnvVar {
+        name: "BUCKET_ALLOW_HTTP",
+        key: "bss.bucket.allow-http",
+        default: "true when the endpoint is http://",
+        help: "allow a plain-HTTP endpoint",
+    },
+    EnvVar {
+        name: "S3_KEY_ID",
+        key: "bss.bucket.s3-key-id",
+        default: "",
+        help: "S3 access key id (else the AWS credential chain)",
+    },
+    EnvVar {
+        name: "S3_KEY",
+        key: "bss.bucket.s3-key",
+        default: "",
+        help: "S3 secret key (secret)",
+    },
+    EnvVar {
+        name: "GOOGLE_APPLICATION_CREDENTIALS",
+        key: "bss.bucket.google-credentials",
+        default: "",
+        help: "path of a GCS service-account key file",
+    },
+];
+
+/// The Markdown table of `vars` that the configuration reference must contain (services check it in a test).
+pub fn reference_table(vars: &[EnvVar]) -> String {
+    let mut table = String::from(
+        "| Environment variable | File key | Default | Meaning |\n|---|---|---|---|\n",
+    );
+    for var in vars {
+        let default = if var.default.is_empty() {
+            "—".to_owned()
+        } else {
+            format!("`{}`", var.default)
+        };
+        table.push_str(&format!(
+            "| `{}` | `{}` | {} | {} |\n",
+            var.name, var.key, default, var.help
+        ));
+    }
+    table
+}
+
 /// Picks the configuration file: the given one, else [`DEFAULT_CONFIG_PATH`] when it exists.
 pub fn config_path(explicit: Option<PathBuf>) -> Option<PathBuf> {
     explicit.or_else(|| {

@@ -9,7 +9,9 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, FromClientConfigAndContext};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::FutureProducer;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 /// librdkafka configuration holding every property of `kafka`.
 pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
@@ -97,4 +99,53 @@ pub fn probe<C: rdkafka::consumer::ConsumerContext>(
         }
     }
     Ok(())
+}
+
+/// Enqueues an archived record for `topic`, as it was: key, value, headers (then `extra_headers`) and
+/// timestamp; to `partition` when given, else the partitioner chooses by key. When librdkafka's local
+/// queue is full it waits for room rather than failing. The returned future resolves on the broker's
+/// acknowledgement.
+pub async fn enqueue(
+    producer: &FutureProducer,
+    topic: &str,
+    record: &bss_format::Record,
+    partition: Option<i32>,
+    extra_headers: &[(&str, &[u8])],
+) -> Result<DeliveryFuture, KafkaError> {
+    let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + extra_headers.len());
+    for header in &record.headers {
+        headers = headers.insert(Header {
+            key: &header.key,
+            value: header.value.as_deref(),
+        });
+    }
+    for (key, value) in extra_headers {
+        headers = headers.insert(Header {
+            key,
+            value: Some(*value),
+        });
+    }
+    let mut future_record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+    if let Some(key) = &record.key {
+        future_record = future_record.key(key.as_slice());
+    }
+    if let Some(payload) = &record.payload {
+        future_record = future_record.payload(payload.as_slice());
+    }
+    if let Some(ts) = record.timestamp_ms {
+        future_record = future_record.timestamp(ts);
+    }
+    if let Some(partition) = partition {
+        future_record = future_record.partition(partition);
+    }
+    loop {
+        match producer.send_result(future_record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                future_record = returned;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err((error, _)) => return Err(error),
+        }
+    }
 }

@@ -40,6 +40,17 @@ pub fn init_logging(level: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// Registers a metric and returns it; for statically named metrics, where a collision is a bug.
+pub fn register<T: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: T,
+) -> T {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are unique");
+    metric
+}
+
 /// Named readiness conditions (e.g. "kafka", "bucket"); ready when all are up and the service has
 /// started and is not stopping.
 #[derive(Clone, Default)]
