@@ -3,8 +3,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/stack/up.sh
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast "$@"
+  cargo nextest run --workspace --no-fail-fast "$@" || status=$?
 else
-  cargo test --workspace --no-fail-fast "$@"
+  cargo test --workspace --no-fail-fast "$@" || status=$?
 fi
+# Deployment checks: the Helm chart rendered by a real Helm binary, docker-compose.yml against the
+# configuration reference (they use the binaries built above for --check-config).
+target/stack/venv/bin/python -m unittest discover -s tests/deploy -v || status=$?
+exit $status

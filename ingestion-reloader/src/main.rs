@@ -9,13 +9,15 @@ use ingestion_reloader::config::ReloaderConfig;
 use ingestion_reloader::metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 
-const USAGE: &str = "usage: ingestion-reloader [--config PATH]
+const USAGE: &str = "usage: ingestion-reloader [--config PATH] [--check-config]
 Replays archived Kafka records from a bucket over a REST API. Settings come from PATH (default
-/app/config/application.yaml when it exists) and environment variables; see docs/configuration.md.";
+/app/config/application.yaml when it exists) and environment variables; see docs/configuration.md.
+--check-config validates them (and the credential files) and exits (0 when valid).";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let mut path = None;
+    let mut check_only = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--config" => match args.next() {
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             },
+            "--check-config" => check_only = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -39,17 +42,21 @@ fn main() -> ExitCode {
     let config = match ReloaderConfig::load(bss_config::config_path(path).as_deref(), &env) {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("ingestion-reloader: invalid configuration: {error}");
+            eprintln!("ingestion-reloader: {error}");
             return ExitCode::from(2);
         }
     };
     let auth = match ingestion_reloader::auth::Authenticator::load(&config.auth) {
         Ok(auth) => auth,
         Err(error) => {
-            eprintln!("ingestion-reloader: invalid configuration: {error}");
+            eprintln!("ingestion-reloader: {error}");
             return ExitCode::from(2);
         }
     };
+    if check_only {
+        println!("ingestion-reloader: configuration is valid");
+        return ExitCode::SUCCESS;
+    }
     if let Err(error) = bss_telemetry::init_logging(&config.log_level) {
         eprintln!("ingestion-reloader: {error}");
         return ExitCode::from(2);

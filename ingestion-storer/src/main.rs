@@ -9,12 +9,15 @@ use ingestion_storer::config::StorerConfig;
 use ingestion_storer::metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 
-const USAGE: &str = "usage: ingestion-storer [--config PATH]
+const USAGE: &str = "usage: ingestion-storer [--config PATH] [--check-config]
 Archives Kafka ingestion topics into a bucket. Settings come from PATH (default /app/config/application.yaml
-when it exists) and environment variables; see docs/configuration.md.";
+when it exists) and environment variables; see docs/configuration.md. --check-config validates them
+and exits (0 when valid) without connecting to anything.";
 
 fn main() -> ExitCode {
-    let config_path = match parse_args(std::env::args().skip(1)) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let check_only = args.iter().any(|a| a == "--check-config");
+    let config_path = match parse_args(args.into_iter().filter(|a| a != "--check-config")) {
         Ok(Some(path)) => path,
         Ok(None) => {
             println!("{USAGE}");
@@ -29,10 +32,14 @@ fn main() -> ExitCode {
     let config = match StorerConfig::load(bss_config::config_path(config_path).as_deref(), &env) {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("ingestion-storer: invalid configuration: {error}");
+            eprintln!("ingestion-storer: {error}");
             return ExitCode::from(2);
         }
     };
+    if check_only {
+        println!("ingestion-storer: configuration is valid");
+        return ExitCode::SUCCESS;
+    }
     if let Err(error) = bss_telemetry::init_logging(&config.log_level) {
         eprintln!("ingestion-storer: {error}");
         return ExitCode::from(2);

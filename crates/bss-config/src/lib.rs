@@ -34,7 +34,7 @@ pub enum ConfigError {
     #[error("{0}")]
     Load(String),
     /// A value is present but not acceptable.
-    #[error("setting {setting}: {reason}")]
+    #[error("invalid setting {setting}: {reason}")]
     Invalid {
         /// File key and, when there is one, environment variable.
         setting: String,

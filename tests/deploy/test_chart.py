@@ -1,0 +1,173 @@
+"""Renders the Helm chart with a real Helm 3 binary (installed by tests/stack/up.sh) for several value
+sets and checks the manifests; the rendered configuration is fed to the services' --check-config."""
+
+import os
+import re
+import subprocess
+import tempfile
+import unittest
+
+import yaml
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CHART = os.path.join(ROOT, "deploy", "helm", "bucket-storage-support")
+HELM = os.environ.get("BSS_HELM", os.path.join(ROOT, "target", "stack", "venv", "bin", "helm"))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+BASE = [
+    "kafka.brokers=kafka-0:9092\\,kafka-1:9092",
+    "bucket.name=archive",
+    "topics.mapping[0].ingestion=orders.ingestion",
+    "topics.mapping[0].bucketFolder=orders",
+    "topics.mapping[0].postIngestion[0]=orders.post",
+    "topics.mapping[0].reingestion=orders.reingestion",
+]
+
+
+def render(*sets, expect_ok=True):
+    args = [HELM, "template", "bss", CHART]
+    for item in BASE + list(sets):
+        args += ["--set", item]
+    done = subprocess.run(args, capture_output=True, text=True)
+    if not expect_ok:
+        return done
+    if done.returncode != 0:
+        raise AssertionError(f"helm template failed: {done.stderr}")
+    return [d for d in yaml.safe_load_all(done.stdout) if d]
+
+
+def find(docs, kind, suffix=""):
+    return [d for d in docs if d["kind"] == kind and d["metadata"]["name"].endswith(suffix)]
+
+
+def container(deployment):
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+def env_of(deployment):
+    return {e["name"]: e for e in container(deployment)["env"]}
+
+
+class ChartTest(unittest.TestCase):
+    def test_both_services_are_hardened_and_probed(self):
+        docs = render()
+        for suffix in ("-storer", "-reloader"):
+            (deployment,) = find(docs, "Deployment", suffix)
+            pod = deployment["spec"]["template"]["spec"]
+            self.assertTrue(pod["securityContext"]["runAsNonRoot"])
+            security = container(deployment)["securityContext"]
+            self.assertTrue(security["readOnlyRootFilesystem"])
+            self.assertFalse(security["allowPrivilegeEscalation"])
+            self.assertEqual(security["capabilities"]["drop"], ["ALL"])
+            probes = {p: container(deployment)[p]["httpGet"]["path"] for p in ("livenessProbe", "readinessProbe", "startupProbe")}
+            self.assertEqual(probes, {"livenessProbe": "/-/health/live", "readinessProbe": "/-/health/ready", "startupProbe": "/-/health/started"})
+            self.assertIn("checksum/config", deployment["spec"]["template"]["metadata"]["annotations"])
+            self.assertEqual(len(find(docs, "PodDisruptionBudget", suffix)), 1)
+
+    def test_the_storer_grace_period_exceeds_its_drain_deadline(self):
+        (storer,) = find(render("storer.shutdownTimeoutSeconds=50"), "Deployment", "-storer")
+        self.assertEqual(env_of(storer)["BSS_SHUTDOWN_TIMEOUT"]["value"], "50s")
+        self.assertGreater(storer["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 50)
+
+    def test_a_configuration_change_rolls_the_pods(self):
+        def checksum(*sets):
+            (storer,) = find(render(*sets), "Deployment", "-storer")
+            return storer["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+        self.assertEqual(checksum(), checksum())
+        self.assertNotEqual(checksum(), checksum("topics.mapping[1].ingestion=customers.ingestion"))
+
+    def test_the_reloader_scales_to_zero_or_autoscales(self):
+        (reloader,) = find(render("reloader.replicas=0"), "Deployment", "-reloader")
+        self.assertEqual(reloader["spec"]["replicas"], 0)
+        docs = render("reloader.autoscaling.enabled=true", "reloader.autoscaling.maxReplicas=6")
+        (reloader,) = find(docs, "Deployment", "-reloader")
+        self.assertNotIn("replicas", reloader["spec"])
+        (hpa,) = find(docs, "HorizontalPodAutoscaler")
+        self.assertEqual(hpa["spec"]["maxReplicas"], 6)
+
+    def test_each_service_can_be_switched_off(self):
+        docs = render("storer.enabled=false")
+        self.assertEqual(find(docs, "Deployment", "-storer"), [])
+        self.assertEqual(len(find(docs, "Deployment", "-reloader")), 1)
+        docs = render("reloader.enabled=false")
+        self.assertEqual(find(docs, "Deployment", "-reloader"), [])
+
+    def test_credentials_come_from_existing_secrets_only(self):
+        docs = render(
+            "kafka.sasl.enabled=true", "kafka.sasl.existingSecret=kafka-creds", "kafka.tls.enabled=true",
+            "kafka.tls.caSecret=kafka-ca", "bucket.s3.existingSecret=s3-creds",
+            "reloader.auth.apiKeysSecret=reloader-keys", "reloader.auth.jwt.jwksUrl=https://idp.example/jwks",
+        )
+        (storer,) = find(docs, "Deployment", "-storer")
+        env = env_of(storer)
+        self.assertEqual(env["KAFKA_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"], "kafka-creds")
+        self.assertEqual(env["S3_KEY"]["valueFrom"]["secretKeyRef"]["name"], "s3-creds")
+        (config,) = find(docs, "ConfigMap")
+        application = yaml.safe_load(config["data"]["application.yaml"])
+        self.assertEqual(application["kafka"]["security.protocol"], "SASL_SSL")
+        self.assertEqual(application["kafka"]["ssl.ca.location"], "/app/kafka-ca/ca.crt")
+        (reloader,) = find(docs, "Deployment", "-reloader")
+        self.assertEqual(env_of(reloader)["RELOADER_API_KEYS_FILE"]["value"], "/app/secrets/api-keys/api-keys")
+        self.assertEqual(env_of(reloader)["RELOADER_JWKS_URL"]["value"], "https://idp.example/jwks")
+        volumes = {v["name"]: v for v in reloader["spec"]["template"]["spec"]["volumes"]}
+        self.assertEqual(volumes["api-keys"]["secret"]["secretName"], "reloader-keys")
+        for doc in docs:
+            self.assertNotEqual(doc["kind"], "Secret", "the chart never creates secrets")
+
+        docs = render("bucket.type=google", "bucket.gcs.existingSecret=gcs-key")
+        (storer,) = find(docs, "Deployment", "-storer")
+        self.assertEqual(env_of(storer)["GOOGLE_APPLICATION_CREDENTIALS"]["value"], "/app/keys/credentials.json")
+        mounts = {m["name"]: m["mountPath"] for m in container(storer)["volumeMounts"]}
+        self.assertEqual(mounts["gcs-key"], "/app/keys")
+
+    def test_optional_resources(self):
+        docs = render(
+            "serviceMonitor.enabled=true", "networkPolicy.enabled=true", "reloader.ingress.enabled=true",
+            "reloader.ingress.host=bss.example.com", "networkPolicy.apiFrom[0].team=fast-data",
+        )
+        self.assertEqual(len(find(docs, "ServiceMonitor")), 1)
+        (policy,) = find(docs, "NetworkPolicy")
+        self.assertEqual(policy["spec"]["ingress"][1]["from"][0]["namespaceSelector"]["matchLabels"], {"team": "fast-data"})
+        (ingress,) = find(docs, "Ingress")
+        self.assertEqual(ingress["spec"]["rules"][0]["host"], "bss.example.com")
+        self.assertEqual(find(render(), "ServiceMonitor"), [])
+
+    def test_bad_values_are_rejected_with_the_field_named(self):
+        cases = [
+            (["bucket.type=azure"], "bucket.type"),
+            (["storer.compression=lz4"], "storer.compression"),
+            (["storer.replicas=-1"], "storer.replicas"),
+            (["storer.memoryBudget=lots"], "storer.memoryBudget"),
+            (["kafka.brokers="], "kafka.brokers"),
+            (["reloader.auth.mode=open"], "reloader.auth.mode"),
+            (["storer.dequeueStrategy=oldest"], "storer.dequeueStrategy"),
+            (["topics.mapping[0].colour=red"], "colour"),
+        ]
+        for sets, field in cases:
+            done = render(*sets, expect_ok=False)
+            self.assertNotEqual(done.returncode, 0, sets)
+            self.assertIn(field, done.stderr, sets)
+
+    def test_the_rendered_configuration_is_accepted_by_the_services(self):
+        docs = render("reloader.auth.mode=none", "kafka.properties.session\\.timeout\\.ms=10000")
+        (config,) = find(docs, "ConfigMap")
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "application.yaml")
+            with open(path, "w") as handle:
+                handle.write(config["data"]["application.yaml"])
+            with open(os.path.join(ROOT, "docs", "configuration.md")) as doc:
+                documented = doc.read()
+            for suffix, binary in (("-storer", "ingestion-storer"), ("-reloader", "ingestion-reloader")):
+                (deployment,) = find(docs, "Deployment", suffix)
+                env = {"PATH": os.environ.get("PATH", "")}
+                for name, entry in env_of(deployment).items():
+                    self.assertIn(f"`{name}`", documented, f"{name} is not in docs/configuration.md")
+                    env[name] = entry.get("value", "from-a-secret")
+                executable = os.path.join(TARGET, "debug", binary)
+                if not os.path.exists(executable):
+                    self.skipTest(f"{executable} is not built")
+                done = subprocess.run([executable, "--check-config", "--config", path], env=env, capture_output=True, text=True)
+                self.assertEqual(done.returncode, 0, f"{binary}: {done.stderr}")
+
+
+if __name__ == "__main__":
+    unittest.main()
