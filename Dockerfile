@@ -1,0 +1,26 @@
+# One multi-stage build for both services: `docker build --target ingestion-storer .` or
+# `--target ingestion-reloader`. The runtime images hold one static-enough binary, CA certificates and
+# nothing else (no shell, no package manager), and run as a non-root user. Not built here (no Docker
+# engine on the development machines); `ldd` of the release binaries lists only glibc, libm and libgcc_s
+# once zlib is static.
+FROM rust:1.95-bookworm AS build
+# Link zlib statically: the distroless runtime has glibc and libgcc, not libz.
+ENV LIBZ_SYS_STATIC=1
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p ingestion-storer -p ingestion-reloader \
+ && mkdir -p /out && cp target/release/ingestion-storer target/release/ingestion-reloader /out/
+
+FROM gcr.io/distroless/cc-debian12:nonroot AS ingestion-storer
+COPY --from=build /out/ingestion-storer /app/ingestion-storer
+USER 65532:65532
+EXPOSE 3000
+ENTRYPOINT ["/app/ingestion-storer"]
+
+FROM gcr.io/distroless/cc-debian12:nonroot AS ingestion-reloader
+COPY --from=build /out/ingestion-reloader /app/ingestion-reloader
+USER 65532:65532
+EXPOSE 3000
+ENTRYPOINT ["/app/ingestion-reloader"]
