@@ -1,8 +1,7 @@
 # One multi-stage build for both services: `docker build --target ingestion-storer .` or
 # `--target ingestion-reloader`. The runtime images hold one static-enough binary, CA certificates and
-# nothing else (no shell, no package manager), and run as a non-root user. Not built here (no Docker
-# engine on the development machines); `ldd` of the release binaries lists only glibc, libm and libgcc_s
-# once zlib is static.
+# nothing else (no shell, no package manager), and run as a non-root user. Not built here: the
+# development machines have no Docker engine.
 FROM rust:1.95-bookworm AS build
 # Link zlib statically: the distroless runtime has glibc and libgcc, not libz.
 ENV LIBZ_SYS_STATIC=1
