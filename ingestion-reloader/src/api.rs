@@ -2,7 +2,6 @@
 //! `/reingestion/stop-reingestion`, `/status/folders`, `/status/{folder}/count`) plus ours
 //! (`/reingestion/key`, `/reingestion/jobs…`).
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, Path as UrlPath, State};
@@ -429,13 +428,6 @@ pub struct Plan {
     pub spec: ReplaySpec,
     /// Request body, recorded in the job.
     pub request: serde_json::Value,
-}
-
-/// Counters are read by the heartbeat.
-pub fn snapshot(job: &mut Job, progress: &crate::replay::ReplayProgress) {
-    job.objects_total = progress.objects_total.load(Ordering::SeqCst);
-    job.objects_done = progress.objects_done.load(Ordering::SeqCst);
-    job.messages_published = progress.published.load(Ordering::SeqCst);
 }
 
 #[cfg(test)]

@@ -131,6 +131,14 @@ impl Job {
         }
     }
 
+    /// Copies a running replay's counters into the record.
+    pub fn record_progress(&mut self, progress: &crate::replay::ReplayProgress) {
+        use std::sync::atomic::Ordering;
+        self.objects_total = progress.objects_total.load(Ordering::SeqCst);
+        self.objects_done = progress.objects_done.load(Ordering::SeqCst);
+        self.messages_published = progress.published.load(Ordering::SeqCst);
+    }
+
     /// Ends the job.
     pub fn end(&mut self, state: JobState, error: Option<String>) {
         self.state = state;

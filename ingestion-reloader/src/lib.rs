@@ -230,7 +230,7 @@ impl AppState {
                 Err(ReplayError::Stopped) => (JobState::Stopped, None),
                 Err(e) => (JobState::Failed, Some(e.to_string())),
             };
-            api::snapshot(&mut job, &progress);
+            job.record_progress(&progress);
             job.end(end_state, error.clone());
             for attempt in 0..10u32 {
                 match state.jobs.save(&mut job).await {
@@ -291,7 +291,7 @@ impl AppState {
                     }
                 }
                 _ = heartbeat.tick() => {
-                    api::snapshot(job, progress);
+                    job.record_progress(progress);
                     if let Err(e) = self.jobs.save(job).await {
                         tracing::warn!(job = %job.id, error = %e, "cannot save job progress");
                     }

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bss_format::Record;
@@ -342,9 +341,6 @@ async fn acknowledge(
     }
     Ok(())
 }
-
-/// Shared handle to a job's counters.
-pub type SharedProgress = Arc<ReplayProgress>;
 
 #[cfg(test)]
 mod tests {

@@ -111,15 +111,8 @@ const OWN_ENV_VARS: &[EnvVar] = &[
 
 /// Every environment variable the service reads (the shared Kafka and bucket ones from `bss-config`,
 /// then its own), the file key each sets, and its default.
-pub static ENV_VARS: std::sync::LazyLock<Vec<EnvVar>> = std::sync::LazyLock::new(|| {
-    [
-        bss_config::KAFKA_CONNECTION_ENV_VARS,
-        OWN_KAFKA_ENV_VARS,
-        bss_config::BUCKET_ENV_VARS,
-        OWN_ENV_VARS,
-    ]
-    .concat()
-});
+pub static ENV_VARS: std::sync::LazyLock<Vec<EnvVar>> =
+    std::sync::LazyLock::new(|| bss_config::service_env_vars(OWN_KAFKA_ENV_VARS, OWN_ENV_VARS));
 
 /// The Markdown table of [`ENV_VARS`] that `docs/configuration.md` must contain (checked by a test).
 pub fn reference_table() -> String {

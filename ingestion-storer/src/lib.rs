@@ -95,7 +95,8 @@ pub async fn run(
         );
     }
     let consumer: Arc<StreamConsumer<StorerContext>> = Arc::new(
-        bss_kafka::create_with_context(&consumer_config, context)
+        consumer_config
+            .create_with_context(context)
             .context("cannot create the Kafka consumer")?,
     );
     let topics: Vec<&str> = config.topics.iter().map(|t| t.ingestion.as_str()).collect();

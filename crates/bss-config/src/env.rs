@@ -10,12 +10,3 @@ pub struct EnvVar {
     /// One-line description, used by the configuration reference.
     pub help: &'static str,
 }
-
-/// Sets `var.key` to `value`.
-pub(crate) fn apply(
-    builder: config::ConfigBuilder<config::builder::DefaultState>,
-    var: &EnvVar,
-    value: &str,
-) -> Result<config::ConfigBuilder<config::builder::DefaultState>, config::ConfigError> {
-    builder.set_override(var.key, value.to_owned())
-}

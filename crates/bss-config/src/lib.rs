@@ -143,6 +143,12 @@ pub const BUCKET_ENV_VARS: &[EnvVar] = &[
     },
 ];
 
+/// A service's variables: the shared Kafka connection ones, its own Kafka ones, the shared bucket ones,
+/// then its own; the order of the configuration reference.
+pub fn service_env_vars(own_kafka: &[EnvVar], own: &[EnvVar]) -> Vec<EnvVar> {
+    [KAFKA_CONNECTION_ENV_VARS, own_kafka, BUCKET_ENV_VARS, own].concat()
+}
+
 /// The Markdown table of `vars` that the configuration reference must contain (services check it in a test).
 pub fn reference_table(vars: &[EnvVar]) -> String {
     let mut table = String::from(
@@ -196,7 +202,7 @@ pub fn load<T: DeserializeOwned>(
     // librdkafka names contain dots, which `config` would turn into nesting.
     for var in env_vars.iter().filter(|v| !v.key.starts_with(KAFKA_PREFIX)) {
         if let Some(value) = env.get(var.name).filter(|v| !v.trim().is_empty()) {
-            builder = env::apply(builder, var, value.trim()).map_err(|e| {
+            builder = builder.set_override(var.key, value.trim()).map_err(|e| {
                 ConfigError::Load(format!("environment variable {}: {e}", var.name))
             })?;
         }
@@ -216,13 +222,8 @@ fn describe(file: Option<&Path>, error: config::ConfigError) -> ConfigError {
 /// Parses a byte size: an integer number of bytes, or a number with a unit (`KiB`, `MiB`, `GiB`,
 /// `KB`, `MB`, `GB`; binary and decimal units are both taken as powers of 1024, as Mia's `8MB` means 8 MiB).
 pub fn parse_byte_size(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+    let (number, unit) = split_number(text)?;
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
@@ -232,15 +233,20 @@ pub fn parse_byte_size(text: &str) -> Option<u64> {
     number.checked_mul(factor)
 }
 
-/// Parses a duration: an integer number of milliseconds, or a number with `ms`, `s`, `m` or `h`.
-pub fn parse_duration_ms(text: &str) -> Option<u64> {
+/// `"8 MiB"` → `(8, "MiB")`: the leading digits and the trimmed rest.
+fn split_number(text: &str) -> Option<(u64, &str)> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    let factor: u64 = match unit.trim() {
+    Some((number.parse().ok()?, unit.trim()))
+}
+
+/// Parses a duration: an integer number of milliseconds, or a number with `ms`, `s`, `m` or `h`.
+pub fn parse_duration_ms(text: &str) -> Option<u64> {
+    let (number, unit) = split_number(text)?;
+    let factor: u64 = match unit {
         "" | "ms" => 1,
         "s" => 1_000,
         "m" | "min" => 60_000,

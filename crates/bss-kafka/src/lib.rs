@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use bss_config::KafkaConfig;
-use rdkafka::client::ClientContext;
-use rdkafka::config::{ClientConfig, FromClientConfigAndContext};
+use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::error::RDKafkaErrorCode;
@@ -71,14 +70,6 @@ pub fn create_producer(kafka: &KafkaConfig) -> Result<FutureProducer, KafkaError
         config.set("linger.ms", "5");
     }
     config.create()
-}
-
-/// Creates any client from the shared properties with a context.
-pub fn create_with_context<C: ClientContext, T: FromClientConfigAndContext<C>>(
-    config: &ClientConfig,
-    context: C,
-) -> Result<T, KafkaError> {
-    config.create_with_context(context)
 }
 
 /// Asks the cluster for the metadata of `topic` (or of all topics): succeeds only when a broker answers
