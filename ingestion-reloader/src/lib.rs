@@ -3,7 +3,6 @@
 //! Routes: `docs/reloader-api.md`.
 
 pub mod api;
-pub mod archive;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -28,12 +27,12 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{Options, Plan};
-use crate::archive::{Archive, ArchiveError};
 use crate::config::ReloaderConfig;
 use crate::error::ApiError;
 use crate::jobs::{new_job_id, Job, JobState, JobStore, HEARTBEAT, STOP_POLL};
 use crate::metrics::Metrics;
 use crate::replay::{ReplayError, ReplayProgress, ReplaySpec};
+use bss_archive::{Archive, ArchiveError};
 
 /// Shared by every request handler and job.
 pub struct AppState {
@@ -81,7 +80,7 @@ impl AppState {
         Self {
             auth: Arc::new(auth),
             slots: Arc::new(Semaphore::new(config.max_concurrent_jobs)),
-            archive: Archive::new(Arc::clone(&store), metrics.clone()),
+            archive: Archive::new(Arc::clone(&store), Arc::new(metrics.clone())),
             jobs: JobStore::new(store),
             config,
             producer,

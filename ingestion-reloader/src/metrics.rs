@@ -63,9 +63,10 @@ impl Metrics {
             registry,
         }
     }
+}
 
-    /// A GET of an object (`ok`) or its failure.
-    pub fn object_read(&self, ok: bool, bytes: u64) {
+impl bss_archive::ReadObserver for Metrics {
+    fn object_read(&self, ok: bool, bytes: u64) {
         self.downloads
             .with_label_values(&[if ok { "OK" } else { "KO" }])
             .inc();
@@ -73,12 +74,13 @@ impl Metrics {
         self.bytes_read.with_label_values(&["object"]).inc_by(bytes);
     }
 
-    /// A ranged GET of a sidecar.
-    pub fn index_read(&self, bytes: u64) {
+    fn index_read(&self, bytes: u64) {
         self.gets.with_label_values(&["index"]).inc();
         self.bytes_read.with_label_values(&["index"]).inc_by(bytes);
     }
+}
 
+impl Metrics {
     /// Messages acknowledged.
     pub fn published(&self, messages: u64) {
         self.published.inc_by(messages);

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::replay::{prune, ReplaySpec};
+use crate::replay::ReplaySpec;
 use crate::AppState;
 
 /// Largest page.
@@ -85,7 +85,7 @@ async fn objects_in_window(
     topic: &str,
     from: Option<i64>,
     to: Option<i64>,
-) -> Result<Vec<crate::archive::ArchivedObject>, ApiError> {
+) -> Result<Vec<bss_archive::ArchivedObject>, ApiError> {
     let archived = state.config.resolve(topic);
     state.ensure_folder_has_objects(&archived.folder).await?;
     let lookback = state.config.time_lookback.as_millis() as i64;
@@ -113,7 +113,14 @@ pub async fn messages(
         objects.retain(|o| o.path.as_ref() >= cursor.path.as_str());
     }
     let selection = ReplaySpec::selection(objects, from, to, query.key.map(String::into_bytes));
-    let by_partition = prune(&state.archive, &selection)
+    let by_partition = state
+        .archive
+        .prune(
+            &selection.objects,
+            selection.from_ms,
+            selection.to_ms,
+            selection.key.as_deref(),
+        )
         .await
         .map_err(crate::archive_error)?;
     // Pages walk objects in name (time) order; within an object, records are in offset order.

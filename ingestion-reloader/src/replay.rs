@@ -2,7 +2,6 @@
 //! then re-publish their records partition by partition in offset order, waiting for every
 //! acknowledgement before counting an object done.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -12,13 +11,11 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, FutureProducer};
 use serde::Deserialize;
 
-use crate::archive::{Archive, ArchiveError, ArchivedObject};
 use crate::metrics::Metrics;
+use bss_archive::{Archive, ArchiveError, ArchivedObject};
 
 /// Source partitions replayed at once (each one strictly in offset order).
 const PARTITIONS_IN_PARALLEL: usize = 8;
-/// Sidecars examined at once while pruning.
-const PRUNE_CONCURRENCY: usize = 16;
 
 /// A safe replacement for Mia-Platform's Kotlin selectors: keep records whose JSON payload has
 /// `equals` at JSON Pointer `pointer` (RFC 6901), e.g. `{"pointer": "/status", "equals": "PAID"}`.
@@ -140,49 +137,6 @@ fn in_window(record: &Record, from_ms: Option<i64>, to_ms: Option<i64>) -> bool 
         .is_some_and(|ts| from_ms.is_none_or(|f| ts >= f) && to_ms.is_none_or(|t| ts <= t))
 }
 
-/// Keeps only the objects that can hold matching records, using the sidecars (objects without one
-/// are kept). Returns them grouped by source partition, each group in offset order.
-pub async fn prune(
-    archive: &Archive,
-    spec: &ReplaySpec,
-) -> Result<BTreeMap<i32, Vec<ArchivedObject>>, ArchiveError> {
-    let window = spec.from_ms.is_some() || spec.to_ms.is_some();
-    let kept: Vec<Option<ArchivedObject>> = futures::stream::iter(spec.objects.iter().cloned())
-        .map(|object| async move {
-            // An object whose first record is inside the window needs no check for time.
-            let first_inside = spec
-                .from_ms
-                .is_none_or(|f| object.name.first_timestamp_ms >= f);
-            if window && !first_inside {
-                if let Some(header) = archive.index_header(&object).await? {
-                    if !header.may_overlap(spec.from_ms, spec.to_ms) {
-                        return Ok(None);
-                    }
-                }
-            }
-            if let Some(key) = &spec.key {
-                if !archive.may_hold_key(&object, key).await? {
-                    return Ok(None);
-                }
-            }
-            Ok::<_, ArchiveError>(Some(object))
-        })
-        .buffered(PRUNE_CONCURRENCY)
-        .try_collect()
-        .await?;
-    let mut by_partition: BTreeMap<i32, Vec<ArchivedObject>> = BTreeMap::new();
-    for object in kept.into_iter().flatten() {
-        by_partition
-            .entry(object.name.partition)
-            .or_default()
-            .push(object);
-    }
-    for objects in by_partition.values_mut() {
-        objects.sort_by_key(|o| o.name.first_offset);
-    }
-    Ok(by_partition)
-}
-
 /// Replays the pruned objects. Returns when every published record is acknowledged.
 pub async fn run(
     archive: &Archive,
@@ -191,7 +145,9 @@ pub async fn run(
     progress: &ReplayProgress,
     metrics: &Metrics,
 ) -> Result<(), ReplayError> {
-    let partitions = prune(archive, spec).await?;
+    let partitions = archive
+        .prune(&spec.objects, spec.from_ms, spec.to_ms, spec.key.as_deref())
+        .await?;
     progress.objects_total.store(
         partitions.values().map(|v| v.len() as u64).sum(),
         Ordering::SeqCst,

