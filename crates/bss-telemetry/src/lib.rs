@@ -17,6 +17,13 @@ use tracing_subscriber::EnvFilter;
 /// Starts JSON logging on stdout at `level` (`error`, `warn`, `info`, `debug`, `trace`, any case).
 /// Noisy dependencies are held at `warn`.
 pub fn init_logging(level: &str) -> Result<(), String> {
+    init_logging_with(level, std::io::stdout)
+}
+
+fn init_logging_with<W>(level: &str, writer: W) -> Result<(), String>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let level = level.to_ascii_lowercase();
     if !matches!(
         level.as_str(),
@@ -36,8 +43,14 @@ pub fn init_logging(level: &str) -> Result<(), String> {
         .with_current_span(false)
         .with_env_filter(filter)
         .with_target(true)
+        .with_writer(writer)
         .try_init()
         .map_err(|e| e.to_string())
+}
+
+/// [`init_logging`] for command-line tools: the JSON logs go to stderr, keeping stdout for output.
+pub fn init_logging_to_stderr(level: &str) -> Result<(), String> {
+    init_logging_with(level, std::io::stderr)
 }
 
 /// Registers a metric and returns it; for statically named metrics, where a collision is a bug.

@@ -1,0 +1,78 @@
+//! What every command shares: the storer's validated configuration and the clients built from it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use bss_archive::{Archive, NoObserver};
+use bss_bucket::Bucket;
+use ingestion_storer::config::StorerConfig;
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::producer::FutureProducer;
+
+/// The storer's configuration, read from the same file and environment variables as the service.
+pub struct Context {
+    /// The validated configuration.
+    pub config: StorerConfig,
+}
+
+impl Context {
+    /// Loads the configuration from `file` (or the default path when it exists) and the environment.
+    pub fn load(file: Option<PathBuf>) -> anyhow::Result<Self> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let path = bss_config::config_path(file);
+        let config = StorerConfig::load(path.as_deref(), &env).with_context(|| match &path {
+            Some(path) => format!("reading the storer configuration {}", path.display()),
+            None => "reading the storer configuration from the environment".to_owned(),
+        })?;
+        Ok(Self { config })
+    }
+
+    /// The archive's bucket.
+    pub fn bucket(&self) -> anyhow::Result<Bucket> {
+        Ok(bss_bucket::build(&self.config.bucket)?)
+    }
+
+    /// A reader of the archive.
+    pub fn archive(&self) -> anyhow::Result<Archive> {
+        Ok(Archive::new(self.bucket()?.store, Arc::new(NoObserver)))
+    }
+
+    /// The archive folder of a topic: its configured `bucket-folder`, else the name itself (so a
+    /// folder name is accepted too).
+    pub fn folder(&self, topic: &str) -> String {
+        self.config
+            .mapping(topic)
+            .map_or_else(|| topic.to_owned(), |m| m.folder.clone())
+    }
+
+    /// The ingestion topics the storer archives.
+    pub fn ingestion_topics(&self) -> Vec<String> {
+        self.config
+            .topics
+            .iter()
+            .map(|m| m.ingestion.clone())
+            .collect()
+    }
+
+    /// A consumer that joins nothing: metadata, watermarks and offset commits for `group`.
+    pub fn consumer(&self, group: &str) -> anyhow::Result<BaseConsumer> {
+        let mut config = bss_kafka::client_config(&self.config.kafka);
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false");
+        config.create().context("creating the Kafka client")
+    }
+
+    /// A producer with the services' settings (idempotent, Java's key partitioner).
+    pub fn producer(&self) -> anyhow::Result<FutureProducer> {
+        bss_kafka::create_producer(&self.config.kafka).context("creating the Kafka producer")
+    }
+
+    /// The storer's consumer group.
+    pub fn group(&self) -> &str {
+        self.config.kafka.get("group.id").unwrap_or_default()
+    }
+}

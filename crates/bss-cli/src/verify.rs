@@ -1,0 +1,537 @@
+//! `bss verify`: the archive's guarantees, checked. Per source partition: offsets without gaps or
+//! duplicates across objects, every object decodes and agrees with its name and sidecar, and (with
+//! `--events`) with its "file written" event.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bss_archive::ArchivedObject;
+use bss_format::{checksum, RecordReader};
+use bss_layout::index::{index_path, IndexHeader, HEADER_BYTES};
+use bss_layout::FileWrittenEvent;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use rdkafka::consumer::Consumer;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde::Serialize;
+
+use crate::progress::Progress;
+use crate::{Context, Outcome};
+
+/// Objects downloaded and decoded at once.
+const READ_CONCURRENCY: usize = 4;
+/// How long reading the events topic up to its end may take.
+const EVENTS_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Arguments of `bss verify`.
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    /// Ingestion topic (or folder) to verify; repeat for several [default: every ingestion topic of
+    /// the configuration].
+    #[arg(long = "topic")]
+    topics: Vec<String>,
+    /// Also match every object with its "file written" event (reads the events topic from its
+    /// beginning; objects older than the topic's retention then show as missing their event).
+    #[arg(long)]
+    events: bool,
+    /// Report offset gaps as warnings, not problems: transactional or compacted source topics have
+    /// legitimate holes in their offsets.
+    #[arg(long)]
+    allow_gaps: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Something wrong in the archive.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// `corrupt`, `gap`, `duplicate`, `name-mismatch`, `index-mismatch`, `missing-index`,
+    /// `missing-event`, `event-mismatch` or `orphan-event`.
+    pub kind: &'static str,
+    /// Folder of the object.
+    pub folder: String,
+    /// Source partition.
+    pub partition: Option<i32>,
+    /// Object path.
+    pub object: Option<String>,
+    /// What exactly is wrong.
+    pub detail: String,
+}
+
+/// What one object turned out to hold.
+#[derive(Debug, Clone)]
+struct ObjectFacts {
+    object: ArchivedObject,
+    checksum: String,
+    records: u64,
+    first_offset: Option<i64>,
+    last_offset: Option<i64>,
+    /// Problems found inside the object.
+    findings: Vec<Finding>,
+}
+
+/// Per-partition summary of the report.
+#[derive(Debug, Serialize)]
+struct PartitionSummary {
+    folder: String,
+    partition: i32,
+    objects: usize,
+    records: u64,
+    first_offset: Option<i64>,
+    last_offset: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    ok: bool,
+    partitions: Vec<PartitionSummary>,
+    problems: Vec<Finding>,
+    warnings: Vec<Finding>,
+}
+
+/// Runs `bss verify`.
+pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome> {
+    let store = context.bucket()?.store;
+    let archive = context.archive()?;
+    let topics = if args.topics.is_empty() {
+        context.ingestion_topics()
+    } else {
+        args.topics.clone()
+    };
+    let mut report = Report {
+        ok: true,
+        partitions: Vec::new(),
+        problems: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let mut checked: Vec<ObjectFacts> = Vec::new();
+    for topic in &topics {
+        let folder = context.folder(topic);
+        let objects = archive.list(&folder, None, None).await?;
+        let mut progress = Progress::new("verify", "objects", Some(objects.len() as u64));
+        let facts: Vec<ObjectFacts> = futures::stream::iter(objects)
+            .map(|object| examine(Arc::clone(&store), object))
+            .buffered(READ_CONCURRENCY)
+            .inspect(|_| progress.inc(1))
+            .try_collect()
+            .await?;
+        progress.finish();
+        let mut by_partition: BTreeMap<i32, Vec<&ObjectFacts>> = BTreeMap::new();
+        for fact in &facts {
+            by_partition
+                .entry(fact.object.name.partition)
+                .or_default()
+                .push(fact);
+        }
+        for (partition, mut objects) in by_partition {
+            objects.sort_by_key(|f| f.object.name.first_offset);
+            continuity(&folder, partition, &objects, args.allow_gaps, &mut report);
+            report.partitions.push(PartitionSummary {
+                folder: folder.clone(),
+                partition,
+                objects: objects.len(),
+                records: objects.iter().map(|f| f.records).sum(),
+                first_offset: objects.iter().find_map(|f| f.first_offset),
+                last_offset: objects.iter().rev().find_map(|f| f.last_offset),
+            });
+        }
+        for fact in &facts {
+            for finding in &fact.findings {
+                match finding.kind {
+                    "missing-index" => report.warnings.push(finding.clone()),
+                    _ => report.problems.push(finding.clone()),
+                }
+            }
+        }
+        checked.extend(facts);
+    }
+    if args.events {
+        let events = read_events(context).await?;
+        match_events(&checked, &events, &mut report);
+    }
+    report.ok = report.problems.is_empty();
+    print_report(&report, args.json)?;
+    Ok(if report.ok {
+        Outcome::Done
+    } else {
+        Outcome::ProblemsFound
+    })
+}
+
+/// Downloads, checksums and decodes one object, comparing it with its name and sidecar.
+async fn examine(
+    store: Arc<dyn ObjectStore>,
+    object: ArchivedObject,
+) -> anyhow::Result<ObjectFacts> {
+    let stored = store
+        .get(&object.path)
+        .await
+        .with_context(|| format!("reading {}", object.path))?
+        .bytes()
+        .await
+        .with_context(|| format!("reading {}", object.path))?;
+    let header = match store
+        .get_range(
+            &Path::from(index_path(object.path.as_ref())),
+            0..HEADER_BYTES,
+        )
+        .await
+    {
+        Ok(bytes) => Some(IndexHeader::parse(&bytes)),
+        Err(object_store::Error::NotFound { .. }) => None,
+        Err(e) => return Err(e).with_context(|| format!("reading the sidecar of {}", object.path)),
+    };
+    tokio::task::spawn_blocking(move || decode(object, &stored, header))
+        .await
+        .context("decoder task")
+}
+
+fn decode(
+    object: ArchivedObject,
+    stored: &[u8],
+    header: Option<Option<IndexHeader>>,
+) -> ObjectFacts {
+    let mut facts = ObjectFacts {
+        checksum: checksum(stored),
+        records: 0,
+        first_offset: None,
+        last_offset: None,
+        findings: Vec::new(),
+        object,
+    };
+    let name = facts.object.name.clone();
+    let path = facts.object.path.to_string();
+    let finding = |kind, detail: String| Finding {
+        kind,
+        folder: name.folder.clone(),
+        partition: Some(name.partition),
+        object: Some(path.clone()),
+        detail,
+    };
+    let reader = match name.compression.decompress(stored) {
+        Ok(reader) => reader,
+        Err(e) => {
+            facts.findings.push(finding("corrupt", e.to_string()));
+            return facts;
+        }
+    };
+    let mut first_timestamp = None;
+    for record in RecordReader::new(reader, Some(name.topic.clone())) {
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                facts.findings.push(finding("corrupt", e.to_string()));
+                return facts;
+            }
+        };
+        if record.partition != name.partition || *record.topic != *name.topic {
+            facts.findings.push(finding(
+                "name-mismatch",
+                format!(
+                    "record at offset {} is from {}/{}, the name says {}/{}",
+                    record.offset, record.topic, record.partition, name.topic, name.partition
+                ),
+            ));
+        }
+        if let Some(last) = facts.last_offset {
+            if record.offset <= last {
+                facts.findings.push(finding(
+                    "duplicate",
+                    format!(
+                        "offset {} follows offset {last} inside the object",
+                        record.offset
+                    ),
+                ));
+            }
+        } else {
+            facts.first_offset = Some(record.offset);
+            first_timestamp = Some(record.timestamp_ms.unwrap_or(0));
+        }
+        facts.last_offset = Some(record.offset);
+        facts.records += 1;
+    }
+    if facts.first_offset != Some(name.first_offset) {
+        facts.findings.push(finding(
+            "name-mismatch",
+            format!(
+                "the name says the first offset is {}, the object starts at {:?}",
+                name.first_offset, facts.first_offset
+            ),
+        ));
+    }
+    // Our names repeat the first record's time in the last field; Mia-Platform's hold a wall clock.
+    if name.tail_ms == name.first_timestamp_ms
+        && first_timestamp.is_some_and(|t| t != name.first_timestamp_ms)
+    {
+        facts.findings.push(finding(
+            "name-mismatch",
+            format!(
+                "the name says the first record's time is {}, it is {:?}",
+                name.first_timestamp_ms, first_timestamp
+            ),
+        ));
+    }
+    match header {
+        None => facts.findings.push(finding(
+            "missing-index",
+            "no key-index sidecar: key lookups read this object".into(),
+        )),
+        Some(None) => facts.findings.push(finding(
+            "index-mismatch",
+            "the sidecar header does not parse".into(),
+        )),
+        Some(Some(h)) => {
+            if h.records != facts.records
+                || Some(h.first_offset) != facts.first_offset
+                || Some(h.last_offset) != facts.last_offset
+            {
+                facts.findings.push(finding(
+                    "index-mismatch",
+                    format!(
+                        "sidecar says {} records, offsets {}..={}; object has {} records, offsets {:?}..={:?}",
+                        h.records, h.first_offset, h.last_offset, facts.records, facts.first_offset, facts.last_offset
+                    ),
+                ));
+            }
+        }
+    }
+    facts
+}
+
+/// Offsets across consecutive objects of one partition: each must start right after the previous.
+fn continuity(
+    folder: &str,
+    partition: i32,
+    objects: &[&ObjectFacts],
+    allow_gaps: bool,
+    report: &mut Report,
+) {
+    let mut previous: Option<(&ObjectFacts, i64)> = None;
+    for fact in objects {
+        let (Some(first), Some(last)) = (fact.first_offset, fact.last_offset) else {
+            continue;
+        };
+        if let Some((before, before_last)) = previous {
+            let finding = |kind, detail| Finding {
+                kind,
+                folder: folder.to_owned(),
+                partition: Some(partition),
+                object: Some(fact.object.path.to_string()),
+                detail,
+            };
+            if first <= before_last {
+                report.problems.push(finding(
+                    "duplicate",
+                    format!(
+                        "offsets {first}..={} are also in {}",
+                        before_last.min(last),
+                        before.object.path
+                    ),
+                ));
+            } else if first > before_last + 1 {
+                let gap = finding(
+                    "gap",
+                    format!(
+                        "offsets {}..={} are in no object (between {} and this one)",
+                        before_last + 1,
+                        first - 1,
+                        before.object.path
+                    ),
+                );
+                if allow_gaps {
+                    report.warnings.push(gap);
+                } else {
+                    report.problems.push(gap);
+                }
+            }
+        }
+        if previous.is_none_or(|(_, l)| last > l) {
+            previous = Some((fact, last));
+        }
+    }
+}
+
+/// Every event of the events topic, from its beginning to the end it had when reading started.
+async fn read_events(context: &Context) -> anyhow::Result<Vec<FileWrittenEvent>> {
+    let topic = context.config.events_topic.clone();
+    let consumer = context.consumer(&format!("bss-verify-{}", std::process::id()))?;
+    let task = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<FileWrittenEvent>> {
+        let timeout = Duration::from_secs(10);
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), timeout)
+            .with_context(|| format!("reading the metadata of the events topic {topic}"))?;
+        let partitions = metadata
+            .topics()
+            .first()
+            .filter(|t| t.error().is_none())
+            .map(|t| t.partitions().len() as i32)
+            .with_context(|| format!("the events topic {topic} does not exist"))?;
+        let mut ends = HashMap::new();
+        let mut assignment = TopicPartitionList::new();
+        for partition in 0..partitions {
+            let (low, high) = consumer
+                .fetch_watermarks(&topic, partition, timeout)
+                .with_context(|| format!("reading the end of {topic}/{partition}"))?;
+            if high > low {
+                ends.insert(partition, high);
+                assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;
+            }
+        }
+        consumer.assign(&assignment)?;
+        let deadline = Instant::now() + EVENTS_TIMEOUT;
+        let mut events = Vec::new();
+        let mut progress = Progress::new("events", "events", None);
+        while !ends.is_empty() {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the events topic {topic} was not read to its end within {EVENTS_TIMEOUT:?}"
+            );
+            let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let message = message.with_context(|| format!("reading {topic}"))?;
+            if let Some(payload) = message.payload() {
+                match serde_json::from_slice::<FileWrittenEvent>(payload) {
+                    Ok(event) => events.push(event),
+                    Err(e) => tracing::warn!(
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        error = %e,
+                        "skipping a message of the events topic that is not a file-written event"
+                    ),
+                }
+            }
+            progress.inc(1);
+            if ends
+                .get(&message.partition())
+                .is_some_and(|&end| message.offset() + 1 >= end)
+            {
+                ends.remove(&message.partition());
+            }
+        }
+        progress.finish();
+        Ok(events)
+    });
+    task.await.context("events reader task")?
+}
+
+/// Every object has an event that agrees with it; every event of a verified folder has its object.
+fn match_events(checked: &[ObjectFacts], events: &[FileWrittenEvent], report: &mut Report) {
+    let mut by_path: HashMap<&str, Vec<&FileWrittenEvent>> = HashMap::new();
+    for event in events {
+        by_path
+            .entry(event.file_path.as_str())
+            .or_default()
+            .push(event);
+    }
+    let folders: std::collections::HashSet<&str> = checked
+        .iter()
+        .map(|f| f.object.name.folder.as_str())
+        .collect();
+    for fact in checked {
+        let path = fact.object.path.as_ref();
+        let finding = |kind, detail| Finding {
+            kind,
+            folder: fact.object.name.folder.clone(),
+            partition: Some(fact.object.name.partition),
+            object: Some(path.to_owned()),
+            detail,
+        };
+        let Some(announced) = by_path.remove(path) else {
+            report.problems.push(finding(
+                "missing-event",
+                "no file-written event names this object".into(),
+            ));
+            continue;
+        };
+        // A batch re-announced after a crash has identical events; each must agree.
+        for event in announced {
+            let mut differences = Vec::new();
+            if event.checksum != fact.checksum {
+                differences.push(format!("checksum {} vs {}", event.checksum, fact.checksum));
+            }
+            if event.batch_size != fact.records {
+                differences.push(format!(
+                    "batchSize {} vs {} records",
+                    event.batch_size, fact.records
+                ));
+            }
+            if event.byte_size != fact.object.size {
+                differences.push(format!(
+                    "byteSize {} vs {} bytes",
+                    event.byte_size, fact.object.size
+                ));
+            }
+            if Some(event.batch_offset_start) != fact.first_offset
+                || Some(event.batch_offset_end) != fact.last_offset
+            {
+                differences.push(format!(
+                    "offsets {}..={} vs {:?}..={:?}",
+                    event.batch_offset_start,
+                    event.batch_offset_end,
+                    fact.first_offset,
+                    fact.last_offset
+                ));
+            }
+            if !differences.is_empty() {
+                report.problems.push(finding(
+                    "event-mismatch",
+                    format!("event and object differ: {}", differences.join(", ")),
+                ));
+            }
+        }
+    }
+    for (path, _) in by_path {
+        let folder = path.rsplit_once('/').map_or("", |(f, _)| f);
+        if folders.contains(folder) {
+            report.problems.push(Finding {
+                kind: "orphan-event",
+                folder: folder.to_owned(),
+                partition: None,
+                object: Some(path.to_owned()),
+                detail: "an event announces this object but it is not in the bucket".into(),
+            });
+        }
+    }
+}
+
+fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+        return Ok(());
+    }
+    for p in &report.partitions {
+        let range = match (p.first_offset, p.last_offset) {
+            (Some(first), Some(last)) => format!("offsets {first}..={last}"),
+            _ => "no records".to_owned(),
+        };
+        println!(
+            "{}/{}: {} objects, {} records, {range}",
+            p.folder, p.partition, p.objects, p.records
+        );
+    }
+    for (title, findings) in [("WARNING", &report.warnings), ("PROBLEM", &report.problems)] {
+        for f in findings {
+            let place = match (f.partition, &f.object) {
+                (_, Some(object)) => object.clone(),
+                (Some(p), None) => format!("{}/{p}", f.folder),
+                (None, None) => f.folder.clone(),
+            };
+            println!("{title} {}: {place}: {}", f.kind, f.detail);
+        }
+    }
+    println!(
+        "{}: {} partitions, {} objects, {} records, {} problems, {} warnings",
+        if report.ok { "OK" } else { "FAILED" },
+        report.partitions.len(),
+        report.partitions.iter().map(|p| p.objects).sum::<usize>(),
+        report.partitions.iter().map(|p| p.records).sum::<u64>(),
+        report.problems.len(),
+        report.warnings.len()
+    );
+    Ok(())
+}
