@@ -639,8 +639,12 @@ mod tests {
             key("${t}:${/o/id}!", r#"{"t":"acme","o":{"id":3}}"#),
             Ok("acme:3!".into())
         );
-        assert!(key("id", r#"{"id":null}"#).expect_err("an error").contains("/id"));
-        assert!(key("${id", "{}").expect_err("an error").contains("not closed"));
+        assert!(key("id", r#"{"id":null}"#)
+            .expect_err("an error")
+            .contains("/id"));
+        assert!(key("${id", "{}")
+            .expect_err("an error")
+            .contains("not closed"));
         let fields = KeyExpr::Fields(vec!["id".into(), "t".into()]);
         let row: Value = serde_json::from_str(r#"{"t":"a\"b","id":1,"x":0}"#).expect("json");
         assert_eq!(

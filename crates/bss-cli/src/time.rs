@@ -27,6 +27,8 @@ mod tests {
         assert_eq!(parse_time("1700000000000"), Ok(1_700_000_000_000));
         assert_eq!(parse_time("1970-01-02"), Ok(86_400_000));
         assert_eq!(parse_time("1970-01-01T00:00:01.5+00:00"), Ok(1500));
-        assert!(parse_time("yesterday").expect_err("an error").contains("yesterday"));
+        assert!(parse_time("yesterday")
+            .expect_err("an error")
+            .contains("yesterday"));
     }
 }

@@ -45,8 +45,13 @@ impl TestRecord {
 
 /// Creates a topic (retention unlimited, since tests use old timestamps).
 pub async fn create_topic(name: &str, partitions: i32) {
+    create_topic_on(&kafka_brokers(), name, partitions).await;
+}
+
+/// [`create_topic`] on the broker at `brokers`.
+pub async fn create_topic_on(brokers: &str, name: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
+        .set("bootstrap.servers", brokers)
         .create()
         .expect("admin client");
     let topic =
@@ -71,8 +76,13 @@ pub async fn create_topic(name: &str, partitions: i32) {
 
 /// A producer for tests (one record per batch, so tansu's watermarks stay right).
 pub fn producer() -> FutureProducer {
+    producer_on(&kafka_brokers())
+}
+
+/// [`producer`] for the broker at `brokers`.
+pub fn producer_on(brokers: &str) -> FutureProducer {
     ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
+        .set("bootstrap.servers", brokers)
         .set("linger.ms", "5")
         .set("message.max.bytes", "10000000")
         .create()

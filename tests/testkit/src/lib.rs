@@ -2,7 +2,7 @@
 //!
 //! Everything points at the local stack started by `tests/stack/up.sh`; each address can be overridden
 //! by environment variable so the same tests run against a real Kafka and real buckets:
-//! `BSS_TEST_KAFKA` (default `127.0.0.1:39092`), `BSS_TEST_S3_ENDPOINT` (`http://127.0.0.1:39500`),
+//! `BSS_TEST_KAFKA` (default `127.0.0.1:39092`), `BSS_TEST_KAFKA_TIMES` (`127.0.0.1:39094`, noida-db), `BSS_TEST_S3_ENDPOINT` (`http://127.0.0.1:39500`),
 //! `BSS_TEST_S3_BUCKET` (`bss-test`), `BSS_TEST_S3_KEY_ID` / `BSS_TEST_S3_KEY` (`test` / `testtesttest`),
 //! `BSS_TEST_S3_REGION` (`us-east-1`), `BSS_TEST_GCS_ENDPOINT` (`http://127.0.0.1:39333`, SeaweedFS),
 //! `BSS_TEST_GCS_BUCKET` (`bss-test`).
@@ -24,6 +24,12 @@ fn env_or(name: &str, default: &str) -> String {
 /// Kafka bootstrap servers of the test stack.
 pub fn kafka_brokers() -> String {
     env_or("BSS_TEST_KAFKA", "127.0.0.1:39092")
+}
+
+/// The second test broker (noida-db), whose ListOffsets by time and watermarks are right; used where
+/// a test depends on them (tansu's are not: see `tests/stack/up.sh`). Override: `BSS_TEST_KAFKA_TIMES`.
+pub fn time_aware_kafka_brokers() -> String {
+    env_or("BSS_TEST_KAFKA_TIMES", "127.0.0.1:39094")
 }
 
 /// A name no other test (or earlier run against the same broker) uses.
