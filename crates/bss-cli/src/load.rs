@@ -182,6 +182,16 @@ pub async fn run(context: &Context, args: LoadArgs) -> anyhow::Result<Outcome> {
 
     let interrupted = Arc::new(AtomicBool::new(false));
     watch_signals(Arc::clone(&interrupted));
+    if !args.dry_run {
+        let consumer = context.consumer(context.group())?;
+        let topic = args.topic.clone();
+        tokio::task::spawn_blocking(move || {
+            bss_kafka::probe(&consumer, Some(&topic), Duration::from_secs(15))
+        })
+        .await
+        .context("Kafka probe task")?
+        .map_err(anyhow::Error::msg)?;
+    }
     let producer = (!args.dry_run).then(|| context.producer()).transpose()?;
     let mut progress = Progress::new("load", "input bytes", Some(input_bytes));
     let resumed_at = position.rows_done;
@@ -441,6 +451,8 @@ impl KeyExpr {
     pub fn evaluate(&self, row: &Value) -> Result<Vec<u8>, String> {
         let lookup = |pointer: &str| match row.pointer(pointer) {
             None | Some(Value::Null) => Err(format!("key field {pointer} is missing or null")),
+            // CSV has no null: an empty cell is how a missing value shows there.
+            Some(Value::String(s)) if s.is_empty() => Err(format!("key field {pointer} is empty")),
             Some(value) => Ok(value),
         };
         match self {
