@@ -126,3 +126,99 @@ pub fn record(
         }],
     }
 }
+
+pub const BASE_MS: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+/// An archive history of `folder` (topic of the same name): 2 partitions × `per_partition` records,
+/// keys `k0…k59` (even keys on partition 0, odd on 1), every 7th record a tombstone, plus key `moved`
+/// written on partition 0 and later on partition 1. Timestamps are `BASE_MS + offset seconds`.
+pub fn history(folder: &str, per_partition: i64) -> Vec<Vec<Record>> {
+    (0..2)
+        .map(|partition| {
+            let mut records: Vec<Record> = (0..per_partition)
+                .map(|offset| {
+                    let n = (offset * 7 + offset / 3) % 30 * 2 + i64::from(partition);
+                    let key = format!("k{n}");
+                    let value = format!(
+                        "{{\"key\":\"{key}\",\"offset\":{offset},\"partition\":{partition}}}"
+                    );
+                    let ts = BASE_MS + offset * 1000;
+                    record(
+                        folder,
+                        partition,
+                        offset,
+                        ts,
+                        &key,
+                        (offset % 7 != 6).then_some(value.as_str()),
+                    )
+                })
+                .collect();
+            let moved_at = per_partition / 4 + i64::from(partition) * per_partition / 2;
+            let offset = per_partition;
+            records.push(record(
+                folder,
+                partition,
+                offset,
+                BASE_MS + moved_at * 1000,
+                "moved",
+                Some(&format!("{{\"key\":\"moved\",\"partition\":{partition}}}")),
+            ));
+            records.sort_by_key(|r| r.offset);
+            records
+        })
+        .collect()
+}
+
+/// The newest live value of every key at or before `as_of`, computed the simple way.
+pub fn expected_latest(
+    history: &[Vec<Record>],
+    as_of: i64,
+) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut newest: std::collections::BTreeMap<Vec<u8>, &Record> = Default::default();
+    for record in history
+        .iter()
+        .flatten()
+        .filter(|r| r.timestamp_ms.is_some_and(|t| t <= as_of))
+    {
+        let key = record.key.clone().expect("key");
+        let replace = newest.get(&key).is_none_or(|kept| {
+            if kept.partition == record.partition {
+                record.offset > kept.offset
+            } else {
+                record.timestamp_ms > kept.timestamp_ms
+            }
+        });
+        if replace {
+            newest.insert(key, record);
+        }
+    }
+    newest
+        .into_iter()
+        .filter_map(|(k, r)| r.payload.clone().map(|v| (k, v)))
+        .collect()
+}
+
+/// Writes the history into the bucket as the storer would (objects of 25 records with sidecars).
+pub async fn archive(store: &Arc<dyn ObjectStore>, folder: &str, history: &[Vec<Record>]) {
+    for partition in history {
+        bss_testkit::archive::write_objects(
+            store,
+            folder,
+            partition,
+            25,
+            bss_format::Compression::Zstd,
+        )
+        .await;
+    }
+}
+
+/// Key → value of archive lines (`bss dump --format records`, `inspect read`).
+pub fn lines_by_key(text: &str) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        let record = bss_format::decode_line(line.as_bytes(), None).expect("an archive line");
+        let previous = out.insert(record.key.expect("key"), record.payload.expect("value"));
+        assert!(previous.is_none(), "a key twice in {line}");
+    }
+    out
+}
