@@ -9,11 +9,14 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p ingestion-storer -p ingestion-reloader \
- && mkdir -p /out && cp target/release/ingestion-storer target/release/ingestion-reloader /out/
+    cargo build --release --locked -p ingestion-storer -p ingestion-reloader -p bss-cli \
+ && mkdir -p /out && cp target/release/ingestion-storer target/release/ingestion-reloader target/release/bss /out/
 
 FROM gcr.io/distroless/cc-debian12:nonroot AS ingestion-storer
 COPY --from=build /out/ingestion-storer /app/ingestion-storer
+# The operations toolkit runs with the storer's configuration: shipped beside it (the organizer CronJob
+# and `kubectl debug` sessions use it).
+COPY --from=build /out/bss /app/bss
 USER 65532:65532
 EXPOSE 3000
 ENTRYPOINT ["/app/ingestion-storer"]

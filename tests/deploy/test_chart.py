@@ -131,6 +131,40 @@ class ChartTest(unittest.TestCase):
         self.assertEqual(ingress["spec"]["rules"][0]["host"], "bss.example.com")
         self.assertEqual(find(render(), "ServiceMonitor"), [])
 
+    def test_the_optional_organizer_runs_bss_with_the_storer_configuration(self):
+        self.assertEqual(find(render(), "CronJob"), [])
+        docs = render("organizer.enabled=true", "organizer.schedule=*/30 * * * *", "organizer.memory=1GiB")
+        (cronjob,) = find(docs, "CronJob", "-organizer")
+        self.assertEqual(cronjob["spec"]["concurrencyPolicy"], "Forbid")
+        pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        self.assertTrue(pod["securityContext"]["runAsNonRoot"])
+        (job,) = pod["containers"]
+        self.assertTrue(job["securityContext"]["readOnlyRootFilesystem"])
+        self.assertEqual(job["command"], ["/app/bss"])
+        self.assertIn("/work", [m["mountPath"] for m in job["volumeMounts"]])
+        # The rendered configuration, environment and arguments are accepted by bss itself: a dry run
+        # against an empty local-folder bucket.
+        (config,) = find(docs, "ConfigMap")
+        executable = os.path.join(TARGET, "debug", "bss")
+        if not os.path.exists(executable):
+            self.skipTest(f"{executable} is not built")
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "application.yaml")
+            with open(path, "w") as handle:
+                handle.write(config["data"]["application.yaml"])
+            with open(os.path.join(ROOT, "docs", "configuration.md")) as doc:
+                documented = doc.read()
+            env = {"PATH": os.environ.get("PATH", "")}
+            for entry in job["env"]:
+                self.assertIn(f"`{entry['name']}`", documented, f"{entry['name']} is not in docs/configuration.md")
+                env[entry["name"]] = entry.get("value", "from-a-secret")
+            env.update({"BUCKET_TYPE": "local", "BUCKET_NAME": folder})
+            args = [a if a != "/app/config/application.yaml" else path for a in job["args"]]
+            args = [a if a != "/work" else folder for a in args]
+            done = subprocess.run([executable, *args, "--dry-run"], env=env, capture_output=True, text=True)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertIn("orders: nothing archived", done.stdout)
+
     def test_bad_values_are_rejected_with_the_field_named(self):
         cases = [
             (["bucket.type=azure"], "bucket.type"),
@@ -141,6 +175,8 @@ class ChartTest(unittest.TestCase):
             (["reloader.auth.mode=open"], "reloader.auth.mode"),
             (["storer.dequeueStrategy=oldest"], "storer.dequeueStrategy"),
             (["topics.mapping[0].colour=red"], "colour"),
+            (["organizer.prefix=/abs/"], "organizer.prefix"),
+            (["organizer.workDirSizeLimit=lots"], "organizer.workDirSizeLimit"),
         ]
         for sets, field in cases:
             done = render(*sets, expect_ok=False)

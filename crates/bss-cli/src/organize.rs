@@ -26,9 +26,10 @@ use crate::{Context, Outcome};
 /// Arguments of `bss organize`.
 #[derive(clap::Args)]
 pub struct OrganizeArgs {
-    /// Ingestion topic (its configured folder is read) or folder.
-    #[arg(long)]
-    topic: String,
+    /// Ingestion topic (its configured folder is read) or folder; repeat for several [default: every
+    /// ingestion topic of the configuration].
+    #[arg(long = "topic")]
+    topics: Vec<String>,
     /// Newest records as of this time (inclusive) [default: now].
     #[arg(long, value_parser = parse_time)]
     as_of: Option<i64>,
@@ -68,16 +69,33 @@ struct Manifest<'a> {
 
 /// Runs `bss organize`.
 pub async fn run(context: &Context, args: OrganizeArgs) -> anyhow::Result<Outcome> {
+    // One as-of time for every topic of the run.
     let as_of = args.as_of.unwrap_or_else(now_ms);
-    let bucket = context.bucket()?;
-    let store = bucket.store;
+    let topics = if args.topics.is_empty() {
+        context.ingestion_topics()
+    } else {
+        args.topics.clone()
+    };
+    for topic in &topics {
+        organize(context, &args, &context.folder(topic), as_of).await?;
+    }
+    Ok(Outcome::Done)
+}
+
+async fn organize(
+    context: &Context,
+    args: &OrganizeArgs,
+    folder: &str,
+    as_of: i64,
+) -> anyhow::Result<()> {
+    let folder = folder.to_owned();
+    let store = context.bucket()?.store;
     let archive = context.archive()?;
-    let folder = context.folder(&args.topic);
     let generation = generation_folder(&args.prefix, &folder, as_of);
     match store.head(&manifest_path(&generation)).await {
         Ok(_) => {
             println!("{generation} is already complete; nothing to do.");
-            return Ok(Outcome::Done);
+            return Ok(());
         }
         Err(object_store::Error::NotFound { .. }) => {}
         Err(e) => return Err(e).context("checking for an existing generation"),
@@ -91,6 +109,13 @@ pub async fn run(context: &Context, args: OrganizeArgs) -> anyhow::Result<Outcom
         args.full,
     )
     .await?;
+    if inputs.objects.is_empty() {
+        println!(
+            "{folder}: nothing archived up to {}; skipped.",
+            format_iso_ms(as_of)
+        );
+        return Ok(());
+    }
     let bytes: u64 = inputs.objects.iter().map(|o| o.size).sum();
     println!(
         "Organizing {folder} as of {} into {generation}/: {} objects, {bytes} bytes to read{}.",
@@ -102,7 +127,7 @@ pub async fn run(context: &Context, args: OrganizeArgs) -> anyhow::Result<Outcom
     );
     if args.dry_run {
         println!("Dry run: nothing written.");
-        return Ok(Outcome::Done);
+        return Ok(());
     }
     // A generation without a manifest is what an interrupted run left: start it over.
     let leftovers: Vec<ObjectPath> = store
@@ -198,7 +223,7 @@ pub async fn run(context: &Context, args: OrganizeArgs) -> anyhow::Result<Outcom
         "Wrote {objects} objects holding {keys} keys ({deleted} deleted keys left out) to {generation}/, from {} records.",
         manifest.read.records
     );
-    Ok(Outcome::Done)
+    Ok(())
 }
 
 async fn put(store: &Arc<dyn ObjectStore>, path: &str, bytes: Vec<u8>) -> anyhow::Result<()> {

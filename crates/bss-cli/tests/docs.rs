@@ -14,8 +14,11 @@ fn help(args: &[&str]) -> String {
 
 #[test]
 fn every_command_and_option_is_in_the_toolkit_reference() {
-    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/toolkit.md"))
-        .expect("docs/toolkit.md");
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/toolkit.md"
+    ))
+    .expect("docs/toolkit.md");
     let commands: &[&[&str]] = &[
         &["offsets", "show"],
         &["offsets", "reset"],

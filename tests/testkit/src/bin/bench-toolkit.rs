@@ -68,13 +68,16 @@ fn timed(bss: &str, env: &[(&str, String)], args: &[&str]) -> anyhow::Result<(f6
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let bss = args.next().context("usage: bench-toolkit BSS_BINARY [RECORDS] [KEYS]")?;
+    let bss = args
+        .next()
+        .context("usage: bench-toolkit BSS_BINARY [RECORDS] [KEYS]")?;
     let total: i64 = args.next().map_or(Ok(1_000_000), |a| a.parse())?;
     let keys: i64 = args.next().map_or(Ok(100_000), |a| a.parse())?;
     let dir = tempfile::tempdir()?;
     let bucket = dir.path().join("bucket");
     std::fs::create_dir_all(&bucket)?;
-    let store: std::sync::Arc<dyn ObjectStore> = std::sync::Arc::new(LocalFileSystem::new_with_prefix(&bucket)?);
+    let store: std::sync::Arc<dyn ObjectStore> =
+        std::sync::Arc::new(LocalFileSystem::new_with_prefix(&bucket)?);
     let topic = "orders";
     let mut plain_bytes = 0u64;
     for partition in 0..PARTITIONS {
@@ -87,7 +90,10 @@ async fn main() -> anyhow::Result<()> {
         write_objects(&store, topic, &records, 20_000, Compression::Zstd).await;
     }
     let config = dir.path().join("application.yaml");
-    std::fs::write(&config, format!("bss:\n  topics-config:\n    data-topics-mapping:\n      - ingestion: {topic}\n"))?;
+    std::fs::write(
+        &config,
+        format!("bss:\n  topics-config:\n    data-topics-mapping:\n      - ingestion: {topic}\n"),
+    )?;
     let env = [
         ("KAFKA_BROKERS", "127.0.0.1:1".to_owned()),
         ("KAFKA_GROUP_ID", "bench".to_owned()),
@@ -97,14 +103,33 @@ async fn main() -> anyhow::Result<()> {
         ("BSS_CONFIG", config.to_string_lossy().into_owned()),
     ];
     let work = dir.path().to_string_lossy().into_owned();
-    let out = dir.path().join("dump.ndjson").to_string_lossy().into_owned();
+    let out = dir
+        .path()
+        .join("dump.ndjson")
+        .to_string_lossy()
+        .into_owned();
     let plain_mib = plain_bytes as f64 / 1048576.0;
     println!("archive: {total} records, {keys} keys, {PARTITIONS} partitions, {plain_mib:.0} MiB uncompressed (zstd objects of 20,000)");
 
     let (base_s, base_rss) = timed(&bss, &env, &["inspect", "read", "--topic", topic])?;
     println!("baseline  inspect read (decode + encode all):  {base_s:6.2} s  {:8.0} rec/s  peak RSS {base_rss:5.0} MiB", total as f64 / base_s);
     for memory in ["32MiB", "1GiB"] {
-        let (s, rss) = timed(&bss, &env, &["dump", "--topic", topic, "--output", &out, "--memory", memory, "--work-dir", &work, "--full"])?;
+        let (s, rss) = timed(
+            &bss,
+            &env,
+            &[
+                "dump",
+                "--topic",
+                topic,
+                "--output",
+                &out,
+                "--memory",
+                memory,
+                "--work-dir",
+                &work,
+                "--full",
+            ],
+        )?;
         println!(
             "dump --memory {memory:<6}                        {s:6.2} s  {:8.0} rec/s  peak RSS {rss:5.0} MiB  ratio to baseline {:.2}",
             total as f64 / s,
@@ -112,10 +137,47 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let cut = (BASE_MS + total / i64::from(PARTITIONS) * 9 / 10).to_string();
-    let (organize_s, _) = timed(&bss, &env, &["organize", "--topic", topic, "--as-of", &cut, "--work-dir", &work])?;
+    let (organize_s, _) = timed(
+        &bss,
+        &env,
+        &[
+            "organize",
+            "--topic",
+            topic,
+            "--as-of",
+            &cut,
+            "--work-dir",
+            &work,
+        ],
+    )?;
     println!("organize as of 90 %                          {organize_s:6.2} s");
-    let (full_s, _) = timed(&bss, &env, &["dump", "--topic", topic, "--output", &out, "--work-dir", &work, "--full"])?;
-    let (incremental_s, _) = timed(&bss, &env, &["dump", "--topic", topic, "--output", &out, "--work-dir", &work])?;
+    let (full_s, _) = timed(
+        &bss,
+        &env,
+        &[
+            "dump",
+            "--topic",
+            topic,
+            "--output",
+            &out,
+            "--work-dir",
+            &work,
+            "--full",
+        ],
+    )?;
+    let (incremental_s, _) = timed(
+        &bss,
+        &env,
+        &[
+            "dump",
+            "--topic",
+            topic,
+            "--output",
+            &out,
+            "--work-dir",
+            &work,
+        ],
+    )?;
     println!(
         "dump from the organized copy                 {incremental_s:6.2} s  vs --full {full_s:.2} s: {:.1}x faster",
         full_s / incremental_s
