@@ -113,14 +113,21 @@ pub async fn run(context: &Context, args: DumpArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Done);
     }
     let mut output = Output::open(&args, bucket.store.clone(), &folder, as_of).await?;
-    let spilled = compact::spill(
+    let spilled = match compact::spill(
         &archive,
         &inputs.objects,
         as_of,
         args.memory,
         args.work_dir.as_deref(),
     )
-    .await?;
+    .await
+    {
+        Ok(spilled) => spilled,
+        Err(e) => {
+            output.abort().await;
+            return Err(e);
+        }
+    };
     let stats = spilled.stats.clone();
     let mut merged = spilled.merge();
     let (mut keys, mut deleted) = (0u64, 0u64);

@@ -102,6 +102,7 @@ pub async fn run(context: &Context, command: OffsetsCommand) -> anyhow::Result<O
             OffsetsCommand::Reset(ResetArgs { target, .. }) if !target.to_offset.is_empty() => {
                 let mut named: Vec<String> =
                     target.to_offset.iter().map(|(t, _, _)| t.clone()).collect();
+                named.sort();
                 named.dedup();
                 named
             }
@@ -238,12 +239,10 @@ fn reset(
         );
     }
     let mut commit = TopicPartitionList::new();
-    for row in rows.iter().filter(|r| r.target.is_some()) {
-        commit.add_partition_offset(
-            &row.topic,
-            row.partition,
-            Offset::Offset(row.target.unwrap_or_default()),
-        )?;
+    for row in &rows {
+        if let Some(target) = row.target {
+            commit.add_partition_offset(&row.topic, row.partition, Offset::Offset(target))?;
+        }
     }
     consumer
         .commit(&commit, CommitMode::Sync)
