@@ -47,6 +47,26 @@ def env_of(deployment):
     return {e["name"]: e for e in container(deployment)["env"]}
 
 
+def write_config(docs, folder):
+    """Writes the rendered application.yaml into `folder`; returns its path."""
+    (config,) = find(docs, "ConfigMap")
+    path = os.path.join(folder, "application.yaml")
+    with open(path, "w") as handle:
+        handle.write(config["data"]["application.yaml"])
+    return path
+
+
+def documented_env(test, entries):
+    """The environment of a rendered container, each variable checked against docs/configuration.md."""
+    with open(os.path.join(ROOT, "docs", "configuration.md")) as doc:
+        documented = doc.read()
+    env = {"PATH": os.environ.get("PATH", "")}
+    for entry in entries:
+        test.assertIn(f"`{entry['name']}`", documented, f"{entry['name']} is not in docs/configuration.md")
+        env[entry["name"]] = entry.get("value", "from-a-secret")
+    return env
+
+
 class ChartTest(unittest.TestCase):
     def test_both_services_are_hardened_and_probed(self):
         docs = render()
@@ -144,20 +164,12 @@ class ChartTest(unittest.TestCase):
         self.assertIn("/work", [m["mountPath"] for m in job["volumeMounts"]])
         # The rendered configuration, environment and arguments are accepted by bss itself: a dry run
         # against an empty local-folder bucket.
-        (config,) = find(docs, "ConfigMap")
         executable = os.path.join(TARGET, "debug", "bss")
         if not os.path.exists(executable):
             self.skipTest(f"{executable} is not built")
         with tempfile.TemporaryDirectory() as folder:
-            path = os.path.join(folder, "application.yaml")
-            with open(path, "w") as handle:
-                handle.write(config["data"]["application.yaml"])
-            with open(os.path.join(ROOT, "docs", "configuration.md")) as doc:
-                documented = doc.read()
-            env = {"PATH": os.environ.get("PATH", "")}
-            for entry in job["env"]:
-                self.assertIn(f"`{entry['name']}`", documented, f"{entry['name']} is not in docs/configuration.md")
-                env[entry["name"]] = entry.get("value", "from-a-secret")
+            path = write_config(docs, folder)
+            env = documented_env(self, job["env"])
             env.update({"BUCKET_TYPE": "local", "BUCKET_NAME": folder})
             args = [a if a != "/app/config/application.yaml" else path for a in job["args"]]
             args = [a if a != "/work" else folder for a in args]
@@ -185,19 +197,11 @@ class ChartTest(unittest.TestCase):
 
     def test_the_rendered_configuration_is_accepted_by_the_services(self):
         docs = render("reloader.auth.mode=none", "kafka.properties.session\\.timeout\\.ms=10000")
-        (config,) = find(docs, "ConfigMap")
         with tempfile.TemporaryDirectory() as folder:
-            path = os.path.join(folder, "application.yaml")
-            with open(path, "w") as handle:
-                handle.write(config["data"]["application.yaml"])
-            with open(os.path.join(ROOT, "docs", "configuration.md")) as doc:
-                documented = doc.read()
+            path = write_config(docs, folder)
             for suffix, binary in (("-storer", "ingestion-storer"), ("-reloader", "ingestion-reloader")):
                 (deployment,) = find(docs, "Deployment", suffix)
-                env = {"PATH": os.environ.get("PATH", "")}
-                for name, entry in env_of(deployment).items():
-                    self.assertIn(f"`{name}`", documented, f"{name} is not in docs/configuration.md")
-                    env[name] = entry.get("value", "from-a-secret")
+                env = documented_env(self, container(deployment)["env"])
                 executable = os.path.join(TARGET, "debug", binary)
                 if not os.path.exists(executable):
                     self.skipTest(f"{executable} is not built")
