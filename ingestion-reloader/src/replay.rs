@@ -12,7 +12,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer};
 use serde::Deserialize;
 
 use crate::metrics::Metrics;
-use bss_archive::{Archive, ArchiveError, ArchivedObject};
+use bss_archive::{in_window, Archive, ArchiveError, ArchivedObject};
 
 /// Source partitions replayed at once (each one strictly in offset order).
 const PARTITIONS_IN_PARALLEL: usize = 8;
@@ -126,15 +126,6 @@ pub enum ReplayError {
         /// Cause.
         source: KafkaError,
     },
-}
-
-fn in_window(record: &Record, from_ms: Option<i64>, to_ms: Option<i64>) -> bool {
-    if from_ms.is_none() && to_ms.is_none() {
-        return true;
-    }
-    record
-        .timestamp_ms
-        .is_some_and(|ts| from_ms.is_none_or(|f| ts >= f) && to_ms.is_none_or(|t| ts <= t))
 }
 
 /// Replays the pruned objects. Returns when every published record is acknowledged.

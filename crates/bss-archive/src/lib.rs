@@ -13,6 +13,17 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::sync::mpsc;
 
+/// Whether `record` falls in the time window (bounds inclusive). Without a window every record does;
+/// with one, a record without a timestamp does not.
+pub fn in_window(record: &Record, from_ms: Option<i64>, to_ms: Option<i64>) -> bool {
+    if from_ms.is_none() && to_ms.is_none() {
+        return true;
+    }
+    record
+        .timestamp_ms
+        .is_some_and(|ts| from_ms.is_none_or(|f| ts >= f) && to_ms.is_none_or(|t| ts <= t))
+}
+
 /// Told about every read, so a service can count GETs and bytes (the reloader exports them).
 pub trait ReadObserver: Send + Sync {
     /// A GET of a whole object (`ok`) or its failure, with the bytes received.

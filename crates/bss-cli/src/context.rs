@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use bss_archive::{Archive, NoObserver};
-use bss_bucket::Bucket;
 use ingestion_storer::config::StorerConfig;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::FutureProducer;
@@ -29,14 +28,10 @@ impl Context {
         Ok(Self { config })
     }
 
-    /// The archive's bucket.
-    pub fn bucket(&self) -> anyhow::Result<Bucket> {
-        Ok(bss_bucket::build(&self.config.bucket)?)
-    }
-
-    /// A reader of the archive.
+    /// A reader of the archive; its `store()` is the bucket for anything else.
     pub fn archive(&self) -> anyhow::Result<Archive> {
-        Ok(Archive::new(self.bucket()?.store, Arc::new(NoObserver)))
+        let bucket = bss_bucket::build(&self.config.bucket)?;
+        Ok(Archive::new(bucket.store, Arc::new(NoObserver)))
     }
 
     /// The archive folder of a topic: its configured `bucket-folder`, else the name itself (so a

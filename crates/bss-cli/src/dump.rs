@@ -78,12 +78,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// Runs `bss dump`.
 pub async fn run(context: &Context, args: DumpArgs) -> anyhow::Result<Outcome> {
     let as_of = args.as_of.unwrap_or_else(now_ms);
-    let bucket = context.bucket()?;
     let archive = context.archive()?;
     let folder = context.folder(&args.topic);
     let inputs = compact::select_inputs(
         &archive,
-        bucket.store.as_ref(),
+        archive.store().as_ref(),
         &folder,
         &args.organized_prefix,
         as_of,
@@ -112,7 +111,7 @@ pub async fn run(context: &Context, args: DumpArgs) -> anyhow::Result<Outcome> {
         );
         return Ok(Outcome::Done);
     }
-    let mut output = Output::open(&args, bucket.store.clone(), &folder, as_of).await?;
+    let mut output = Output::open(&args, archive.store().clone(), &folder, as_of).await?;
     let spilled = match compact::spill(
         &archive,
         &inputs.objects,

@@ -123,11 +123,7 @@ pub struct RecordFilter {
 impl RecordFilter {
     /// Whether `record` passes. Records without a timestamp pass only when there is no window.
     pub fn selects(&self, record: &Record) -> bool {
-        let in_window = (self.from.is_none() && self.to.is_none())
-            || record.timestamp_ms.is_some_and(|ts| {
-                self.from.is_none_or(|f| ts >= f) && self.to.is_none_or(|t| ts <= t)
-            });
-        in_window
+        bss_archive::in_window(record, self.from, self.to)
             && self
                 .key
                 .as_ref()
@@ -184,7 +180,7 @@ struct ObjectRow {
 }
 
 /// Sidecar headers of `objects` (None where an object has none, e.g. Mia-Platform's files).
-pub async fn headers(
+async fn headers(
     archive: &Archive,
     objects: &[ArchivedObject],
 ) -> anyhow::Result<Vec<Option<IndexHeader>>> {

@@ -489,6 +489,7 @@ impl KeyExpr {
 /// The rows of the input as records to produce (topic and offsets unused).
 struct Rows<R: BufRead> {
     source: Source<R>,
+    format: InputFormat,
     key: Option<KeyExpr>,
     topic: Arc<str>,
     /// Line (ndjson, records) or row (csv) number of the last row read, for error messages.
@@ -525,11 +526,11 @@ impl<R: BufRead> Rows<R> {
                 Source::Csv { reader, headers }
             }
         };
-        let is_records = format == InputFormat::Records;
         Ok(Self {
             source,
-            key: if is_records { None } else { key },
-            topic: Arc::from(if is_records { "" } else { topic }),
+            format,
+            key,
+            topic: Arc::from(topic),
             line: 0,
         })
     }
@@ -575,7 +576,7 @@ impl<R: BufRead> Rows<R> {
                 if trimmed.is_empty() {
                     continue;
                 }
-                if self.topic.is_empty() {
+                if self.format == InputFormat::Records {
                     // Records: everything as archived (the timestamp is dropped later unless kept).
                     return decode_line(trimmed, None)
                         .map(Some)

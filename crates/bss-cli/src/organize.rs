@@ -89,8 +89,8 @@ async fn organize(
     as_of: i64,
 ) -> anyhow::Result<()> {
     let folder = folder.to_owned();
-    let store = context.bucket()?.store;
     let archive = context.archive()?;
+    let store = archive.store().clone();
     let generation = generation_folder(&args.prefix, &folder, as_of);
     match store.head(&manifest_path(&generation)).await {
         Ok(_) => {

@@ -95,8 +95,8 @@ struct Report {
 
 /// Runs `bss verify`.
 pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome> {
-    let store = context.bucket()?.store;
     let archive = context.archive()?;
+    let store = archive.store().clone();
     let topics = if args.topics.is_empty() {
         context.ingestion_topics()
     } else {

@@ -42,7 +42,16 @@ async fn an_interrupted_load_resumes_and_every_row_arrives_once_in_key_order() {
         ])
         .spawn()
         .expect("bss starts");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Interrupt once a first position is saved (not after a fixed delay, which a slow start outlasts).
+    let position_path = format!("{input}.bss-load.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&position_path).is_ok_and(|p| !p.contains("\"rowsDone\": 0,")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no position saved within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let pid = child.id().expect("pid");
     std::process::Command::new("kill")
         .args(["-INT", &pid.to_string()])
