@@ -259,11 +259,14 @@ async fn start_file(
 ) -> Result<impl IntoResponse, ApiError> {
     refuse_selector(request.custom_selector_name.as_ref())?;
     let name = validate_file_name(&request.file_name)?;
-    let object = state
-        .archive
-        .object(&request.file_name)
-        .await
-        .map_err(crate::archive_error)?;
+    let object = crate::bucket_answer(async {
+        state
+            .archive
+            .object(&request.file_name)
+            .await
+            .map_err(crate::archive_error)
+    })
+    .await?;
     let default_target = state.config.resolve(&name.topic).default_target;
     let target = state
         .target(

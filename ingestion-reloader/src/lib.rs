@@ -55,6 +55,22 @@ pub struct AppState {
     shutdown: CancellationToken,
 }
 
+/// How long a request handler waits for the bucket before answering 503. The bucket client retries
+/// for minutes (right for jobs, which should ride out a blip); an HTTP caller should hear at once.
+const BUCKET_ANSWER_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Runs a request handler's bucket call within [`BUCKET_ANSWER_DEADLINE`].
+pub async fn bucket_answer<T, E: Into<ApiError>>(
+    call: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout(BUCKET_ANSWER_DEADLINE, call).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => Err(ApiError::Unavailable(format!(
+            "the bucket did not answer within {BUCKET_ANSWER_DEADLINE:?}"
+        ))),
+    }
+}
+
 /// Maps archive failures onto API errors.
 pub fn archive_error(error: ArchiveError) -> ApiError {
     match error {
@@ -132,11 +148,18 @@ impl AppState {
     pub async fn ensure_folder_has_objects(&self, folder: &str) -> Result<(), ApiError> {
         use futures::StreamExt;
         let prefix = object_store::path::Path::from(folder);
-        let mut listing = self.archive.store().list(Some(&prefix));
-        while let Some(meta) = listing.next().await {
-            if bss_layout::ObjectName::parse(meta?.location.as_ref()).is_ok() {
-                return Ok(());
+        let found = bucket_answer(async {
+            let mut listing = self.archive.store().list(Some(&prefix));
+            while let Some(meta) = listing.next().await {
+                if bss_layout::ObjectName::parse(meta?.location.as_ref()).is_ok() {
+                    return Ok::<_, ApiError>(true);
+                }
             }
+            Ok(false)
+        })
+        .await?;
+        if found {
+            return Ok(());
         }
         Err(ApiError::not_found(
             "topic_not_found",
@@ -178,8 +201,7 @@ impl AppState {
                 format!("job {id:?} does not exist"),
             ));
         }
-        self.jobs
-            .get(id)
+        bucket_answer(self.jobs.get(id))
             .await?
             .ok_or_else(|| ApiError::not_found("job_not_found", format!("job {id} does not exist")))
     }
@@ -189,7 +211,7 @@ impl AppState {
         if let Some(progress) = self.local.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
             progress.stop.store(true, Ordering::SeqCst);
         }
-        self.jobs.request_stop(id).await?;
+        bucket_answer(self.jobs.request_stop(id)).await?;
         Ok(())
     }
 
@@ -209,7 +231,7 @@ impl AppState {
             plan.request,
             self.config.replica_id.clone(),
         );
-        self.jobs.create(&job).await?;
+        bucket_answer(self.jobs.create(&job)).await?;
         let progress = Arc::new(ReplayProgress::default());
         self.local
             .lock()
