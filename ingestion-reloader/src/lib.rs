@@ -148,23 +148,19 @@ impl AppState {
     pub async fn ensure_folder_has_objects(&self, folder: &str) -> Result<(), ApiError> {
         use futures::StreamExt;
         let prefix = object_store::path::Path::from(folder);
-        let found = bucket_answer(async {
+        bucket_answer(async {
             let mut listing = self.archive.store().list(Some(&prefix));
             while let Some(meta) = listing.next().await {
                 if bss_layout::ObjectName::parse(meta?.location.as_ref()).is_ok() {
-                    return Ok::<_, ApiError>(true);
+                    return Ok(());
                 }
             }
-            Ok(false)
+            Err(ApiError::not_found(
+                "topic_not_found",
+                format!("topic: nothing is archived in folder {folder:?}"),
+            ))
         })
-        .await?;
-        if found {
-            return Ok(());
-        }
-        Err(ApiError::not_found(
-            "topic_not_found",
-            format!("topic: nothing is archived in folder {folder:?}"),
-        ))
+        .await
     }
 
     /// A replay spec with this replica's settings.
