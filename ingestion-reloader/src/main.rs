@@ -53,6 +53,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Refuse what librdkafka would refuse when the producer is created, naming the setting.
+    if let Err(error) = bss_kafka::check_settings(&config.kafka) {
+        eprintln!("ingestion-reloader: {error}");
+        return ExitCode::from(2);
+    }
     if check_only {
         println!("ingestion-reloader: configuration is valid");
         return ExitCode::SUCCESS;

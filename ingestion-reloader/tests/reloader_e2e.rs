@@ -645,7 +645,7 @@ async fn lineage_headers_are_added_only_when_enabled() {
     assert_eq!(headers[..2], as_test_record(&f.records[&0][1]).headers[..]);
     let lineage: Vec<(&str, Option<&[u8]>)> = headers[2..]
         .iter()
-        .map(|(k, v)| (k.as_str(), v.as_deref()))
+        .map(|(k, v)| (std::str::from_utf8(k).expect("text key"), v.as_deref()))
         .collect();
     assert_eq!(
         lineage,

@@ -52,8 +52,6 @@ pub async fn run(
     })
     .await?;
 
-    let producer =
-        bss_kafka::create_producer(&config.kafka).context("cannot create the Kafka producer")?;
     let probe_consumer: Arc<rdkafka::consumer::BaseConsumer> = Arc::new(
         bss_kafka::client_config(&config.kafka)
             .create()
@@ -104,11 +102,14 @@ pub async fn run(
     health.mark_started();
 
     let abort = CancellationToken::new();
-    let publisher = Arc::new(Publisher::new(
-        producer,
-        config.events_topic.clone(),
-        bucket.name.clone(),
-    ));
+    let publisher = Arc::new(
+        Publisher::new(
+            &config.kafka,
+            config.events_topic.clone(),
+            bucket.name.clone(),
+        )
+        .context("cannot create the Kafka producer")?,
+    );
     let prober = tokio::spawn(probe_forever(
         Arc::clone(&bucket.store),
         probe_consumer,
@@ -129,7 +130,7 @@ pub async fn run(
     );
     let outcome = consume_loop.run(shutdown).await;
     prober.abort();
-    let producer = publisher.producer().clone();
+    let producer = publisher.producer();
     // Leaving the group and flushing can hang on a broken connection: bound them.
     let closed = tokio::time::timeout(
         Duration::from_secs(10),

@@ -36,6 +36,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The clients are created long after start-up checks; refuse what librdkafka would refuse now,
+    // naming the setting, so that a configuration that passes --check-config also starts.
+    if let Err(error) = bss_kafka::check_settings(&config.kafka) {
+        eprintln!("ingestion-storer: {error}");
+        return ExitCode::from(2);
+    }
     if check_only {
         println!("ingestion-storer: configuration is valid");
         return ExitCode::SUCCESS;

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use bss_format::{Header, Record, TimestampType};
+use bss_format::{Record, TimestampType};
 use bss_telemetry::Health;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::Timestamp;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -355,14 +355,40 @@ impl ConsumeLoop {
         if !offsets.is_empty() {
             let consumer = Arc::clone(&self.consumer);
             let list = offsets_list(&offsets);
-            tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync))
-                .await
-                .context("commit task")?
-                .context("final offset commit")?;
-            tracing::info!(?offsets, "final offsets committed");
+            let committed =
+                tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync))
+                    .await
+                    .context("commit task")?;
+            match committed {
+                Ok(()) => tracing::info!(?offsets, "final offsets committed"),
+                // A rebalance under way (the group moved on without us): the objects are durable and
+                // the next owner re-reads from the last commit and adopts them, so nothing is lost and
+                // this is a clean stop. Only a passed deadline is an error.
+                Err(e) if is_group_moved_on(&e) => tracing::warn!(
+                    error = %e, ?offsets,
+                    "final commit refused by a rebalance; the next owner re-reads and adopts"
+                ),
+                Err(e) => return Err(e).context("final offset commit"),
+            }
         }
         outcome
     }
+}
+
+/// Commit errors meaning our generation of the group is over (a rebalance took the partitions away).
+fn is_group_moved_on(error: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::error::RDKafkaErrorCode as Code;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            Code::IllegalGeneration
+                | Code::UnknownMemberId
+                | Code::RebalanceInProgress
+                | Code::FencedInstanceId
+                | Code::AssignmentLost
+                | Code::NoOffset
+        )
+    )
 }
 
 fn seal(state: &mut PartitionState, reason: SealReason, metrics: &Metrics) {
@@ -379,18 +405,8 @@ fn to_record(message: &BorrowedMessage<'_>, topic: Arc<str>) -> Record {
         Timestamp::CreateTime(ms) => (Some(ms), TimestampType::CreateTime),
         Timestamp::LogAppendTime(ms) => (Some(ms), TimestampType::LogAppendTime),
     };
-    let headers = message
-        .headers()
-        .map(|headers| {
-            headers
-                .iter()
-                .map(|h| Header {
-                    key: h.key.to_owned(),
-                    value: h.value.map(<[u8]>::to_vec),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    // Header keys are bytes on the wire; rdkafka's typed accessor panics on non-UTF-8 ones.
+    let headers = bss_kafka::headers::read_headers(message);
     Record {
         topic,
         partition: message.partition(),

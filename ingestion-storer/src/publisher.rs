@@ -2,9 +2,10 @@
 //! records to post-ingestion topics. Each call returns only when Kafka acknowledged everything.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
+use bss_config::KafkaConfig;
 use bss_format::time::format_iso_ms;
 use bss_format::{Compression, FileSummary, Record, FORMAT_VERSION};
 use bss_layout::{FileWrittenEvent, FileWrittenKey};
@@ -34,26 +35,54 @@ pub struct WrittenObject<'a> {
 
 /// Produces events and forwards records.
 pub struct Publisher {
-    producer: FutureProducer,
+    /// Replaced when librdkafka declares it dead (see [`Publisher::replace_if_fatal`]).
+    producer: RwLock<FutureProducer>,
+    kafka: KafkaConfig,
     events_topic: String,
     bucket: String,
     partition_counts: Mutex<HashMap<String, i32>>,
 }
 
 impl Publisher {
-    /// Wraps a producer.
-    pub fn new(producer: FutureProducer, events_topic: String, bucket: String) -> Self {
-        Self {
-            producer,
+    /// Creates the producer from the service's Kafka configuration.
+    pub fn new(kafka: &KafkaConfig, events_topic: String, bucket: String) -> Result<Self, KafkaError> {
+        Ok(Self {
+            producer: RwLock::new(bss_kafka::create_producer(kafka)?),
+            kafka: kafka.clone(),
             events_topic,
             bucket,
             partition_counts: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
-    /// The underlying producer (for flushing at shutdown and probing).
-    pub fn producer(&self) -> &FutureProducer {
-        &self.producer
+    /// The current producer (for flushing at shutdown and probing).
+    pub fn producer(&self) -> FutureProducer {
+        self.producer.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// After a failed send: if librdkafka put the producer in its fatal state (an idempotent producer
+    /// that lost track of its sequence numbers, e.g. after a broker lost acknowledged writes), every
+    /// later send on it fails forever, so build a new one. Events and forwards are at least once, so a
+    /// new producer session loses nothing; the caller retries. Returns whether it was replaced.
+    pub fn replace_if_fatal(&self, failed: &FutureProducer) -> bool {
+        let Some((code, reason)) = failed.client().fatal_error() else {
+            return false;
+        };
+        let mut current = self.producer.write().unwrap_or_else(|p| p.into_inner());
+        if !std::ptr::eq(current.client().native_ptr(), failed.client().native_ptr()) {
+            return true; // another writer already replaced it
+        }
+        match bss_kafka::create_producer(&self.kafka) {
+            Ok(fresh) => {
+                tracing::error!(error = %reason, code = ?code, "the Kafka producer hit a fatal error; replaced it with a new one");
+                *current = fresh;
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %reason, rebuild_error = %e, "the Kafka producer hit a fatal error and cannot be rebuilt");
+                false
+            }
+        }
     }
 
     /// Produces the file-written event and waits for its acknowledgement.
@@ -87,11 +116,16 @@ impl Publisher {
         let record = FutureRecord::to(&self.events_topic)
             .key(&key)
             .payload(&value);
-        self.producer
+        let producer = self.producer();
+        let sent = producer
             .send(record, Timeout::Never)
             .await
             .map(|_| ())
-            .map_err(|(e, _)| e)
+            .map_err(|(e, _)| e);
+        if sent.is_err() {
+            self.replace_if_fatal(&producer);
+        }
+        sent
     }
 
     /// Forwards records, as they are (key, value, headers, timestamp), to `topic`; keeps the source
@@ -104,11 +138,12 @@ impl Publisher {
         topic: &str,
     ) -> Result<(), (usize, KafkaError)> {
         let partitions = self.partition_count(topic).await.map_err(|e| (0, e))?;
+        let producer = self.producer();
         let mut deliveries = Vec::with_capacity(records.len());
         let mut enqueue_error = None;
         'records: for (index, record) in records.iter().enumerate() {
             let partition = (record.partition < partitions).then_some(record.partition);
-            match bss_kafka::enqueue(&self.producer, topic, record, partition, &[]).await {
+            match bss_kafka::enqueue(&producer, topic, record, partition, &[]).await {
                 Ok(delivery) => deliveries.push(delivery),
                 Err(e) => {
                     enqueue_error = Some((index, e));
@@ -128,7 +163,10 @@ impl Publisher {
         }
         match first_failure.or(enqueue_error) {
             None => Ok(()),
-            Some(failure) => Err(failure),
+            Some(failure) => {
+                self.replace_if_fatal(&producer);
+                Err(failure)
+            }
         }
     }
 
@@ -141,7 +179,7 @@ impl Publisher {
         {
             return Ok(*count);
         }
-        let producer = self.producer.clone();
+        let producer = self.producer();
         let name = topic.to_owned();
         let count = tokio::task::spawn_blocking(move || {
             let metadata = producer

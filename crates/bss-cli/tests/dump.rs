@@ -123,7 +123,7 @@ async fn dump_keeps_the_latest_value_per_key_as_of_a_time_in_little_memory_and_l
     assert_eq!(loaded, expected);
     assert!(read
         .iter()
-        .all(|r| r.record.headers == [("origin".to_owned(), Some(vec![0, 1, 0xff]))]));
+        .all(|r| r.record.headers == [(b"origin".to_vec(), Some(vec![0, 1, 0xff]))]));
 
     let nothing = setup
         .bss(&[

@@ -46,9 +46,13 @@ fn flatten(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, S
     }
 }
 
-/// Property names whose values are secrets.
-fn is_secret(property: &str) -> bool {
-    property.contains("password") || property.contains("secret") || property.ends_with(".config")
+/// Property names whose values are secrets: passwords, JAAS configurations, private keys given inline.
+pub fn is_secret(property: &str) -> bool {
+    property.contains("password")
+        || property.contains("secret")
+        || property.ends_with(".config")
+        || property == "ssl.key.pem"
+        || property == "ssl_key"
 }
 
 impl KafkaSection {
@@ -112,6 +116,14 @@ impl KafkaConfig {
     /// Every property, secrets included: for handing to librdkafka only.
     pub fn properties(&self) -> &BTreeMap<String, String> {
         &self.properties
+    }
+
+    /// The values of every secret property (to mask them in any text that might quote them).
+    pub fn secret_values(&self) -> impl Iterator<Item = &str> {
+        self.properties
+            .iter()
+            .filter(|(name, _)| is_secret(name))
+            .map(|(_, value)| value.as_str())
     }
 
     /// One property's value.

@@ -83,6 +83,12 @@ pub const KAFKA_CONNECTION_ENV_VARS: &[EnvVar] = &[
         default: "SCRAM-SHA-256",
         help: "SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), used when a username is set",
     },
+    EnvVar {
+        name: "KAFKA_SSL_CA_LOCATION",
+        key: "kafka.ssl.ca.location",
+        default: "the system's trust store",
+        help: "PEM file of the CA(s) that signed the brokers' certificates (TLS)",
+    },
 ];
 
 /// Environment variables of the bucket, common to both services.

@@ -22,5 +22,7 @@ pub use reader::{ReadError, RecordReader};
 pub use record::{Header, Record, TimestampType};
 pub use summary::{checksum, FileSummary};
 
-/// Version of the line format written by this crate; carried by "file written" events.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the line format written by this crate; carried by "file written" events. Version 2 added
+/// base64 header keys (`headers[].keyEncoding`) and numeric timestamps outside years 0..=9999; this
+/// crate reads both versions.
+pub const FORMAT_VERSION: u32 = 2;

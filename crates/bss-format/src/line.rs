@@ -12,7 +12,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::record::{Header, Record, TimestampType};
-use crate::time::{parse_iso_ms, write_iso_ms};
+use crate::time::{is_iso_representable, parse_iso_ms, write_iso_ms};
 
 const BASE64_ENCODING: &str = "base64";
 
@@ -87,11 +87,13 @@ fn write_bytes(bytes: Option<&[u8]>, out: &mut Vec<u8>) -> bool {
 pub fn encode_line(record: &Record, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"timestamp\":");
     match record.timestamp_ms {
-        Some(ms) => {
+        Some(ms) if is_iso_representable(ms) => {
             out.push(b'"');
             write_iso_ms(ms, out);
             out.push(b'"');
         }
+        // Kafka allows any i64; text can only say years 0..=9999, so keep the exact number instead.
+        Some(ms) => write_integer(ms, out),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"partition\":");
@@ -110,10 +112,13 @@ pub fn encode_line(record: &Record, out: &mut Vec<u8>) {
             out.push(b',');
         }
         out.extend_from_slice(b"{\"key\":");
-        write_json_str(&header.key, out);
+        let header_key_base64 = write_bytes(Some(&header.key), out);
         out.extend_from_slice(b",\"value\":");
         if write_bytes(header.value.as_deref(), out) {
             out.extend_from_slice(b",\"encoding\":\"base64\"");
+        }
+        if header_key_base64 {
+            out.extend_from_slice(b",\"keyEncoding\":\"base64\"");
         }
         out.push(b'}');
     }
@@ -154,12 +159,15 @@ struct LineIn {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct HeaderIn {
     key: String,
     #[serde(default)]
     value: Option<String>,
     #[serde(default)]
     encoding: Option<String>,
+    #[serde(default)]
+    key_encoding: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -213,7 +221,13 @@ pub fn decode_line(line: &[u8], default_topic: Option<&str>) -> Result<Record, L
         .into_iter()
         .map(|h| {
             Ok(Header {
-                key: h.key,
+                key: decode_bytes(
+                    Some(h.key),
+                    h.key_encoding,
+                    "headers.key",
+                    "headers.keyEncoding",
+                )?
+                .unwrap_or_default(),
                 value: decode_bytes(h.value, h.encoding, "headers.value", "headers.encoding")?,
             })
         })
@@ -305,6 +319,19 @@ mod tests {
                         key: "bin".into(),
                         value: Some(b"dup".to_vec()),
                     },
+                    // Header keys are bytes on the wire: not UTF-8, a NUL, empty.
+                    Header {
+                        key: vec![0xff, 0xfe, b'k'],
+                        value: Some(b"v".to_vec()),
+                    },
+                    Header {
+                        key: b"a\0b".to_vec(),
+                        value: None,
+                    },
+                    Header {
+                        key: Vec::new(),
+                        value: Some(Vec::new()),
+                    },
                 ],
             ),
         ];
@@ -318,6 +345,11 @@ mod tests {
         let mut r = record(Some(b"k"), Some(b"v"), vec![]);
         r.timestamp_ms = None;
         assert_eq!(round_trip(&r), r);
+        // Any i64 Kafka allows: year 55840 (microseconds sent as milliseconds), before year 0, -1.
+        for ms in [1_700_000_000_000_000, i64::MAX, i64::MIN, -62_200_000_000_000, -1, -5] {
+            r.timestamp_ms = Some(ms);
+            assert_eq!(round_trip(&r), r, "{ms}");
+        }
         r.timestamp_ms = Some(5);
         r.timestamp_type = TimestampType::LogAppendTime;
         assert_eq!(round_trip(&r), r);

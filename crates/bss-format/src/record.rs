@@ -27,8 +27,8 @@ const ALLOCATION_OVERHEAD: usize = 16;
 /// One Kafka record header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
-    /// Header name.
-    pub key: String,
+    /// Header name: bytes, as on the wire (usually UTF-8 text, but Kafka does not require it).
+    pub key: Vec<u8>,
     /// Header value; `None` for a null value.
     pub value: Option<Vec<u8>>,
 }

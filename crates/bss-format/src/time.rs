@@ -3,18 +3,30 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+/// `0000-01-01T00:00:00.000Z`, the earliest time the four-digit-year text format can write.
+pub const MIN_ISO_MS: i64 = -62_167_219_200_000;
+/// `9999-12-31T23:59:59.999Z`, the latest time the four-digit-year text format can write.
+pub const MAX_ISO_MS: i64 = 253_402_300_799_999;
+
+/// Whether `epoch_ms` falls in years 0..=9999, the range the text format (and so any reader of
+/// RFC 3339) can represent.
+pub fn is_iso_representable(epoch_ms: i64) -> bool {
+    (MIN_ISO_MS..=MAX_ISO_MS).contains(&epoch_ms)
+}
+
 /// Formats epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 ///
-/// Out-of-range values (beyond year 262143) are clamped to the epoch rather than failing: a Kafka
-/// timestamp can be any i64, and a name must always be produced.
+/// A Kafka timestamp can be any i64 (a producer sending microseconds as milliseconds lands in year
+/// 55840), but every text this returns must parse back: values outside years 0..=9999 are clamped to
+/// that range. Where the exact value matters (archive lines) it is written as a number instead.
 pub fn format_iso_ms(epoch_ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(epoch_ms)
+    DateTime::<Utc>::from_timestamp_millis(epoch_ms.clamp(MIN_ISO_MS, MAX_ISO_MS))
         .unwrap_or_default()
         .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Appends `epoch_ms` as `YYYY-MM-DDTHH:MM:SS.mmmZ` without allocating: the storer formats one
-/// timestamp per record. Years outside 0..=9999 fall back to [`format_iso_ms`].
+/// timestamp per record. Years outside 0..=9999 are clamped, as by [`format_iso_ms`].
 pub fn write_iso_ms(epoch_ms: i64, out: &mut Vec<u8>) {
     let days = epoch_ms.div_euclid(86_400_000);
     let ms_of_day = epoch_ms.rem_euclid(86_400_000);
@@ -87,6 +99,25 @@ mod tests {
         assert_eq!(parse_iso_ms("2022-11-14T14:26:37.728+01:00"), Some(ms));
         assert_eq!(format_iso_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(parse_iso_ms("yesterday"), None);
+    }
+
+    #[test]
+    fn every_formatted_time_parses_back_and_out_of_range_ones_clamp() {
+        // Year 55840: microseconds sent as milliseconds.
+        for (ms, expected) in [
+            (1_700_000_000_000_000, MAX_ISO_MS),
+            (i64::MAX, MAX_ISO_MS),
+            (i64::MIN, MIN_ISO_MS),
+            (MIN_ISO_MS - 1, MIN_ISO_MS),
+            (-1, -1),
+        ] {
+            let text = format_iso_ms(ms);
+            assert_eq!(parse_iso_ms(&text), Some(expected), "{ms} -> {text}");
+            let mut fast = Vec::new();
+            write_iso_ms(ms, &mut fast);
+            assert_eq!(String::from_utf8(fast).expect("ascii"), text);
+        }
+        assert!(is_iso_representable(0) && !is_iso_representable(MAX_ISO_MS + 1));
     }
 
     #[test]

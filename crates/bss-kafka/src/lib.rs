@@ -2,6 +2,8 @@
 //! a producer, and a connectivity probe.
 #![warn(missing_docs)]
 
+pub mod headers;
+
 use std::time::Duration;
 
 use bss_config::KafkaConfig;
@@ -9,7 +11,6 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 /// librdkafka configuration holding every property of `kafka`.
@@ -43,6 +44,11 @@ const CONSUMER_ONLY: &[&str] = &[
 /// implies `acks=all`) and Java's key partitioner; consumer-only properties of the shared configuration
 /// are left out.
 pub fn create_producer(kafka: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
+    producer_config(kafka).create()
+}
+
+/// The settings of [`create_producer`].
+fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
     let mut config = ClientConfig::new();
     for (name, value) in kafka.properties() {
         if !CONSUMER_ONLY.contains(&name.as_str()) {
@@ -69,7 +75,50 @@ pub fn create_producer(kafka: &KafkaConfig) -> Result<FutureProducer, KafkaError
     if config.get("linger.ms").is_none() {
         config.set("linger.ms", "5");
     }
-    config.create()
+    config
+}
+
+/// Checks the Kafka settings the way librdkafka will when the services create their clients, without
+/// connecting to anything: every property name and value, and what only client creation checks (TLS
+/// files, keys and their password, whether the SASL mechanism is available in this build). The
+/// error names the property and never carries a secret or the rejected value.
+pub fn check_settings(kafka: &KafkaConfig) -> Result<(), String> {
+    let mut consumer = client_config(kafka);
+    let mut producer = producer_config(kafka);
+    for config in [&mut consumer, &mut producer] {
+        // Without bootstrap servers a client never connects; librdkafka's warning about it is noise.
+        config.remove("bootstrap.servers");
+        config.set_log_level(rdkafka::config::RDKafkaLogLevel::Emerg);
+    }
+    consumer
+        .create::<BaseConsumer>()
+        .map(drop)
+        .and_then(|()| producer.create::<rdkafka::producer::BaseProducer>().map(drop))
+        .map_err(|e| describe_error(&e, kafka))
+}
+
+/// A Kafka client error as text safe to log: the value librdkafka rejected and every secret of
+/// `kafka` are masked (librdkafka's own messages quote values).
+pub fn describe_error(error: &KafkaError, kafka: &KafkaConfig) -> String {
+    let mut text = match error {
+        KafkaError::ClientConfig(_, description, property, value) => {
+            let mut description = description.clone();
+            if !value.is_empty() {
+                description = description.replace(value.as_str(), "***");
+            }
+            format!("invalid Kafka setting kafka.{property}: {description}")
+        }
+        KafkaError::ClientCreation(reason) => {
+            format!("the Kafka settings are refused by librdkafka: {reason}")
+        }
+        other => other.to_string(),
+    };
+    for secret in kafka.secret_values() {
+        if !secret.is_empty() {
+            text = text.replace(secret, "***");
+        }
+    }
+    text
 }
 
 /// Asks the cluster for the metadata of `topic` (or of all topics): succeeds only when a broker answers
@@ -103,19 +152,7 @@ pub async fn enqueue(
     partition: Option<i32>,
     extra_headers: &[(&str, &[u8])],
 ) -> Result<DeliveryFuture, KafkaError> {
-    let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + extra_headers.len());
-    for header in &record.headers {
-        headers = headers.insert(Header {
-            key: &header.key,
-            value: header.value.as_deref(),
-        });
-    }
-    for (key, value) in extra_headers {
-        headers = headers.insert(Header {
-            key,
-            value: Some(*value),
-        });
-    }
+    let headers = headers::owned_headers(&record.headers, extra_headers);
     let mut future_record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
     if let Some(key) = &record.key {
         future_record = future_record.key(key.as_slice());

@@ -15,7 +15,8 @@ use bss_format::Compression;
 pub struct ObjectName {
     /// Folder: the ingestion topic's name or its configured `bucket-folder`.
     pub folder: String,
-    /// Timestamp of the batch's first record, epoch milliseconds (0 when it had none).
+    /// Timestamp of the batch's first record, epoch milliseconds, clamped to years 1970..=9999 (0 when
+    /// it had none).
     pub first_timestamp_ms: i64,
     /// Source topic.
     pub topic: String,
@@ -47,7 +48,11 @@ impl ObjectName {
         first_timestamp_ms: Option<i64>,
         compression: Compression,
     ) -> Self {
-        let first_timestamp_ms = first_timestamp_ms.unwrap_or(0);
+        // Names sort by time and must parse back: no timestamp, a negative one or one past year 9999
+        // is clamped here (the line keeps the exact value).
+        let first_timestamp_ms = first_timestamp_ms
+            .unwrap_or(0)
+            .clamp(0, bss_format::time::MAX_ISO_MS);
         Self {
             folder: folder.to_owned(),
             first_timestamp_ms,

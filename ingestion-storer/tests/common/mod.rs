@@ -65,6 +65,15 @@ impl StorerSetup {
         }
     }
 
+    /// Adds librdkafka properties to the file's `kafka:` section (its last one).
+    pub fn add_kafka_properties(&self, properties: &[(&str, &str)]) {
+        let mut yaml = std::fs::read_to_string(&self.config_path).expect("config file");
+        for (name, value) in properties {
+            yaml.push_str(&format!("  {name}: {value:?}\n"));
+        }
+        std::fs::write(&self.config_path, yaml).expect("config file");
+    }
+
     pub fn set(&mut self, name: &str, value: &str) {
         self.env.retain(|(k, _)| k != name);
         self.env.push((name.to_owned(), value.to_owned()));

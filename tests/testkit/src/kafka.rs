@@ -6,7 +6,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
@@ -22,8 +22,8 @@ pub struct TestRecord {
     pub key: Option<Vec<u8>>,
     /// Value.
     pub payload: Option<Vec<u8>>,
-    /// Headers.
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// Headers (keys are bytes, as on the wire).
+    pub headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     /// CreateTime in ms.
     pub timestamp_ms: i64,
 }
@@ -43,6 +43,60 @@ impl TestRecord {
     }
 }
 
+/// How a test client reaches one test cluster: bootstrap servers plus any security settings.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// librdkafka properties, `bootstrap.servers` included.
+    pub properties: Vec<(String, String)>,
+}
+
+impl Cluster {
+    /// A plaintext cluster at `brokers`.
+    pub fn plain(brokers: &str) -> Self {
+        Self::with(brokers, &[])
+    }
+
+    /// The cluster at `brokers` with extra client properties (TLS, SASL).
+    pub fn with(brokers: &str, properties: &[(&str, &str)]) -> Self {
+        let mut all = vec![("bootstrap.servers".to_owned(), brokers.to_owned())];
+        all.extend(properties.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        Self { properties: all }
+    }
+
+    /// The secured test broker speaking SASL_SSL (SCRAM enforced), as the test user, with `mechanism`
+    /// (`SCRAM-SHA-256`, `SCRAM-SHA-512` or `PLAIN`) and the stack's CA.
+    pub fn sasl_ssl(mechanism: &str) -> Self {
+        let ca = crate::tls_file("ca.pem");
+        Self::with(
+            &crate::sasl_ssl_brokers(),
+            &[
+                ("security.protocol", "SASL_SSL"),
+                ("sasl.mechanism", mechanism),
+                ("sasl.username", crate::SCRAM_USER),
+                ("sasl.password", crate::SCRAM_PASSWORD),
+                ("ssl.ca.location", &ca),
+            ],
+        )
+    }
+
+    /// The test broker that requires a client certificate (mutual TLS), with the stack's client
+    /// certificate and its password-protected key.
+    pub fn mtls() -> Self {
+        let properties = crate::mtls_properties();
+        let borrowed: Vec<(&str, &str)> = properties.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Self::with(&crate::mtls_brokers(), &borrowed)
+    }
+
+    /// A client configuration holding every property.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        for (name, value) in &self.properties {
+            config.set(name, value);
+        }
+        config
+    }
+}
+
 /// Creates a topic (retention unlimited, since tests use old timestamps).
 pub async fn create_topic(name: &str, partitions: i32) {
     create_topic_on(&kafka_brokers(), name, partitions).await;
@@ -50,10 +104,13 @@ pub async fn create_topic(name: &str, partitions: i32) {
 
 /// [`create_topic`] on the broker at `brokers`.
 pub async fn create_topic_on(brokers: &str, name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("admin client");
+    create_topic_in(&Cluster::plain(brokers), name, partitions).await;
+}
+
+/// [`create_topic`] in `cluster`.
+pub async fn create_topic_in(cluster: &Cluster, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> =
+        cluster.client_config().create().expect("admin client");
     let topic =
         NewTopic::new(name, partitions, TopicReplication::Fixed(1)).set("retention.ms", "-1");
     let results = admin
@@ -81,8 +138,13 @@ pub fn producer() -> FutureProducer {
 
 /// [`producer`] for the broker at `brokers`.
 pub fn producer_on(brokers: &str) -> FutureProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    producer_in(&Cluster::plain(brokers))
+}
+
+/// [`producer`] for `cluster`.
+pub fn producer_in(cluster: &Cluster) -> FutureProducer {
+    cluster
+        .client_config()
         .set("linger.ms", "5")
         .set("message.max.bytes", "10000000")
         .create()
@@ -93,13 +155,16 @@ pub fn producer_on(brokers: &str) -> FutureProducer {
 pub async fn produce(producer: &FutureProducer, topic: &str, records: &[TestRecord]) {
     let mut deliveries = Vec::with_capacity(records.len());
     for record in records {
-        let mut headers = OwnedHeaders::new();
-        for (key, value) in &record.headers {
-            headers = headers.insert(Header {
-                key,
-                value: value.as_deref(),
-            });
-        }
+        let headers: Vec<bss_format::Header> = record
+            .headers
+            .iter()
+            .map(|(key, value)| bss_format::Header {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect();
+        // Through librdkafka's C calls: header keys need not be UTF-8.
+        let headers = bss_kafka::headers::owned_headers(&headers, &[]);
         let mut future_record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
             .partition(record.partition)
             .timestamp(record.timestamp_ms)
@@ -140,11 +205,30 @@ pub async fn read_topic_until(
     timeout: Duration,
     done: impl Fn(&[ReadRecord]) -> bool + Send + 'static,
 ) -> Vec<ReadRecord> {
+    read_topic_in(&Cluster::plain(&kafka_brokers()), topic, timeout, done, false).await
+}
+
+/// Reads `topic` of `cluster` from the beginning until `done(records so far)` or `timeout`; with
+/// `committed_only`, as a `read_committed` consumer (records of aborted transactions hidden).
+pub async fn read_topic_in(
+    cluster: &Cluster,
+    topic: &str,
+    timeout: Duration,
+    done: impl Fn(&[ReadRecord]) -> bool + Send + 'static,
+    committed_only: bool,
+) -> Vec<ReadRecord> {
     let topic = topic.to_owned();
+    let cluster = cluster.clone();
     // librdkafka calls block; a client-side hang on close was once seen, so bound the whole read.
     let task = tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", kafka_brokers())
+        let isolation = if committed_only {
+            "read_committed"
+        } else {
+            "read_uncommitted"
+        };
+        let consumer: BaseConsumer = cluster
+            .client_config()
+            .set("isolation.level", isolation)
             .set("group.id", crate::unique("reader"))
             .set("enable.auto.commit", "false")
             .set("fetch.message.max.bytes", "10000000")
@@ -171,14 +255,10 @@ pub async fn read_topic_until(
                         partition: message.partition(),
                         key: message.key().map(<[u8]>::to_vec),
                         payload: message.payload().map(<[u8]>::to_vec),
-                        headers: message
-                            .headers()
-                            .map(|h| {
-                                h.iter()
-                                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
+                        headers: bss_kafka::headers::read_headers(&message)
+                            .into_iter()
+                            .map(|h| (h.key, h.value))
+                            .collect(),
                         timestamp_ms: message.timestamp().to_millis().unwrap_or(-1),
                     },
                 });

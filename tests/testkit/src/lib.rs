@@ -32,6 +32,45 @@ pub fn time_aware_kafka_brokers() -> String {
     env_or("BSS_TEST_KAFKA_TIMES", "127.0.0.1:39094")
 }
 
+/// The secured broker speaking SASL_SSL with SCRAM enforced (`tests/stack/secure.sh`). Override:
+/// `BSS_TEST_KAFKA_SASL_SSL`.
+pub fn sasl_ssl_brokers() -> String {
+    env_or("BSS_TEST_KAFKA_SASL_SSL", "127.0.0.1:39097")
+}
+
+/// The broker behind a TLS terminator that requires a client certificate. Override:
+/// `BSS_TEST_KAFKA_MTLS`.
+pub fn mtls_brokers() -> String {
+    env_or("BSS_TEST_KAFKA_MTLS", "127.0.0.1:39099")
+}
+
+/// The SCRAM user the stack creates on the SASL_SSL broker, and its password.
+pub const SCRAM_USER: &str = "bss-scram";
+/// See [`SCRAM_USER`].
+pub const SCRAM_PASSWORD: &str = "bss-scram-secret";
+/// The password of the stack's client key (`client.key`).
+pub const KEY_PASSWORD: &str = "bss-key-secret";
+
+/// A file of the stack's certificate folder (`ca.pem`, `other-ca.pem`, `client.pem`, `client.key`).
+/// Override the folder: `BSS_TEST_TLS_DIR`.
+pub fn tls_file(name: &str) -> String {
+    let dir = std::env::var("BSS_TEST_TLS_DIR").unwrap_or_else(|_| {
+        format!("{}/../../target/stack/tls", env!("CARGO_MANIFEST_DIR"))
+    });
+    format!("{dir}/{name}")
+}
+
+/// Client properties for the mutual-TLS broker: CA, client certificate, encrypted key and its password.
+pub fn mtls_properties() -> [(&'static str, String); 5] {
+    [
+        ("security.protocol", "SSL".to_owned()),
+        ("ssl.ca.location", tls_file("ca.pem")),
+        ("ssl.certificate.location", tls_file("client.pem")),
+        ("ssl.key.location", tls_file("client.key")),
+        ("ssl.key.password", KEY_PASSWORD.to_owned()),
+    ]
+}
+
 /// A name no other test (or earlier run against the same broker) uses.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
