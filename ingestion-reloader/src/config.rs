@@ -243,7 +243,7 @@ impl ReloaderConfig {
             lineage_headers: reloader.lineage_headers.unwrap_or(false),
             replica_id,
             http_port: raw.http_port.unwrap_or(3000),
-            log_level: raw.log_level.unwrap_or_else(|| "info".into()),
+            log_level: bss_config::log_level(raw.log_level, &ENV_VARS)?,
         })
     }
 

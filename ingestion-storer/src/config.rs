@@ -355,7 +355,7 @@ impl StorerConfig {
             upload_concurrency,
             shutdown_timeout,
             http_port: raw.http_port.unwrap_or(3000),
-            log_level: raw.log_level.unwrap_or_else(|| "info".into()),
+            log_level: bss_config::log_level(raw.log_level, &ENV_VARS)?,
         })
     }
 

@@ -52,9 +52,8 @@ pub async fn run(
     })
     .await?;
 
-    let probe_consumer: Arc<rdkafka::consumer::BaseConsumer> = Arc::new(
-        bss_kafka::client_config(&config.kafka)
-            .create()
+    let probe_consumer = Arc::new(
+        bss_kafka::create_probe_consumer(&bss_kafka::client_config(&config.kafka))
             .context("cannot create the Kafka client")?,
     );
     wait_until(&shutdown, &health, "kafka", || {
@@ -181,7 +180,7 @@ where
 /// Every topic the storer reads or writes must exist: a typo must stop the service, not stall it.
 async fn check_topics_exist(
     config: &StorerConfig,
-    client: Arc<rdkafka::consumer::BaseConsumer>,
+    client: Arc<rdkafka::consumer::BaseConsumer<bss_kafka::ErrorCapture>>,
 ) -> anyhow::Result<()> {
     let mut needed: Vec<String> = vec![config.events_topic.clone()];
     for mapping in &config.topics {
@@ -202,7 +201,7 @@ async fn check_topics_exist(
 /// Keeps readiness and the lag gauges current.
 async fn probe_forever(
     store: Arc<dyn object_store::ObjectStore>,
-    client: Arc<rdkafka::consumer::BaseConsumer>,
+    client: Arc<rdkafka::consumer::BaseConsumer<bss_kafka::ErrorCapture>>,
     consumer: Arc<StreamConsumer<StorerContext>>,
     health: Health,
     metrics: Metrics,

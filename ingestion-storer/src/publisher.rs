@@ -45,7 +45,11 @@ pub struct Publisher {
 
 impl Publisher {
     /// Creates the producer from the service's Kafka configuration.
-    pub fn new(kafka: &KafkaConfig, events_topic: String, bucket: String) -> Result<Self, KafkaError> {
+    pub fn new(
+        kafka: &KafkaConfig,
+        events_topic: String,
+        bucket: String,
+    ) -> Result<Self, KafkaError> {
         Ok(Self {
             producer: RwLock::new(bss_kafka::create_producer(kafka)?),
             kafka: kafka.clone(),
@@ -57,7 +61,10 @@ impl Publisher {
 
     /// The current producer (for flushing at shutdown and probing).
     pub fn producer(&self) -> FutureProducer {
-        self.producer.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.producer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// After a failed send: if librdkafka put the producer in its fatal state (an idempotent producer

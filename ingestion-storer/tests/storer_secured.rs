@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bss_testkit::bucket::{assert_exactly_once, s3_settings};
-use bss_testkit::kafka::{create_topic_in, produce, producer_in, read_topic_in, Cluster, TestRecord};
-use bss_testkit::{
-    sasl_ssl_brokers, tls_file, unique, KEY_PASSWORD, SCRAM_PASSWORD, SCRAM_USER,
+use bss_testkit::kafka::{
+    create_topic_in, produce, producer_in, read_topic_in, Cluster, TestRecord,
 };
+use bss_testkit::{sasl_ssl_brokers, tls_file, unique, KEY_PASSWORD, SCRAM_PASSWORD, SCRAM_USER};
 use common::{wait_for_offsets, StorerSetup};
 
 fn records(count: u64) -> Vec<TestRecord> {
@@ -57,7 +57,10 @@ async fn archives_through(cluster: &Cluster, setup: impl FnOnce(&str, &str, &str
         true,
     )
     .await;
-    assert!(!announced.is_empty(), "no file-written event over the secured connection");
+    assert!(
+        !announced.is_empty(),
+        "no file-written event over the secured connection"
+    );
     let status = storer.terminate(Duration::from_secs(30));
     assert!(status.success(), "clean stop: {status:?}\n{}", storer.log());
     let log = storer.log();
@@ -70,7 +73,13 @@ async fn archives_through(cluster: &Cluster, setup: impl FnOnce(&str, &str, &str
 async fn archives_over_sasl_ssl_scram_sha_512_with_only_mia_variables() {
     let cluster = Cluster::sasl_ssl("SCRAM-SHA-512");
     archives_through(&cluster, |group, events, topic| {
-        let mut setup = StorerSetup::new(group, events, &[(topic, None, &[])], "", s3_settings().service_env());
+        let mut setup = StorerSetup::new(
+            group,
+            events,
+            &[(topic, None, &[])],
+            "",
+            s3_settings().service_env(),
+        );
         // Mia-Platform's variables: a username implies SASL_SSL; the CA is the one extra setting.
         setup.set("KAFKA_BROKERS", &sasl_ssl_brokers());
         setup.set("KAFKA_USERNAME", SCRAM_USER);
@@ -86,46 +95,71 @@ async fn archives_over_sasl_ssl_scram_sha_512_with_only_mia_variables() {
 async fn archives_over_mutual_tls_with_an_encrypted_client_key() {
     let cluster = Cluster::mtls();
     archives_through(&cluster, |group, events, topic| {
-        let mut setup = StorerSetup::new(group, events, &[(topic, None, &[])], "", s3_settings().service_env());
+        let mut setup = StorerSetup::new(
+            group,
+            events,
+            &[(topic, None, &[])],
+            "",
+            s3_settings().service_env(),
+        );
         setup.set("KAFKA_BROKERS", &bss_testkit::mtls_brokers());
         let properties = bss_testkit::mtls_properties();
-        let borrowed: Vec<(&str, &str)> = properties.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let borrowed: Vec<(&str, &str)> =
+            properties.iter().map(|(k, v)| (*k, v.as_str())).collect();
         setup.add_kafka_properties(&borrowed);
         setup
     })
     .await;
 }
 
+/// SCRAM-SHA-256 (Mia-Platform's default mechanism) against the same enforcing broker. SASL/PLAIN has
+/// no server here: neither nisshi nor tansu offers the mechanism (see docs/deployment.md).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scram_sha_256_connects_and_plain_is_negotiated() {
-    for mechanism in ["SCRAM-SHA-256", "PLAIN"] {
-        let topic = unique("mechanism");
-        let cluster = Cluster::sasl_ssl(mechanism);
-        create_topic_in(&cluster, &topic, 1).await;
-        produce(&producer_in(&cluster), &topic, &records(2)[..1]).await;
-        let read = read_topic_in(&cluster, &topic, Duration::from_secs(20), |r| !r.is_empty(), true).await;
-        assert_eq!(read.len(), 1, "{mechanism}");
-    }
+async fn scram_sha_256_connects() {
+    let topic = unique("mechanism");
+    let cluster = Cluster::sasl_ssl("SCRAM-SHA-256");
+    create_topic_in(&cluster, &topic, 1).await;
+    produce(&producer_in(&cluster), &topic, &records(2)[..1]).await;
+    let read = read_topic_in(
+        &cluster,
+        &topic,
+        Duration::from_secs(20),
+        |r| !r.is_empty(),
+        true,
+    )
+    .await;
+    assert_eq!(read.len(), 1);
 }
 
-/// A storer that cannot get in stays not ready and says why, without printing the secret.
-fn refused(setup: &StorerSetup, name: &str, expected_reason: &[&str]) {
+/// A storer that cannot get in stays not ready and its readiness reason says why, without printing
+/// the secret.
+fn refused(setup: &StorerSetup, name: &str, expected_reason: &str) {
     let mut storer = setup.start(name);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let log = loop {
         let log = storer.log();
-        if expected_reason.iter().any(|reason| log.contains(reason)) {
+        if log
+            .lines()
+            .any(|line| line.contains("\"not ready\"") && line.contains(expected_reason))
+        {
             break log;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "{name}: none of {expected_reason:?} in the log:\n{log}"
+            "{name}: no readiness reason with {expected_reason:?} in the log:\n{log}"
         );
         std::thread::sleep(Duration::from_millis(300));
     };
     let ready = storer.get("/-/health/ready").map(|(status, _)| status);
-    assert_ne!(ready, Some(200), "{name}: ready although the broker refuses it");
-    assert!(!log.contains("wrong-password-1234"), "{name}: the password reached the log");
+    assert_ne!(
+        ready,
+        Some(200),
+        "{name}: ready although the broker refuses it"
+    );
+    assert!(
+        !log.contains("wrong-password-1234"),
+        "{name}: the password reached the log"
+    );
     storer.kill();
 }
 
@@ -134,7 +168,13 @@ fn wrong_password_wrong_ca_and_missing_client_certificate_are_refused() {
     let topic = unique("refused");
     let store_env = s3_settings().service_env();
     let base = |brokers: &str| {
-        let mut setup = StorerSetup::new(&unique("refused"), &topic, &[(&topic, None, &[])], "", store_env.clone());
+        let mut setup = StorerSetup::new(
+            &unique("refused"),
+            &topic,
+            &[(&topic, None, &[])],
+            "",
+            store_env.clone(),
+        );
         setup.set("KAFKA_BROKERS", brokers);
         setup
     };
@@ -144,14 +184,18 @@ fn wrong_password_wrong_ca_and_missing_client_certificate_are_refused() {
     wrong_password.set("KAFKA_PASSWORD", "wrong-password-1234");
     wrong_password.set("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512");
     wrong_password.set("KAFKA_SSL_CA_LOCATION", &tls_file("ca.pem"));
-    refused(&wrong_password, "storer-wrong-password", &["Authentication", "authentication"]);
+    refused(
+        &wrong_password,
+        "storer-wrong-password",
+        "SASL authentication error",
+    );
 
     let mut wrong_ca = base(&sasl_ssl_brokers());
     wrong_ca.set("KAFKA_USERNAME", SCRAM_USER);
     wrong_ca.set("KAFKA_PASSWORD", SCRAM_PASSWORD);
     wrong_ca.set("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512");
     wrong_ca.set("KAFKA_SSL_CA_LOCATION", &tls_file("other-ca.pem"));
-    refused(&wrong_ca, "storer-wrong-ca", &["certificate verify failed"]);
+    refused(&wrong_ca, "storer-wrong-ca", "certificate verify failed");
 
     let no_client_certificate = base(&bss_testkit::mtls_brokers());
     no_client_certificate.add_kafka_properties(&[
@@ -161,6 +205,6 @@ fn wrong_password_wrong_ca_and_missing_client_certificate_are_refused() {
     refused(
         &no_client_certificate,
         "storer-no-client-certificate",
-        &["SSL handshake failed", "Disconnected", "certificate required", "handshake failure"],
+        "certificate required",
     );
 }

@@ -1,24 +1,26 @@
 #!/usr/bin/env bash
 # The secured half of the test stack (started by up.sh), so that TLS and SASL are tested against servers
 # that enforce them:
-#   - 127.0.0.1:39097  SASL_SSL. nisshi (tansu's successor, crates.io) with --authentication on SQLite
+#   - 127.0.0.1:29097  SASL_SSL. nisshi (tansu's successor, crates.io) with --authentication on SQLite
 #     storage, behind a socat TLS terminator. SCRAM-SHA-256 and -512 are checked against the stored
 #     credentials of user bss-scram; a wrong password is refused. PLAIN is negotiated but nisshi does not
 #     check its password (its PLAIN validation only requires one to be present).
-#   - 127.0.0.1:39099  SSL with a client certificate required (socat verify=1) in front of a plaintext
+#   - 127.0.0.1:29099  SSL with a client certificate required (socat verify=1) in front of a plaintext
 #     tansu that advertises the terminator's port.
 # Certificates (CA, server for 127.0.0.1, client with a password-protected key, and an unrelated CA for
 # the wrong-CA tests) are made with openssl into $STATE/tls. Idempotent, like up.sh.
+# Ports are below Linux's ephemeral range (32768-60999): a client socket (even this script's port
+# probes, in TIME-WAIT) may hold a port of that range and make a listener's bind fail.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 STATE=${BSS_STACK_DIR:-$ROOT/target/stack}
 VENV=${BSS_STACK_VENV:-$STATE/venv}
 TLS=$STATE/tls
-SASL_INNER_PORT=${BSS_STACK_SASL_INNER_PORT:-39096}
-SASL_SSL_PORT=${BSS_STACK_SASL_SSL_PORT:-39097}
-MTLS_INNER_PORT=${BSS_STACK_MTLS_INNER_PORT:-39098}
-MTLS_PORT=${BSS_STACK_MTLS_PORT:-39099}
+SASL_INNER_PORT=${BSS_STACK_SASL_INNER_PORT:-29096}
+SASL_SSL_PORT=${BSS_STACK_SASL_SSL_PORT:-29097}
+MTLS_INNER_PORT=${BSS_STACK_MTLS_INNER_PORT:-29098}
+MTLS_PORT=${BSS_STACK_MTLS_PORT:-29099}
 # nisshi is built once per machine (about 10 minutes on 2 cores) and kept outside the checkout.
 NISSHI_VERSION=0.6.0
 NISSHI_ROOT=${BSS_STACK_NISSHI_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/bss-stack/nisshi-$NISSHI_VERSION}
@@ -69,12 +71,12 @@ if [ ! -f "$TLS/client.key" ]; then
 fi
 
 if ! port_open "$SASL_INNER_PORT"; then
-  DB=$STATE/nisshi/kafka.db
   rm -rf "$STATE/nisshi" && mkdir -p "$STATE/nisshi"
+  cd "$STATE/nisshi" # nisshi takes the SQLite path of its URL relative to its working directory
   # nisshi keeps SCRAM credentials in its storage; users are created on a broker without
   # authentication, which is then restarted with authentication on the same database.
   "$NISSHI" broker --listener-url "tcp://127.0.0.1:$SASL_INNER_PORT" \
-    --advertised-listener-url "tcp://127.0.0.1:$SASL_INNER_PORT" --storage-engine "sqlite://$DB" \
+    --advertised-listener-url "tcp://127.0.0.1:$SASL_INNER_PORT" --storage-engine sqlite://kafka.db \
     >"$STATE/nisshi-setup.log" 2>&1 &
   setup_pid=$!
   wait_port "$SASL_INNER_PORT" nisshi-setup
@@ -85,9 +87,10 @@ if ! port_open "$SASL_INNER_PORT"; then
   kill "$setup_pid"; wait "$setup_pid" 2>/dev/null || true
   for _ in $(seq 1 50); do port_open "$SASL_INNER_PORT" || break; sleep 0.1; done
   nohup "$NISSHI" broker --authentication --listener-url "tcp://127.0.0.1:$SASL_INNER_PORT" \
-    --advertised-listener-url "tcp://127.0.0.1:$SASL_SSL_PORT" --storage-engine "sqlite://$DB" \
+    --advertised-listener-url "tcp://127.0.0.1:$SASL_SSL_PORT" --storage-engine sqlite://kafka.db \
     >"$STATE/nisshi.log" 2>&1 &
   wait_port "$SASL_INNER_PORT" nisshi
+  cd "$ROOT"
 fi
 
 if ! port_open "$SASL_SSL_PORT"; then

@@ -74,6 +74,6 @@ stack: up
   kafka      127.0.0.1:$NOIDA_PORT (noida-db; offset resets by time)
   s3 (moto)  http://127.0.0.1:$MOTO_PORT bucket $BUCKET
   seaweedfs  http://127.0.0.1:$WEED_S3_PORT bucket $BUCKET (S3 and GCS XML API)
-  kafka      127.0.0.1:${BSS_STACK_SASL_SSL_PORT:-39097} (SASL_SSL, SCRAM enforced; CA $STATE/tls/ca.pem)
-  kafka      127.0.0.1:${BSS_STACK_MTLS_PORT:-39099} (SSL with a client certificate required)
+  kafka      127.0.0.1:${BSS_STACK_SASL_SSL_PORT:-29097} (SASL_SSL, SCRAM enforced; CA $STATE/tls/ca.pem)
+  kafka      127.0.0.1:${BSS_STACK_MTLS_PORT:-29099} (SSL with a client certificate required)
 INFO

@@ -53,13 +53,13 @@ impl Context {
     }
 
     /// A consumer that joins nothing: metadata, watermarks and offset commits for `group`.
-    pub fn consumer(&self, group: &str) -> anyhow::Result<BaseConsumer> {
+    pub fn consumer(&self, group: &str) -> anyhow::Result<BaseConsumer<bss_kafka::ErrorCapture>> {
         let mut config = bss_kafka::client_config(&self.config.kafka);
         config
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false");
-        config.create().context("creating the Kafka client")
+        bss_kafka::create_probe_consumer(&config).context("creating the Kafka client")
     }
 
     /// A producer with the services' settings (idempotent, Java's key partitioner).

@@ -2,6 +2,7 @@
 //! end, or explicit offsets). A reset shows its plan first, refuses while the group has members, and
 //! reads back what it committed.
 
+use bss_kafka::ErrorCapture;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
@@ -126,7 +127,7 @@ pub async fn run(context: &Context, command: OffsetsCommand) -> anyhow::Result<O
 }
 
 /// Committed offsets and watermarks of every partition of `topics`.
-fn current(consumer: &BaseConsumer, topics: &[String]) -> anyhow::Result<Vec<Row>> {
+fn current(consumer: &BaseConsumer<ErrorCapture>, topics: &[String]) -> anyhow::Result<Vec<Row>> {
     let mut list = TopicPartitionList::new();
     let mut rows = Vec::new();
     for topic in topics {
@@ -167,7 +168,7 @@ fn current(consumer: &BaseConsumer, topics: &[String]) -> anyhow::Result<Vec<Row
 }
 
 fn reset(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<ErrorCapture>,
     group: &str,
     topics: &[String],
     args: &ResetArgs,
@@ -267,7 +268,10 @@ fn reset(
 }
 
 /// Members of the group, as `client-id@host`; empty when the group is empty or unknown.
-fn active_members(consumer: &BaseConsumer, group: &str) -> anyhow::Result<Vec<String>> {
+fn active_members(
+    consumer: &BaseConsumer<ErrorCapture>,
+    group: &str,
+) -> anyhow::Result<Vec<String>> {
     let groups = consumer
         .fetch_group_list(Some(group), KAFKA_TIMEOUT)
         .with_context(|| format!("checking whether group {group} has active members"))?;

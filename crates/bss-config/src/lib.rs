@@ -57,6 +57,29 @@ impl ConfigError {
     }
 }
 
+/// The log level (`LOG_LEVEL`, file key `log-level`; default `info`), checked here so that
+/// `--check-config` refuses what logging set-up would.
+pub fn log_level(value: Option<String>, env_vars: &[EnvVar]) -> Result<String, ConfigError> {
+    let level = value
+        .unwrap_or_else(|| "info".into())
+        .trim()
+        .to_ascii_lowercase();
+    if matches!(
+        level.as_str(),
+        "error" | "warn" | "info" | "debug" | "trace"
+    ) {
+        Ok(level)
+    } else {
+        Err(ConfigError::invalid(
+            env_vars,
+            "log-level",
+            format!(
+                "{level:?} is not a log level (expected one of: error, warn, info, debug, trace)"
+            ),
+        ))
+    }
+}
+
 /// Environment variables of the Kafka connection, common to both services.
 pub const KAFKA_CONNECTION_ENV_VARS: &[EnvVar] = &[
     EnvVar {

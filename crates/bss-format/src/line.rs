@@ -346,7 +346,14 @@ mod tests {
         r.timestamp_ms = None;
         assert_eq!(round_trip(&r), r);
         // Any i64 Kafka allows: year 55840 (microseconds sent as milliseconds), before year 0, -1.
-        for ms in [1_700_000_000_000_000, i64::MAX, i64::MIN, -62_200_000_000_000, -1, -5] {
+        for ms in [
+            1_700_000_000_000_000,
+            i64::MAX,
+            i64::MIN,
+            -62_200_000_000_000,
+            -1,
+            -5,
+        ] {
             r.timestamp_ms = Some(ms);
             assert_eq!(round_trip(&r), r, "{ms}");
         }

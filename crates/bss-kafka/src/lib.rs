@@ -4,11 +4,13 @@
 
 pub mod headers;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bss_config::KafkaConfig;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -88,12 +90,16 @@ pub fn check_settings(kafka: &KafkaConfig) -> Result<(), String> {
     for config in [&mut consumer, &mut producer] {
         // Without bootstrap servers a client never connects; librdkafka's warning about it is noise.
         config.remove("bootstrap.servers");
-        config.set_log_level(rdkafka::config::RDKafkaLogLevel::Emerg);
+        config.set_log_level(RDKafkaLogLevel::Emerg);
     }
     consumer
         .create::<BaseConsumer>()
         .map(drop)
-        .and_then(|()| producer.create::<rdkafka::producer::BaseProducer>().map(drop))
+        .and_then(|()| {
+            producer
+                .create::<rdkafka::producer::BaseProducer>()
+                .map(drop)
+        })
         .map_err(|e| describe_error(&e, kafka))
 }
 
@@ -121,16 +127,68 @@ pub fn describe_error(error: &KafkaError, kafka: &KafkaConfig) -> String {
     text
 }
 
+/// A client context that logs librdkafka's errors as structured events and keeps the latest, so that
+/// a failed probe says why ("SASL authentication error: … invalid credentials", "certificate verify
+/// failed") rather than librdkafka's generic "broker transport failure".
+#[derive(Clone, Default)]
+pub struct ErrorCapture {
+    latest: Arc<Mutex<Option<String>>>,
+}
+
+impl ErrorCapture {
+    /// The latest error librdkafka reported, forgotten once read.
+    pub fn take_latest(&self) -> Option<String> {
+        self.latest.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl ClientContext for ErrorCapture {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        use RDKafkaLogLevel as L;
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error => {
+                // Connection failures (refused credentials, an unknown CA) arrive only as logs.
+                *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(message.to_owned());
+                tracing::error!(target: "librdkafka", facility, "{message}");
+            }
+            L::Warning => tracing::warn!(target: "librdkafka", facility, "{message}"),
+            L::Notice | L::Info => tracing::info!(target: "librdkafka", facility, "{message}"),
+            L::Debug => tracing::debug!(target: "librdkafka", facility, "{message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(error = %error, reason, "Kafka client error");
+        *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.to_owned());
+    }
+}
+
+impl ConsumerContext for ErrorCapture {}
+
+/// A consumer (no group unless `config` has one) that reports librdkafka's errors through
+/// [`ErrorCapture`]: for probes and tools.
+pub fn create_probe_consumer(
+    config: &ClientConfig,
+) -> Result<BaseConsumer<ErrorCapture>, KafkaError> {
+    config.create_with_context(ErrorCapture::default())
+}
+
 /// Asks the cluster for the metadata of `topic` (or of all topics): succeeds only when a broker answers
 /// and, if given, the topic exists. Blocking: call from a blocking context.
-pub fn probe<C: rdkafka::consumer::ConsumerContext>(
-    consumer: &BaseConsumer<C>,
+pub fn probe(
+    consumer: &BaseConsumer<ErrorCapture>,
     topic: Option<&str>,
     timeout: Duration,
 ) -> Result<(), String> {
-    let metadata = consumer
-        .fetch_metadata(topic, timeout)
-        .map_err(|e| format!("cannot reach Kafka: {e}"))?;
+    let metadata = consumer.fetch_metadata(topic, timeout).map_err(|e| {
+        // librdkafka queues its error events until the client is polled: serve them now so the
+        // context has seen the reason.
+        let _ = consumer.poll(Duration::ZERO);
+        match consumer.context().take_latest() {
+            Some(reason) => format!("cannot reach Kafka: {e}: {reason}"),
+            None => format!("cannot reach Kafka: {e}"),
+        }
+    })?;
     if let Some(topic) = topic {
         let found = metadata.topics().iter().find(|t| t.name() == topic);
         match found {

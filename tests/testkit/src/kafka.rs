@@ -59,7 +59,11 @@ impl Cluster {
     /// The cluster at `brokers` with extra client properties (TLS, SASL).
     pub fn with(brokers: &str, properties: &[(&str, &str)]) -> Self {
         let mut all = vec![("bootstrap.servers".to_owned(), brokers.to_owned())];
-        all.extend(properties.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        all.extend(
+            properties
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         Self { properties: all }
     }
 
@@ -83,7 +87,8 @@ impl Cluster {
     /// certificate and its password-protected key.
     pub fn mtls() -> Self {
         let properties = crate::mtls_properties();
-        let borrowed: Vec<(&str, &str)> = properties.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let borrowed: Vec<(&str, &str)> =
+            properties.iter().map(|(k, v)| (*k, v.as_str())).collect();
         Self::with(&crate::mtls_brokers(), &borrowed)
     }
 
@@ -205,7 +210,14 @@ pub async fn read_topic_until(
     timeout: Duration,
     done: impl Fn(&[ReadRecord]) -> bool + Send + 'static,
 ) -> Vec<ReadRecord> {
-    read_topic_in(&Cluster::plain(&kafka_brokers()), topic, timeout, done, false).await
+    read_topic_in(
+        &Cluster::plain(&kafka_brokers()),
+        topic,
+        timeout,
+        done,
+        false,
+    )
+    .await
 }
 
 /// Reads `topic` of `cluster` from the beginning until `done(records so far)` or `timeout`; with

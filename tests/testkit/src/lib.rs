@@ -35,13 +35,13 @@ pub fn time_aware_kafka_brokers() -> String {
 /// The secured broker speaking SASL_SSL with SCRAM enforced (`tests/stack/secure.sh`). Override:
 /// `BSS_TEST_KAFKA_SASL_SSL`.
 pub fn sasl_ssl_brokers() -> String {
-    env_or("BSS_TEST_KAFKA_SASL_SSL", "127.0.0.1:39097")
+    env_or("BSS_TEST_KAFKA_SASL_SSL", "127.0.0.1:29097")
 }
 
 /// The broker behind a TLS terminator that requires a client certificate. Override:
 /// `BSS_TEST_KAFKA_MTLS`.
 pub fn mtls_brokers() -> String {
-    env_or("BSS_TEST_KAFKA_MTLS", "127.0.0.1:39099")
+    env_or("BSS_TEST_KAFKA_MTLS", "127.0.0.1:29099")
 }
 
 /// The SCRAM user the stack creates on the SASL_SSL broker, and its password.
@@ -54,9 +54,8 @@ pub const KEY_PASSWORD: &str = "bss-key-secret";
 /// A file of the stack's certificate folder (`ca.pem`, `other-ca.pem`, `client.pem`, `client.key`).
 /// Override the folder: `BSS_TEST_TLS_DIR`.
 pub fn tls_file(name: &str) -> String {
-    let dir = std::env::var("BSS_TEST_TLS_DIR").unwrap_or_else(|_| {
-        format!("{}/../../target/stack/tls", env!("CARGO_MANIFEST_DIR"))
-    });
+    let dir = std::env::var("BSS_TEST_TLS_DIR")
+        .unwrap_or_else(|_| format!("{}/../../target/stack/tls", env!("CARGO_MANIFEST_DIR")));
     format!("{dir}/{name}")
 }
 
