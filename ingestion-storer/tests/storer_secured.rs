@@ -77,7 +77,7 @@ async fn archives_over_sasl_ssl_scram_sha_512_with_only_mia_variables() {
             group,
             events,
             &[(topic, None, &[])],
-            "",
+            "flush-interval: 500ms",
             s3_settings().service_env(),
         );
         // Mia-Platform's variables: a username implies SASL_SSL; the CA is the one extra setting.
@@ -99,7 +99,7 @@ async fn archives_over_mutual_tls_with_an_encrypted_client_key() {
             group,
             events,
             &[(topic, None, &[])],
-            "",
+            "flush-interval: 500ms",
             s3_settings().service_env(),
         );
         setup.set("KAFKA_BROKERS", &bss_testkit::mtls_brokers());
