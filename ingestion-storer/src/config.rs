@@ -246,6 +246,9 @@ impl StorerConfig {
         // Our defaults where Mia's and librdkafka's differ or where correctness needs them.
         kafka.set_default("client.id", "ingestion-storer");
         kafka.set_default("auto.offset.reset", "latest");
+        // librdkafka's default too, stated because the guarantee depends on it: records of aborted
+        // transactions are never archived or forwarded.
+        kafka.set_default("isolation.level", "read_committed");
         for (property, required) in [
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),

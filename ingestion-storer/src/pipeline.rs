@@ -30,6 +30,8 @@ struct PartitionState {
     topic: Arc<str>,
     open: Option<Batch>,
     writer_tx: mpsc::UnboundedSender<SealedBatch>,
+    /// The offset after the last record consumed in this assignment.
+    consumed_next: Option<i64>,
 }
 
 /// Everything the consume loop owns.
@@ -137,6 +139,7 @@ impl ConsumeLoop {
                 _ = tick.tick() => {
                     self.drop_revoked();
                     self.seal_aged();
+                    self.step_over_undelivered_offsets();
                     self.commit_durable();
                     self.relieve_memory();
                     self.writers.retain(|w| !w.is_finished());
@@ -169,6 +172,7 @@ impl ConsumeLoop {
             return;
         };
         let record = to_record(message, Arc::clone(&state.topic));
+        state.consumed_next = Some(record.offset + 1);
         let limits = self.config.limits;
         let now = Instant::now();
         let weight = record_weight(&record);
@@ -224,6 +228,7 @@ impl ConsumeLoop {
                 topic: topic.into(),
                 open: None,
                 writer_tx,
+                consumed_next: None,
             },
         );
         true
@@ -322,6 +327,44 @@ impl ConsumeLoop {
         }
         tracing::debug!(?offsets, "commit requested");
         failpoint::reached("after-commit");
+    }
+
+    /// Transaction markers, records of aborted transactions (under `read_committed`) and offsets removed
+    /// by compaction are never delivered, so after the last record of a transaction the durable offset
+    /// stays below the log end and the lag never clears. librdkafka's position steps over them; when
+    /// everything consumed from a partition is durable and nothing is buffered, that position is what
+    /// the next owner must start from and is safe to commit.
+    fn step_over_undelivered_offsets(&mut self) {
+        let idle: Vec<(String, i32, i64)> = self
+            .partitions
+            .iter()
+            .flat_map(|(topic, partitions)| {
+                partitions.iter().filter_map(move |(partition, state)| {
+                    let next = state.consumed_next?;
+                    state
+                        .open
+                        .is_none()
+                        .then(|| (topic.clone(), *partition, next))
+                })
+            })
+            .collect();
+        if idle.is_empty() {
+            return;
+        }
+        let Ok(positions) = self.consumer.position() else {
+            return;
+        };
+        for (topic, partition, consumed_next) in idle {
+            if let Some(rdkafka::Offset::Offset(position)) = positions
+                .find_partition(&topic, partition)
+                .map(|p| p.offset())
+            {
+                if position > consumed_next {
+                    self.progress
+                        .step_over(&(topic, partition), consumed_next, position);
+                }
+            }
+        }
     }
 
     /// Stop: seal every open batch, let the writers finish within the deadline, commit, leave.

@@ -89,6 +89,17 @@ impl Progress {
         self.idle.notify_all();
     }
 
+    /// Moves the durable offset of `tp` from `consumed_next` to `position` when everything consumed is
+    /// durable and no batch is in hand: the offsets in between were never delivered (markers, aborted
+    /// or compacted records), so nothing is skipped.
+    pub fn step_over(&self, tp: &TopicPartition, consumed_next: i64, position: i64) {
+        if let Some(p) = self.lock().partitions.get_mut(tp) {
+            if !p.busy && p.durable_next == Some(consumed_next) && position > consumed_next {
+                p.durable_next = Some(position);
+            }
+        }
+    }
+
     /// Whether `generation` is still current for `tp`.
     pub fn is_current(&self, tp: &TopicPartition, generation: u64) -> bool {
         self.generation(tp) == Some(generation)
