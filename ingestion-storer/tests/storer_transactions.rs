@@ -134,7 +134,12 @@ async fn aborted_records_are_never_archived_and_markers_are_stepped_over_across_
     .collect();
     assert_eq!(stored, expected, "exactly the committed records, each once");
     let adopted = storer.log().matches("adopting it").count();
-    assert_eq!(adopted, 4, "objects 0, 1, 2 and 8 adopted, 9 written:\n{}", storer.log());
+    assert_eq!(
+        adopted,
+        4,
+        "objects 0, 1, 2 and 8 adopted, 9 written:\n{}",
+        storer.log()
+    );
 
     // The group's offset reaches the log end (past the last marker), so its lag clears.
     let deadline = Instant::now() + Duration::from_secs(30);

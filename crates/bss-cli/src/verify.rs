@@ -37,8 +37,10 @@ pub struct VerifyArgs {
     /// beginning; objects older than the topic's retention then show as missing their event).
     #[arg(long)]
     events: bool,
-    /// Report offset gaps as warnings, not problems: transactional or compacted source topics have
-    /// legitimate holes in their offsets.
+    /// Report offset gaps that cannot be checked on the broker (the source topic is gone, or the
+    /// offsets are past its retention) as warnings, not problems. Gaps the broker can check are
+    /// always classified: offsets that hold no committed record there (transaction markers, aborted
+    /// or compacted records) are expected; a gap holding a record is a problem.
     #[arg(long)]
     allow_gaps: bool,
     /// Print the report as JSON.
@@ -83,6 +85,30 @@ struct PartitionSummary {
     records: u64,
     first_offset: Option<i64>,
     last_offset: Option<i64>,
+    /// Offsets between objects that the broker confirmed hold no committed record.
+    undelivered_offsets: i64,
+}
+
+/// Offsets between two consecutive objects of a partition that no object holds.
+#[derive(Debug, Clone)]
+struct Gap {
+    folder: String,
+    topic: String,
+    partition: i32,
+    from: i64,
+    to: i64,
+    object: String,
+    previous: String,
+}
+
+/// What the broker says about a gap.
+enum GapVerdict {
+    /// No committed record in the range: markers, aborted or compacted records.
+    Undelivered,
+    /// The broker delivers a record at this offset of the range: it is missing from the archive.
+    Missing(i64),
+    /// The broker cannot tell (why).
+    Unknown(String),
 }
 
 #[derive(Debug, Serialize)]
@@ -109,6 +135,7 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome>
         warnings: Vec::new(),
     };
     let mut checked: Vec<ObjectFacts> = Vec::new();
+    let mut gaps: Vec<Gap> = Vec::new();
     for topic in &topics {
         let folder = context.folder(topic);
         let objects = archive.list(&folder, None, None).await?;
@@ -129,7 +156,7 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome>
         }
         for (partition, mut objects) in by_partition {
             objects.sort_by_key(|f| f.object.name.first_offset);
-            continuity(&folder, partition, &objects, args.allow_gaps, &mut report);
+            continuity(&folder, partition, &objects, &mut gaps, &mut report);
             report.partitions.push(PartitionSummary {
                 folder: folder.clone(),
                 partition,
@@ -137,6 +164,7 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome>
                 records: objects.iter().map(|f| f.records).sum(),
                 first_offset: objects.iter().find_map(|f| f.first_offset),
                 last_offset: objects.iter().rev().find_map(|f| f.last_offset),
+                undelivered_offsets: 0,
             });
         }
         for fact in &facts {
@@ -148,6 +176,51 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome>
             }
         }
         checked.extend(facts);
+    }
+    if !gaps.is_empty() {
+        let verdicts = check_gaps(context, gaps.clone()).await?;
+        for (gap, verdict) in gaps.iter().zip(verdicts) {
+            let finding = |kind, detail| Finding {
+                kind,
+                folder: gap.folder.clone(),
+                partition: Some(gap.partition),
+                object: Some(gap.object.clone()),
+                detail,
+            };
+            let range = format!("offsets {}..={}", gap.from, gap.to);
+            match verdict {
+                GapVerdict::Undelivered => {
+                    if let Some(summary) = report
+                        .partitions
+                        .iter_mut()
+                        .find(|p| p.folder == gap.folder && p.partition == gap.partition)
+                    {
+                        summary.undelivered_offsets += gap.to - gap.from + 1;
+                    }
+                }
+                GapVerdict::Missing(offset) => report.problems.push(finding(
+                    "gap",
+                    format!(
+                        "{range} are in no object (between {} and this one), and the broker holds a record at offset {offset}",
+                        gap.previous
+                    ),
+                )),
+                GapVerdict::Unknown(why) => {
+                    let gap = finding(
+                        "gap",
+                        format!(
+                            "{range} are in no object (between {} and this one); the broker cannot tell whether they held records: {why}",
+                            gap.previous
+                        ),
+                    );
+                    if args.allow_gaps {
+                        report.warnings.push(gap);
+                    } else {
+                        report.problems.push(gap);
+                    }
+                }
+            }
+        }
     }
     if args.events {
         let events = read_events(context).await?;
@@ -302,12 +375,13 @@ fn decode(
     facts
 }
 
-/// Offsets across consecutive objects of one partition: each must start right after the previous.
+/// Offsets across consecutive objects of one partition: each must start right after the previous
+/// (an overlap is a problem; a hole is collected in `gaps` for the broker to classify).
 fn continuity(
     folder: &str,
     partition: i32,
     objects: &[&ObjectFacts],
-    allow_gaps: bool,
+    gaps: &mut Vec<Gap>,
     report: &mut Report,
 ) {
     let mut previous: Option<(&ObjectFacts, i64)> = None;
@@ -316,43 +390,99 @@ fn continuity(
             continue;
         };
         if let Some((before, before_last)) = previous {
-            let finding = |kind, detail| Finding {
-                kind,
-                folder: folder.to_owned(),
-                partition: Some(partition),
-                object: Some(fact.object.path.to_string()),
-                detail,
-            };
             if first <= before_last {
-                report.problems.push(finding(
-                    "duplicate",
-                    format!(
+                report.problems.push(Finding {
+                    kind: "duplicate",
+                    folder: folder.to_owned(),
+                    partition: Some(partition),
+                    object: Some(fact.object.path.to_string()),
+                    detail: format!(
                         "offsets {first}..={} are also in {}",
                         before_last.min(last),
                         before.object.path
                     ),
-                ));
+                });
             } else if first > before_last + 1 {
-                let gap = finding(
-                    "gap",
-                    format!(
-                        "offsets {}..={} are in no object (between {} and this one)",
-                        before_last + 1,
-                        first - 1,
-                        before.object.path
-                    ),
-                );
-                if allow_gaps {
-                    report.warnings.push(gap);
-                } else {
-                    report.problems.push(gap);
-                }
+                gaps.push(Gap {
+                    folder: folder.to_owned(),
+                    topic: fact.object.name.topic.clone(),
+                    partition,
+                    from: before_last + 1,
+                    to: first - 1,
+                    object: fact.object.path.to_string(),
+                    previous: before.object.path.to_string(),
+                });
             }
         }
         if previous.is_none_or(|(_, l)| last > l) {
             previous = Some((fact, last));
         }
     }
+}
+
+/// Asks the source topic, as a `read_committed` consumer, what each gap held: the first record it
+/// delivers from the gap's start says whether the gap lost a record or only spans offsets that
+/// consumers never see.
+async fn check_gaps(context: &Context, gaps: Vec<Gap>) -> anyhow::Result<Vec<GapVerdict>> {
+    let mut config = bss_kafka::client_config(&context.config.kafka);
+    config
+        .set("group.id", format!("bss-verify-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed");
+    let consumer =
+        bss_kafka::create_probe_consumer(&config).context("creating the Kafka client")?;
+    let task = tokio::task::spawn_blocking(move || {
+        let timeout = Duration::from_secs(10);
+        gaps.iter()
+            .map(|gap| {
+                let low = match consumer.fetch_watermarks(&gap.topic, gap.partition, timeout) {
+                    Ok((low, _)) => low,
+                    Err(e) => {
+                        return GapVerdict::Unknown(format!(
+                            "reading {}/{}: {e}",
+                            gap.topic, gap.partition
+                        ))
+                    }
+                };
+                if gap.from < low {
+                    return GapVerdict::Unknown(format!(
+                        "the topic now starts at offset {low} (retention)"
+                    ));
+                }
+                let mut assignment = TopicPartitionList::new();
+                if let Err(e) = assignment.add_partition_offset(
+                    &gap.topic,
+                    gap.partition,
+                    Offset::Offset(gap.from),
+                ) {
+                    return GapVerdict::Unknown(e.to_string());
+                }
+                if let Err(e) = consumer.assign(&assignment) {
+                    return GapVerdict::Unknown(e.to_string());
+                }
+                let deadline = Instant::now() + timeout;
+                while Instant::now() < deadline {
+                    match consumer.poll(Duration::from_millis(200)) {
+                        Some(Ok(message)) if message.offset() <= gap.to => {
+                            return GapVerdict::Missing(message.offset())
+                        }
+                        Some(Ok(_)) => return GapVerdict::Undelivered,
+                        Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {
+                            return GapVerdict::Undelivered
+                        }
+                        Some(Err(e)) => return GapVerdict::Unknown(e.to_string()),
+                        None => {}
+                    }
+                }
+                GapVerdict::Unknown(format!(
+                    "no answer from {}/{} within {timeout:?}",
+                    gap.topic, gap.partition
+                ))
+            })
+            .collect()
+    });
+    task.await.context("gap check task")
 }
 
 /// Every event of the events topic, from its beginning to the end it had when reading started.
@@ -509,8 +639,16 @@ fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
             (Some(first), Some(last)) => format!("offsets {first}..={last}"),
             _ => "no records".to_owned(),
         };
+        let undelivered = if p.undelivered_offsets > 0 {
+            format!(
+                ", {} offsets without a committed record (transaction markers, aborted or compacted records)",
+                p.undelivered_offsets
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "{}/{}: {} objects, {} records, {range}",
+            "{}/{}: {} objects, {} records, {range}{undelivered}",
             p.folder, p.partition, p.objects, p.records
         );
     }

@@ -183,10 +183,93 @@ async fn verify_passes_on_a_storer_archive_and_names_every_kind_of_damage() {
         );
     }
     assert_eq!(report["ok"], false);
+    // --allow-gaps only tolerates gaps the broker cannot check: this one provably lost records.
     let text = setup.bss(&["verify", "--allow-gaps"]).await;
-    assert_eq!(text.code, 1, "the corrupt object still fails: {text:#?}");
+    assert_eq!(text.code, 1, "{text:#?}");
     assert!(
-        text.stdout.contains("WARNING gap") && text.stdout.contains("PROBLEM corrupt"),
+        text.stdout.contains("PROBLEM gap")
+            && text.stdout.contains("the broker holds a record at offset")
+            && text.stdout.contains("PROBLEM corrupt"),
         "{text:#?}"
+    );
+}
+
+/// Commits 3 records, aborts 3, commits 2 (offsets 0-2 and 8-9 hold records; 3, 7 and 10 are
+/// markers; 4-6 aborted).
+async fn transactional_topic(brokers: &str, topic: &str) {
+    use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+    let producer: FutureProducer = bss_testkit::kafka::Cluster::plain(brokers)
+        .client_config()
+        .set("transactional.id", unique("verify-txn"))
+        .create()
+        .expect("transactional producer");
+    let timeout = Duration::from_secs(20);
+    producer.init_transactions(timeout).expect("init");
+    for (count, commit) in [(3, true), (3, false), (2, true)] {
+        producer.begin_transaction().expect("begin");
+        for n in 0..count {
+            let value = format!("{{\"n\":{n}}}");
+            producer
+                .send(
+                    FutureRecord::<(), _>::to(topic)
+                        .payload(&value)
+                        .partition(0),
+                    rdkafka::util::Timeout::Never,
+                )
+                .await
+                .expect("sent");
+        }
+        if commit {
+            producer.commit_transaction(timeout).expect("commit");
+        } else {
+            producer.abort_transaction(timeout).expect("abort");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offsets_of_transaction_markers_and_aborted_records_are_not_gaps() {
+    let brokers = time_aware_kafka_brokers();
+    let topic = unique("verify-txn");
+    create_topic_on(&brokers, &topic, 1).await;
+    transactional_topic(&brokers, &topic).await;
+    let setup = Setup::new(
+        &brokers,
+        &unique("verify-txn-group"),
+        "unused-events",
+        &[(&topic, &topic)],
+    );
+    // The archive the storer makes of it, one record per object: offsets 0, 1, 2, 8, 9.
+    let records: Vec<bss_format::Record> = [0, 1, 2, 8, 9]
+        .into_iter()
+        .map(|offset| common::record(&topic, 0, offset, BASE_MS + offset, "k", Some("{}")))
+        .collect();
+    bss_testkit::archive::write_objects(
+        &setup.store,
+        &topic,
+        &records,
+        1,
+        bss_format::Compression::Zstd,
+    )
+    .await;
+    let run = setup.bss(&["verify"]).await;
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(
+        run.stdout.contains("5 offsets without a committed record"),
+        "{run:#?}"
+    );
+    // The same archive without offset 8: a real loss, proven by the broker.
+    setup
+        .store
+        .delete(&object_store::path::Path::from(
+            read_folder(&setup.store, &topic).await[3].path.as_str(),
+        ))
+        .await
+        .expect("delete");
+    let run = setup.bss(&["verify"]).await;
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stdout.contains("the broker holds a record at offset 8"),
+        "{run:#?}"
     );
 }
