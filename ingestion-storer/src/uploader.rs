@@ -121,6 +121,29 @@ pub struct ExistingObject {
     pub checksum: String,
     /// Its key-index sidecar, rebuilt from its content.
     pub index: Bytes,
+    /// The partitions its records belong to (one, for an object the storer wrote).
+    pub partitions: Vec<i32>,
+}
+
+impl ExistingObject {
+    /// Whether this is the object the storer writes at `name` for `partition`: that partition's
+    /// records, starting at the name's first offset. Anything else at that name is foreign.
+    pub fn continues(&self, name: &ObjectName, partition: i32) -> bool {
+        self.summary.first_offset == name.first_offset
+            && self.summary.last_offset >= self.summary.first_offset
+            && self.partitions == [partition]
+    }
+
+    /// What the object holds, for an error message.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} records of partition(s) {:?}, offsets {}..={}",
+            self.summary.records,
+            self.partitions,
+            self.summary.first_offset,
+            self.summary.last_offset
+        )
+    }
 }
 
 /// Why an existing object could not be adopted.
@@ -165,8 +188,12 @@ pub async fn read_existing(
         };
         let mut summary = FileSummary::default();
         let mut index = IndexBuilder::default();
+        let mut partitions = Vec::new();
         for record in RecordReader::new(std::io::BufReader::new(&mut counter), Some(topic)) {
             let record = record.map_err(|e| e.to_string())?;
+            if !partitions.contains(&record.partition) {
+                partitions.push(record.partition);
+            }
             summary.add(&record);
             index.add(record.offset, record.timestamp_ms, record.key.as_deref());
         }
@@ -180,6 +207,7 @@ pub async fn read_existing(
             checksum: checksum(&stored),
             summary,
             index: Bytes::from(index.finish()),
+            partitions,
         })
     })
     .await

@@ -122,6 +122,7 @@ impl PartitionWriter {
     async fn write(&mut self, sealed: SealedBatch) -> Option<i64> {
         let SealedBatch { mut batch, reason } = sealed;
         let next_offset = batch.last_offset() + 1;
+        let mut foreign_attempt = 0;
         tracing::debug!(
             topic = %self.tp.0, partition = self.tp.1, first_offset = batch.first_offset(),
             last_offset = batch.last_offset(), records = batch.records.len(), reason = reason.as_str(),
@@ -142,7 +143,16 @@ impl PartitionWriter {
                     return Some(next_offset);
                 }
                 // The loop goes round: the adopted object's records are split off above.
-                Uploaded::Adopted { last_offset } => self.stored_through = last_offset,
+                Uploaded::Adopted { last_offset } => {
+                    foreign_attempt = 0;
+                    self.stored_through = last_offset;
+                }
+                // Not ours to adopt nor to overwrite: the partition waits (not ready, the object
+                // named) until an operator moves it away, and nothing after it is committed.
+                Uploaded::Foreign => {
+                    self.pause(foreign_attempt).await?;
+                    foreign_attempt += 1;
+                }
             }
         }
     }
@@ -158,6 +168,13 @@ impl PartitionWriter {
             self.shared.compression,
         );
         let path = Path::from(name.path());
+        // The same batch stored under another compression's extension (written before a restart or
+        // a rolling update that changed `compression`) is this batch's object: adopt it rather than
+        // store its offsets twice.
+        if let Some(sibling) = self.find_sibling(&name).await? {
+            self.shared.metrics.object_recovered();
+            return self.adopt(&Path::from(sibling.path()), &sibling).await;
+        }
         let permit = self.shared.upload_slots.acquire().await.ok()?;
         // CPU-bound; `block_in_place` lets other tasks move to another worker meanwhile, without
         // copying the records as a `spawn_blocking` closure would.
@@ -227,6 +244,40 @@ impl PartitionWriter {
         }
     }
 
+    /// An existing object named like `name` with another compression's extension.
+    async fn find_sibling(&self, name: &ObjectName) -> Option<Option<ObjectName>> {
+        for compression in Compression::ALL {
+            if compression == name.compression {
+                continue;
+            }
+            let sibling = ObjectName {
+                compression,
+                ..name.clone()
+            };
+            let path = Path::from(sibling.path());
+            let mut attempt = 0;
+            loop {
+                if !self.still_owner() {
+                    return None;
+                }
+                match self.shared.store.head(&path).await {
+                    Ok(_) => return Some(Some(sibling)),
+                    Err(object_store::Error::NotFound { .. }) => break,
+                    Err(error) => {
+                        self.shared.health.set(
+                            "bucket-writes",
+                            Err(format!("cannot check {path}: {error}")),
+                        );
+                        tracing::warn!(path = %path, attempt, error = %error, "existence check failed, retrying");
+                        self.pause(attempt).await?;
+                        attempt += 1;
+                    }
+                }
+            }
+        }
+        Some(None)
+    }
+
     /// Adopts an object that already exists at our batch's name.
     async fn adopt(&mut self, path: &Path, name: &ObjectName) -> Option<Uploaded> {
         let mut attempt = 0;
@@ -235,6 +286,17 @@ impl PartitionWriter {
                 return None;
             }
             match uploader::read_existing(&self.shared.store, path, name).await {
+                Ok(existing) if !existing.continues(name, self.tp.1) => {
+                    let reason = format!(
+                        "{path} is at the name of the batch starting at offset {} of partition {} but does not hold it (it holds {}); move it away to let the partition go on",
+                        name.first_offset,
+                        self.tp.1,
+                        existing.describe()
+                    );
+                    tracing::error!(path = %path, "{reason}");
+                    self.shared.health.set("bucket-writes", Err(reason));
+                    return Some(Uploaded::Foreign);
+                }
                 Ok(existing) => {
                     // The crash may have come between the object and its sidecar.
                     self.write_index(path, existing.index.clone()).await?;
@@ -362,4 +424,5 @@ impl PartitionWriter {
 enum Uploaded {
     Written,
     Adopted { last_offset: i64 },
+    Foreign,
 }
