@@ -115,6 +115,9 @@ pub async fn run(
         Arc::clone(&consumer),
         health.clone(),
         metrics.clone(),
+        // A join waits for every member for up to the session timeout, then syncs: three of them is
+        // more than any rebalance should take.
+        Duration::from_millis(session_timeout_ms * 3).max(Duration::from_secs(30)),
         shutdown.clone(),
     ));
     let consume_loop = ConsumeLoop::new(
@@ -205,13 +208,36 @@ async fn probe_forever(
     consumer: Arc<StreamConsumer<StorerContext>>,
     health: Health,
     metrics: Metrics,
+    unassigned_limit: Duration,
     shutdown: CancellationToken,
 ) {
     let mut interval = tokio::time::interval(PROBE_INTERVAL);
+    let mut unassigned_since = Some(std::time::Instant::now());
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
+        }
+        // In the group but owning nothing for longer than any rebalance takes: a group stuck on the
+        // broker side, or a replica beyond the partition count. Either way nothing is archived here,
+        // which no lag gauge can show (it only exists for owned partitions).
+        let owned = consumer.assignment().map_or(0, |list| list.count());
+        metrics.set_assigned_partitions(owned);
+        if owned > 0 {
+            unassigned_since = None;
+            health.set("assignment", Ok(()));
+        } else {
+            let since = *unassigned_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() > unassigned_limit {
+                health.set(
+                    "assignment",
+                    Err(format!(
+                        "in the consumer group but assigned no partition for {} s (a rebalance takes at most {} s): the group may be stuck on the broker, or there are more replicas than partitions",
+                        since.elapsed().as_secs(),
+                        unassigned_limit.as_secs()
+                    )),
+                );
+            }
         }
         health.set(
             "bucket",

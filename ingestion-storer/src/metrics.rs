@@ -22,6 +22,7 @@ pub struct Metrics {
     batch_bytes: Histogram,
     upload_seconds: Histogram,
     buffered_bytes: IntGauge,
+    assigned_partitions: IntGauge,
     consumer_lag: IntGaugeVec,
     events_produced: IntCounter,
     messages_forwarded: IntCounter,
@@ -81,6 +82,14 @@ impl Metrics {
                 "bss_bucket_upload_duration_seconds",
                 "Duration of successful uploads",
                 exponential_buckets(0.005, 2.0, 14).expect("buckets"),
+            ),
+            assigned_partitions: register(
+                &registry,
+                IntGauge::new(
+                    "bss_assigned_partitions",
+                    "Partitions of the ingestion topics this replica owns (0 for long: a stuck group or more replicas than partitions)",
+                )
+                .expect("valid metric"),
             ),
             buffered_bytes: register(
                 &registry,
@@ -152,6 +161,11 @@ impl Metrics {
     /// Current buffered bytes.
     pub fn set_buffered_bytes(&self, bytes: u64) {
         self.buffered_bytes.set(bytes as i64);
+    }
+
+    /// Partitions this replica owns.
+    pub fn set_assigned_partitions(&self, count: usize) {
+        self.assigned_partitions.set(count as i64);
     }
 
     /// Lag of one partition.

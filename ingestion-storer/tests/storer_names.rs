@@ -134,3 +134,44 @@ async fn a_foreign_object_at_a_batch_name_stops_the_partition_loudly_until_remov
     assert_eq!(read_folder(&store, &topic).await.len(), objects.len());
     assert!(storer.terminate(Duration::from_secs(30)).success());
 }
+
+/// A replica that stays in the group without a partition (here: a second replica of a one-partition
+/// topic; in production also a group wedged on the broker) is reported, not silently idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_owning_no_partition_for_long_is_not_ready_and_says_why() {
+    let topic = unique("spare");
+    let events = unique("spare-events");
+    create_topic(&topic, 1).await;
+    create_topic(&events, 1).await;
+    let setup = StorerSetup::new(
+        &unique("spare-group"),
+        &events,
+        &[(&topic, None, &[])],
+        "flush-interval: 300ms",
+        s3_settings().service_env(),
+    );
+    let mut owner = setup.start_ready("storer-owner");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while owner.metric("bss_assigned_partitions") != Some(1.0) {
+        assert!(Instant::now() < deadline, "{}", owner.log());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let mut spare = setup.start("storer-spare");
+    let deadline = Instant::now() + Duration::from_secs(75);
+    loop {
+        let (status, body) = spare.get("/-/health/ready").unwrap_or_default();
+        if status == 503 && body.contains("assigned no partition") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{status} {body}\n{}",
+            spare.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(spare.metric("bss_assigned_partitions"), Some(0.0));
+    assert_eq!(owner.metric("bss_assigned_partitions"), Some(1.0));
+    assert!(spare.terminate(Duration::from_secs(30)).success());
+    assert!(owner.terminate(Duration::from_secs(30)).success());
+}
