@@ -195,18 +195,62 @@ class ChartTest(unittest.TestCase):
             self.assertNotEqual(done.returncode, 0, sets)
             self.assertIn(field, done.stderr, sets)
 
-    def test_the_rendered_configuration_is_accepted_by_the_services(self):
-        docs = render("reloader.auth.mode=none", "kafka.properties.session\\.timeout\\.ms=10000")
+    def check_config(self, docs, secrets=None, mounts=None):
+        """Feeds the rendered application.yaml and environment to both services' --check-config.
+        `mounts` maps a mount path of the pods to a local folder (the Secret's files); `secrets`
+        gives the values of variables read from Secrets. Returns {binary: completed process}."""
+        results = {}
         with tempfile.TemporaryDirectory() as folder:
             path = write_config(docs, folder)
+            with open(path) as handle:
+                text = handle.read()
+            for mount, local in (mounts or {}).items():
+                text = text.replace(mount, local)
+            with open(path, "w") as handle:
+                handle.write(text)
             for suffix, binary in (("-storer", "ingestion-storer"), ("-reloader", "ingestion-reloader")):
                 (deployment,) = find(docs, "Deployment", suffix)
                 env = documented_env(self, container(deployment)["env"])
+                env.update(secrets or {})
                 executable = os.path.join(TARGET, "debug", binary)
                 if not os.path.exists(executable):
                     self.skipTest(f"{executable} is not built")
-                done = subprocess.run([executable, "--check-config", "--config", path], env=env, capture_output=True, text=True)
+                results[binary] = subprocess.run([executable, "--check-config", "--config", path], env=env, capture_output=True, text=True)
+        return results
+
+    def test_the_rendered_configuration_is_accepted_by_the_services(self):
+        docs = render("reloader.auth.mode=none", "kafka.properties.session\\.timeout\\.ms=10000")
+        for binary, done in self.check_config(docs).items():
+            self.assertEqual(done.returncode, 0, f"{binary}: {done.stderr}")
+
+    def test_tls_scram_and_a_client_certificate_from_secrets_pass_the_services_checks(self):
+        tls = os.path.join(TARGET, "stack", "tls")
+        if not os.path.exists(os.path.join(tls, "client.key")):
+            self.skipTest("the test stack's certificates are not made (tests/stack/secure.sh)")
+        docs = render(
+            "reloader.auth.mode=none", "kafka.sasl.enabled=true", "kafka.sasl.mechanism=SCRAM-SHA-512",
+            "kafka.sasl.existingSecret=kafka-creds", "kafka.tls.enabled=true", "kafka.tls.caSecret=kafka-ca",
+            "kafka.tls.clientCertSecret=kafka-client", "kafka.tls.clientKeyPasswordKey=password",
+            # Integers from a values file stay integers (Helm holds them as floats).
+            "kafka.properties.message\\.max\\.bytes=52428800",
+        )
+        (config,) = find(docs, "ConfigMap")
+        self.assertIn("message.max.bytes: 52428800\n", config["data"]["application.yaml"])
+        # The Secrets' files, as the pods would see them mounted.
+        with tempfile.TemporaryDirectory() as ca, tempfile.TemporaryDirectory() as client:
+            os.symlink(os.path.join(tls, "ca.pem"), os.path.join(ca, "ca.crt"))
+            os.symlink(os.path.join(tls, "client.pem"), os.path.join(client, "tls.crt"))
+            os.symlink(os.path.join(tls, "client.key"), os.path.join(client, "tls.key"))
+            mounts = {"/app/kafka-ca": ca, "/app/kafka-client": client}
+            good = self.check_config(docs, {"KAFKA_SSL_KEY_PASSWORD": "bss-key-secret"}, mounts)
+            for binary, done in good.items():
                 self.assertEqual(done.returncode, 0, f"{binary}: {done.stderr}")
+            # A wrong key password is refused at the check, naming the setting and not the secret.
+            bad = self.check_config(docs, {"KAFKA_SSL_KEY_PASSWORD": "not-the-password"}, mounts)
+            for binary, done in bad.items():
+                self.assertEqual(done.returncode, 2, f"{binary}: {done.stdout}")
+                self.assertIn("ssl.key", done.stderr, binary)
+                self.assertNotIn("not-the-password", done.stderr + done.stdout, binary)
 
 
 if __name__ == "__main__":

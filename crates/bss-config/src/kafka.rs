@@ -40,6 +40,12 @@ fn flatten(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, S
             out.insert(prefix.to_owned(), joined.join(","));
         }
         serde_json::Value::Null => {}
+        // Tools that pass values through floats (Helm renders 52428800 as 5.24288e+07) would hand
+        // librdkafka "52428800.0", which it refuses for integer properties: write whole floats as
+        // integers.
+        serde_json::Value::Number(n) if n.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.0e15) && n.is_f64() => {
+            out.insert(prefix.to_owned(), format!("{}", n.as_f64().unwrap_or_default() as i64));
+        }
         other => {
             out.insert(prefix.to_owned(), other.to_string());
         }
@@ -169,11 +175,15 @@ mod tests {
             "sasl.username": "storer",
             "sasl": {"password": "hunter2"},
             "queued.max.messages.kbytes": 16384,
+            "message.max.bytes": 5.24288e7,
+            "linger.ms": 2.5,
         }))
         .validate(&[], &HashMap::new())
         .expect("valid");
         assert_eq!(config.get("bootstrap.servers"), Some("k1:9092,k2:9092"));
         assert_eq!(config.get("queued.max.messages.kbytes"), Some("16384"));
+        assert_eq!(config.get("message.max.bytes"), Some("52428800"));
+        assert_eq!(config.get("linger.ms"), Some("2.5"));
         assert_eq!(config.get("security.protocol"), Some("SASL_SSL"));
         assert_eq!(config.get("sasl.mechanism"), Some("SCRAM-SHA-256"));
         let printed = format!("{config:?}");

@@ -112,6 +112,12 @@ pub const KAFKA_CONNECTION_ENV_VARS: &[EnvVar] = &[
         default: "the system's trust store",
         help: "PEM file of the CA(s) that signed the brokers' certificates (TLS)",
     },
+    EnvVar {
+        name: "KAFKA_SSL_KEY_PASSWORD",
+        key: "kafka.ssl.key.password",
+        default: "",
+        help: "password of the client key (`ssl.key.location`) for mutual TLS (secret)",
+    },
 ];
 
 /// Environment variables of the bucket, common to both services.
@@ -291,15 +297,32 @@ pub fn parse_duration_ms(text: &str) -> Option<u64> {
 pub enum NumberOrText {
     /// A plain number.
     Number(u64),
+    /// A number written as a float (`8388608.0`, `5.24288e+07`: what YAML tools such as Helm emit
+    /// for large integers); accepted when it is a whole, non-negative number.
+    Float(f64),
     /// A number with a unit.
     Text(String),
 }
 
 impl NumberOrText {
+    /// A float that is exactly a non-negative integer, or an error naming `key`.
+    fn whole(value: f64, env_vars: &[EnvVar], key: &str) -> Result<u64, ConfigError> {
+        if value >= 0.0 && value.fract() == 0.0 && value <= u64::MAX as f64 {
+            Ok(value as u64)
+        } else {
+            Err(ConfigError::invalid(
+                env_vars,
+                key,
+                format!("{value} is not a whole non-negative number"),
+            ))
+        }
+    }
+
     /// As bytes, or an error naming `key`.
     pub fn bytes(&self, env_vars: &[EnvVar], key: &str) -> Result<u64, ConfigError> {
         match self {
             Self::Number(n) => Ok(*n),
+            Self::Float(f) => Self::whole(*f, env_vars, key),
             Self::Text(t) => parse_byte_size(t).ok_or_else(|| {
                 ConfigError::invalid(
                     env_vars,
@@ -314,6 +337,7 @@ impl NumberOrText {
     pub fn millis(&self, env_vars: &[EnvVar], key: &str) -> Result<u64, ConfigError> {
         match self {
             Self::Number(n) => Ok(*n),
+            Self::Float(f) => Self::whole(*f, env_vars, key),
             Self::Text(t) => parse_duration_ms(t).ok_or_else(|| {
                 ConfigError::invalid(
                     env_vars,

@@ -40,6 +40,10 @@ app.kubernetes.io/component: {{ .component }}
 - name: KAFKA_PASSWORD
   valueFrom: {secretKeyRef: {name: {{ .Values.kafka.sasl.existingSecret | quote }}, key: {{ .Values.kafka.sasl.passwordKey | quote }}}}
 {{- end }}
+{{- if and .Values.kafka.tls.enabled .Values.kafka.tls.clientCertSecret .Values.kafka.tls.clientKeyPasswordKey }}
+- name: KAFKA_SSL_KEY_PASSWORD
+  valueFrom: {secretKeyRef: {name: {{ .Values.kafka.tls.clientCertSecret | quote }}, key: {{ .Values.kafka.tls.clientKeyPasswordKey | quote }}}}
+{{- end }}
 - name: BUCKET_TYPE
   value: {{ .Values.bucket.type | quote }}
 - name: BUCKET_NAME
@@ -77,6 +81,10 @@ app.kubernetes.io/component: {{ .component }}
 - name: kafka-ca
   secret: {secretName: {{ .Values.kafka.tls.caSecret | quote }}}
 {{- end }}
+{{- if and .Values.kafka.tls.enabled .Values.kafka.tls.clientCertSecret }}
+- name: kafka-client
+  secret: {secretName: {{ .Values.kafka.tls.clientCertSecret | quote }}}
+{{- end }}
 {{- end -}}
 
 {{- define "bss.commonMounts" -}}
@@ -86,6 +94,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- if and .Values.kafka.tls.enabled .Values.kafka.tls.caSecret }}
 - {name: kafka-ca, mountPath: /app/kafka-ca, readOnly: true}
+{{- end }}
+{{- if and .Values.kafka.tls.enabled .Values.kafka.tls.clientCertSecret }}
+- {name: kafka-client, mountPath: /app/kafka-client, readOnly: true}
 {{- end }}
 {{- end -}}
 
