@@ -37,6 +37,12 @@ fn invalid_settings_stop_the_service_with_one_line_naming_them() {
     let not_yaml = dir.path().join("broken.yaml");
     std::fs::write(&not_yaml, "bss: [unclosed\n").expect("yaml");
     let good = good_yaml.to_str().expect("path");
+    let bad_property = dir.path().join("bad-property.yaml");
+    std::fs::write(
+        &bad_property,
+        "bss:\n  topics-config:\n    data-topics-mapping:\n      - ingestion: orders\nkafka:\n  fetch.wait.max.msec: 5\n",
+    )
+    .expect("yaml");
 
     type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>, &'a str);
     let cases: Vec<Case<'_>> = vec![
@@ -96,6 +102,44 @@ fn invalid_settings_stop_the_service_with_one_line_naming_them() {
             "/nonexistent/application.yaml",
         ),
         (vec![], vec!["--bogus"], "--bogus"),
+        (
+            vec![("LOG_LEVEL", "loud")],
+            vec!["--config", good],
+            "LOG_LEVEL",
+        ),
+        (
+            vec![
+                ("BUCKET_TYPE", "google"),
+                ("BUCKET_NAME", "b"),
+                ("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/key.json"),
+            ],
+            vec!["--config", good],
+            "GOOGLE_APPLICATION_CREDENTIALS",
+        ),
+        // What only librdkafka knows is checked before anything starts, as librdkafka would.
+        (
+            vec![
+                ("KAFKA_USERNAME", "u"),
+                ("KAFKA_PASSWORD", "p"),
+                ("KAFKA_SSL_CA_LOCATION", "/nonexistent/ca.pem"),
+            ],
+            vec!["--config", good, "--check-config"],
+            "ssl.ca.location",
+        ),
+        (
+            vec![("KAFKA_USERNAME", "u"), ("KAFKA_SASL_MECHANISM", "GSSAPI")],
+            vec!["--config", good],
+            "GSSAPI",
+        ),
+        (
+            vec![],
+            vec![
+                "--config",
+                bad_property.to_str().expect("path"),
+                "--check-config",
+            ],
+            "fetch.wait.max.msec",
+        ),
     ];
     for (overrides, args, culprit) in cases {
         let mut env: Vec<(&str, &str)> = VALID

@@ -119,6 +119,19 @@ impl BucketSection {
                     )
                 })
         };
+        if let Some(path) = self
+            .google_credentials
+            .as_deref()
+            .filter(|p| !p.trim().is_empty())
+        {
+            // Found missing at start-up rather than at the first upload.
+            if kind == "google" && !std::path::Path::new(path).is_file() {
+                return Err(invalid(
+                    "google-credentials",
+                    format!("{path:?} is not a readable file (a service-account key file)"),
+                ));
+            }
+        }
         match kind {
             "google" => Ok(BucketConfig::Google {
                 name: name()?,

@@ -43,8 +43,15 @@ fn flatten(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, S
         // Tools that pass values through floats (Helm renders 52428800 as 5.24288e+07) would hand
         // librdkafka "52428800.0", which it refuses for integer properties: write whole floats as
         // integers.
-        serde_json::Value::Number(n) if n.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.0e15) && n.is_f64() => {
-            out.insert(prefix.to_owned(), format!("{}", n.as_f64().unwrap_or_default() as i64));
+        serde_json::Value::Number(n)
+            if n.as_f64()
+                .is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                && n.is_f64() =>
+        {
+            out.insert(
+                prefix.to_owned(),
+                format!("{}", n.as_f64().unwrap_or_default() as i64),
+            );
         }
         other => {
             out.insert(prefix.to_owned(), other.to_string());
