@@ -3,7 +3,8 @@
 //! for what is durable. The protocol is written down in `docs/storer-protocol.md`.
 
 pub mod batch;
-pub mod config;
+/// The storer's settings live in `bss-config` (the `bss` tool reads the same ones).
+pub use bss_config::storer as config;
 mod context;
 mod failpoint;
 mod memory;

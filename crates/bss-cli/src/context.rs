@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use bss_archive::{Archive, NoObserver};
-use ingestion_storer::config::StorerConfig;
+use bss_config::storer::StorerConfig;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::FutureProducer;
 

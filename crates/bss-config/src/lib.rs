@@ -11,6 +11,7 @@ mod bucket;
 mod env;
 mod kafka;
 mod secret;
+pub mod storer;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use bss_config::{
+use crate::{
     BucketConfig, BucketSection, ConfigError, EnvVar, KafkaConfig, KafkaSection, NumberOrText,
 };
 use bss_format::Compression;
@@ -112,11 +112,11 @@ const OWN_ENV_VARS: &[EnvVar] = &[
 /// Every environment variable the service reads (the shared Kafka and bucket ones from `bss-config`,
 /// then its own), the file key each sets, and its default.
 pub static ENV_VARS: std::sync::LazyLock<Vec<EnvVar>> =
-    std::sync::LazyLock::new(|| bss_config::service_env_vars(OWN_KAFKA_ENV_VARS, OWN_ENV_VARS));
+    std::sync::LazyLock::new(|| crate::service_env_vars(OWN_KAFKA_ENV_VARS, OWN_ENV_VARS));
 
 /// The Markdown table of [`ENV_VARS`] that `docs/configuration.md` must contain (checked by a test).
 pub fn reference_table() -> String {
-    bss_config::reference_table(&ENV_VARS)
+    crate::reference_table(&ENV_VARS)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -233,7 +233,7 @@ pub struct StorerConfig {
 impl StorerConfig {
     /// Loads and validates from an optional file and the given environment.
     pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let raw: RawConfig = bss_config::load(file, env, &ENV_VARS)?;
+        let raw: RawConfig = crate::load(file, env, &ENV_VARS)?;
         Self::validate(raw, env)
     }
 
@@ -358,7 +358,7 @@ impl StorerConfig {
             upload_concurrency,
             shutdown_timeout,
             http_port: raw.http_port.unwrap_or(3000),
-            log_level: bss_config::log_level(raw.log_level, &ENV_VARS)?,
+            log_level: crate::log_level(raw.log_level, &ENV_VARS)?,
         })
     }
 
@@ -538,7 +538,7 @@ kafka:
 
     #[test]
     fn the_configuration_reference_lists_every_setting_with_its_default() {
-        let doc = include_str!("../../docs/configuration.md");
+        let doc = include_str!("../../../docs/configuration.md");
         let table = reference_table();
         assert!(
             doc.contains(&table),
