@@ -211,3 +211,50 @@ impl Publisher {
         Ok(count)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// librdkafka's own test hook puts the producer in the fatal state a broker that lost
+    /// acknowledged writes causes (`OutOfOrderSequenceNumber`); the publisher must replace it.
+    #[test]
+    #[allow(unsafe_code)]
+    fn a_producer_in_librdkafkas_fatal_state_is_replaced() {
+        // No broker is needed: nothing is sent, and librdkafka connects lazily.
+        let kafka = KafkaConfig::from_properties(BTreeMap::from([(
+            "bootstrap.servers".to_owned(),
+            "127.0.0.1:9".to_owned(),
+        )]));
+        let publisher = Publisher::new(&kafka, "events".into(), "bucket".into()).expect("producer");
+        let old = publisher.producer();
+        assert!(
+            !publisher.replace_if_fatal(&old),
+            "a healthy producer is kept"
+        );
+        let reason = c"test: lost acknowledged writes";
+        // SAFETY: `old` is a live producer handle; the call only flags it as failed.
+        unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                old.client().native_ptr(),
+                rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                reason.as_ptr(),
+            );
+        }
+        assert!(old.client().fatal_error().is_some());
+        assert!(publisher.replace_if_fatal(&old));
+        let fresh = publisher.producer();
+        assert!(fresh.client().fatal_error().is_none());
+        assert!(!std::ptr::eq(
+            fresh.client().native_ptr(),
+            old.client().native_ptr()
+        ));
+        // A second writer that saw the same failure does not replace the fresh one again.
+        assert!(publisher.replace_if_fatal(&old));
+        assert!(std::ptr::eq(
+            publisher.producer().client().native_ptr(),
+            fresh.client().native_ptr()
+        ));
+    }
+}
