@@ -108,6 +108,38 @@ impl KafkaSection {
                 ));
             }
         }
+        if let Some(jaas) = properties.remove("sasl.jaas.config") {
+            let (username, password) = jaas_credentials(&jaas).ok_or_else(|| {
+                ConfigError::invalid(
+                    env_vars,
+                    "kafka.sasl.jaas.config",
+                    "has no username=\"…\" and password=\"…\" (only PLAIN and SCRAM login modules are understood)",
+                )
+            })?;
+            // Mia-Platform's example writes the credentials as `${KAFKA_USERNAME}`/`${KAFKA_PASSWORD}`.
+            let resolve =
+                |value: String| match value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
+                    Some(name) => env.get(name).cloned().ok_or_else(|| {
+                        ConfigError::invalid(
+                            env_vars,
+                            "kafka.sasl.jaas.config",
+                            format!("refers to ${{{name}}}, which is not set"),
+                        )
+                    }),
+                    None => Ok(value),
+                };
+            properties
+                .entry("sasl.username".into())
+                .or_insert(resolve(username)?);
+            properties
+                .entry("sasl.password".into())
+                .or_insert(resolve(password)?);
+            if jaas.contains("PlainLoginModule") {
+                properties
+                    .entry("sasl.mechanism".into())
+                    .or_insert_with(|| "PLAIN".into());
+            }
+        }
         if properties.contains_key("sasl.username") {
             properties
                 .entry("security.protocol".into())
@@ -118,6 +150,18 @@ impl KafkaSection {
         }
         Ok(KafkaConfig { properties })
     }
+}
+
+/// `username="…"` and `password="…"` of a Java JAAS line, as Mia-Platform's `application.yaml` gives
+/// SASL credentials (`org.apache.kafka.common.security.plain.PlainLoginModule required username="u"
+/// password="p";`): librdkafka has no `sasl.jaas.config`, so it becomes `sasl.username`/`sasl.password`.
+fn jaas_credentials(jaas: &str) -> Option<(String, String)> {
+    let value = |name: &str| {
+        let start = jaas.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = start + jaas[start..].find('"')?;
+        Some(jaas[start..end].to_owned())
+    };
+    Some((value("username")?, value("password")?))
 }
 
 impl KafkaConfig {
@@ -197,6 +241,40 @@ mod tests {
         assert!(
             !printed.contains("hunter2") && printed.contains("***"),
             "{printed}"
+        );
+    }
+
+    #[test]
+    fn a_java_jaas_line_becomes_librdkafka_credentials() {
+        let config = section(serde_json::json!({
+            "bootstrap.servers": "k:9092",
+            "sasl.jaas.config": "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"bss\" password=\"s3cret\";",
+        }))
+        .validate(&[], &HashMap::new())
+        .expect("valid");
+        assert_eq!(config.get("sasl.username"), Some("bss"));
+        assert_eq!(config.get("sasl.password"), Some("s3cret"));
+        assert_eq!(config.get("sasl.mechanism"), Some("PLAIN"));
+        assert_eq!(config.get("sasl.jaas.config"), None);
+        let env = HashMap::from([("KAFKA_PASSWORD".to_owned(), "from-env".to_owned())]);
+        let config = section(serde_json::json!({
+            "bootstrap.servers": "k:9092",
+            "sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required username=\"bss\" password=\"${KAFKA_PASSWORD}\";",
+        }))
+        .validate(&[], &env)
+        .expect("valid");
+        assert_eq!(config.get("sasl.password"), Some("from-env"));
+        assert_eq!(config.get("sasl.mechanism"), Some("SCRAM-SHA-256"));
+        let error = section(serde_json::json!({
+            "bootstrap.servers": "k:9092",
+            "sasl.jaas.config": "com.example.Kerberos required keytab=\"/k\";",
+        }))
+        .validate(&[], &HashMap::new())
+        .expect_err("refused")
+        .to_string();
+        assert!(
+            error.contains("sasl.jaas.config") && !error.contains("/k"),
+            "{error}"
         );
     }
 
