@@ -37,10 +37,10 @@ pub struct VerifyArgs {
     /// beginning; objects older than the topic's retention then show as missing their event).
     #[arg(long)]
     events: bool,
-    /// Report offset gaps that cannot be checked on the broker (the source topic is gone, or the
-    /// offsets are past its retention) as warnings, not problems. Gaps the broker can check are
-    /// always classified: offsets that hold no committed record there (transaction markers, aborted
-    /// or compacted records) are expected; a gap holding a record is a problem.
+    /// Report every offset gap as a warning without asking the broker: for archives that are
+    /// compacted on purpose (an `organize` generation) or whose source topic is gone. Without it,
+    /// each gap is checked on the broker: offsets holding no committed record there (transaction
+    /// markers, aborted or compacted records) are expected, anything else is a problem.
     #[arg(long)]
     allow_gaps: bool,
     /// Print the report as JSON.
@@ -177,6 +177,18 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome>
         }
         checked.extend(facts);
     }
+    if args.allow_gaps {
+        report.warnings.extend(gaps.drain(..).map(|gap| Finding {
+            kind: "gap",
+            folder: gap.folder,
+            partition: Some(gap.partition),
+            object: Some(gap.object),
+            detail: format!(
+                "offsets {}..={} are in no object (between {} and this one); not checked on the broker (--allow-gaps)",
+                gap.from, gap.to, gap.previous
+            ),
+        }));
+    }
     if !gaps.is_empty() {
         let verdicts = check_gaps(context, gaps.clone()).await?;
         for (gap, verdict) in gaps.iter().zip(verdicts) {
@@ -205,20 +217,13 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome>
                         gap.previous
                     ),
                 )),
-                GapVerdict::Unknown(why) => {
-                    let gap = finding(
-                        "gap",
-                        format!(
-                            "{range} are in no object (between {} and this one); the broker cannot tell whether they held records: {why}",
-                            gap.previous
-                        ),
-                    );
-                    if args.allow_gaps {
-                        report.warnings.push(gap);
-                    } else {
-                        report.problems.push(gap);
-                    }
-                }
+                GapVerdict::Unknown(why) => report.problems.push(finding(
+                    "gap",
+                    format!(
+                        "{range} are in no object (between {} and this one); the broker cannot tell whether they held records ({why}); --allow-gaps accepts such gaps",
+                        gap.previous
+                    ),
+                )),
             }
         }
     }
