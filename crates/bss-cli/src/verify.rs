@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use bss_archive::ArchivedObject;
 use bss_format::{checksum, RecordReader};
 use bss_layout::index::{index_path, IndexHeader, HEADER_BYTES};
-use bss_layout::FileWrittenEvent;
+use bss_layout::{FileWrittenEvent, ObjectName};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -343,7 +343,8 @@ fn decode(
     }
     // Our names repeat the first record's time in the last field; Mia-Platform's hold a wall clock.
     if name.tail_ms == name.first_timestamp_ms
-        && first_timestamp.is_some_and(|t| t != name.first_timestamp_ms)
+        && first_timestamp
+            .is_some_and(|t| ObjectName::name_timestamp(Some(t)) != name.first_timestamp_ms)
     {
         facts.findings.push(finding(
             "name-mismatch",

@@ -278,3 +278,50 @@ async fn offsets_of_transaction_markers_and_aborted_records_are_not_gaps() {
         "{run:#?}"
     );
 }
+
+/// Records a producer may legally send: binary header keys, timestamps in years 55840 and 10000 and
+/// before 1970. `bss` reads, verifies and prints them losslessly.
+#[tokio::test(flavor = "multi_thread")]
+async fn odd_records_are_verified_and_read_back_losslessly() {
+    let topic = unique("verify-odd");
+    let setup = Setup::new(
+        &time_aware_kafka_brokers(),
+        &unique("verify-odd-group"),
+        "unused-events",
+        &[(&topic, &topic)],
+    );
+    let records: Vec<bss_format::Record> =
+        [1_700_000_000_000_000, 253_402_300_800_000, -86_400_000]
+            .into_iter()
+            .enumerate()
+            .map(|(offset, ts)| {
+                let mut record = common::record(&topic, 0, offset as i64, ts, "k", Some("{}"));
+                record.headers.push(bss_format::Header {
+                    key: vec![0xff, 0xfe, b'k'],
+                    value: None,
+                });
+                record
+            })
+            .collect();
+    bss_testkit::archive::write_objects(
+        &setup.store,
+        &topic,
+        &records,
+        2,
+        bss_format::Compression::Zstd,
+    )
+    .await;
+    let verified = setup.bss(&["verify"]).await;
+    assert_eq!(verified.code, 0, "{verified:#?}");
+    let read = setup
+        .bss(&["inspect", "read", "--topic", &topic])
+        .await
+        .ok();
+    let mut back: Vec<bss_format::Record> = read
+        .stdout
+        .lines()
+        .map(|line| bss_format::decode_line(line.as_bytes(), None).expect("an archive line"))
+        .collect();
+    back.sort_by_key(|r| r.offset);
+    assert_eq!(back, records);
+}

@@ -48,11 +48,7 @@ impl ObjectName {
         first_timestamp_ms: Option<i64>,
         compression: Compression,
     ) -> Self {
-        // Names sort by time and must parse back: no timestamp, a negative one or one past year 9999
-        // is clamped here (the line keeps the exact value).
-        let first_timestamp_ms = first_timestamp_ms
-            .unwrap_or(0)
-            .clamp(0, bss_format::time::MAX_ISO_MS);
+        let first_timestamp_ms = Self::name_timestamp(first_timestamp_ms);
         Self {
             folder: folder.to_owned(),
             first_timestamp_ms,
@@ -62,6 +58,15 @@ impl ObjectName {
             tail_ms: first_timestamp_ms,
             compression,
         }
+    }
+
+    /// The time a name gives a batch whose first record has `timestamp_ms`. Names sort by time and
+    /// must parse back: no timestamp, a negative one or one past year 9999 is clamped to years
+    /// 1970..=9999 (the line keeps the exact value).
+    pub fn name_timestamp(timestamp_ms: Option<i64>) -> i64 {
+        timestamp_ms
+            .unwrap_or(0)
+            .clamp(0, bss_format::time::MAX_ISO_MS)
     }
 
     /// The file name without its folder.
