@@ -65,6 +65,7 @@ pub async fn run(
             })
             .await
             .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
         }
     })
     .await?;
@@ -79,19 +80,10 @@ pub async fn run(
     // A revoke must finish before the group gives up on us.
     let drain_timeout = Duration::from_millis(session_timeout_ms * 2 / 3);
     let context = StorerContext::new(Arc::clone(&progress), metrics.clone(), drain_timeout);
-    let mut consumer_config = bss_kafka::client_config(&config.kafka);
-    consumer_config.set("enable.partition.eof", "false");
-    // librdkafka waits a full second (its default) before fetching again once its queue was full,
-    // which starves the consume loop in bursts; 10 ms keeps the queue topped up.
-    if consumer_config.get("fetch.queue.backoff.ms").is_none() {
-        consumer_config.set("fetch.queue.backoff.ms", "10");
-    }
-    if consumer_config.get("queued.max.messages.kbytes").is_none() {
-        consumer_config.set(
-            "queued.max.messages.kbytes",
-            prefetch_queue_kbytes(config.memory_budget_bytes).to_string(),
-        );
-    }
+    let consumer_config = bss_kafka::archiving_consumer_config(
+        &config.kafka,
+        prefetch_queue_kbytes(config.memory_budget_bytes),
+    );
     let consumer: Arc<StreamConsumer<StorerContext>> = Arc::new(
         consumer_config
             .create_with_context(context)
@@ -247,7 +239,7 @@ async fn probe_forever(
         let (client, consumer, metrics) =
             (Arc::clone(&client), Arc::clone(&consumer), metrics.clone());
         let kafka = tokio::task::spawn_blocking(move || {
-            bss_kafka::probe(&client, None, Duration::from_secs(4))?;
+            bss_kafka::probe(&client, None, Duration::from_secs(4)).map_err(|e| e.to_string())?;
             report_lag(&consumer, &metrics);
             Ok::<(), String>(())
         })

@@ -25,7 +25,7 @@ impl Context {
             Some(path) => format!("reading the storer configuration {}", path.display()),
             None => "reading the storer configuration from the environment".to_owned(),
         })?;
-        bss_kafka::check_settings(&config.kafka).map_err(anyhow::Error::msg)?;
+        bss_kafka::check_settings(&config.kafka)?;
         Ok(Self { config })
     }
 
@@ -54,12 +54,8 @@ impl Context {
 
     /// A consumer that joins nothing: metadata, watermarks and offset commits for `group`.
     pub fn consumer(&self, group: &str) -> anyhow::Result<BaseConsumer<bss_kafka::ErrorCapture>> {
-        let mut config = bss_kafka::client_config(&self.config.kafka);
-        config
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false");
-        bss_kafka::create_probe_consumer(&config).context("creating the Kafka client")
+        bss_kafka::tool_consumer(&self.config.kafka, group, false)
+            .context("creating the Kafka client")
     }
 
     /// A producer with the services' settings (idempotent, Java's key partitioner).

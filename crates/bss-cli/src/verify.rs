@@ -430,14 +430,11 @@ fn continuity(
 /// delivers from the gap's start says whether the gap lost a record or only spans offsets that
 /// consumers never see.
 async fn check_gaps(context: &Context, gaps: Vec<Gap>) -> anyhow::Result<Vec<GapVerdict>> {
-    let mut config = bss_kafka::client_config(&context.config.kafka);
-    config
-        .set("group.id", format!("bss-verify-{}", std::process::id()))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("isolation.level", "read_committed");
-    let consumer =
-        bss_kafka::create_probe_consumer(&config).context("creating the Kafka client")?;
+    // The storer's settings, so `isolation.level` is the one it archived with (read_committed unless
+    // the user changed it).
+    let group = format!("bss-verify-{}", std::process::id());
+    let consumer = bss_kafka::tool_consumer(&context.config.kafka, &group, true)
+        .context("creating the Kafka client")?;
     let task = tokio::task::spawn_blocking(move || {
         let timeout = Duration::from_secs(10);
         gaps.iter()

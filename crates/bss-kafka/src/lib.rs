@@ -24,6 +24,37 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
     config
 }
 
+/// The storer's consumer: the shared settings, no end-of-partition events, a refetch backoff short
+/// enough to keep the queue topped up, and `prefetch_kbytes` of prefetch queue unless the user chose.
+pub fn archiving_consumer_config(kafka: &KafkaConfig, prefetch_kbytes: u64) -> ClientConfig {
+    let mut config = client_config(kafka);
+    config.set("enable.partition.eof", "false");
+    // librdkafka waits a full second (its default) before fetching again once its queue was full,
+    // which starves the consume loop in bursts; 10 ms keeps the queue topped up.
+    if config.get("fetch.queue.backoff.ms").is_none() {
+        config.set("fetch.queue.backoff.ms", "10");
+    }
+    if config.get("queued.max.messages.kbytes").is_none() {
+        config.set("queued.max.messages.kbytes", prefetch_kbytes.to_string());
+    }
+    config
+}
+
+/// A consumer for the tools: the shared settings in `group`, committing only explicitly; with
+/// `partition_eof`, the end of a partition is reported (to know when a read is complete).
+pub fn tool_consumer(
+    kafka: &KafkaConfig,
+    group: &str,
+    partition_eof: bool,
+) -> Result<BaseConsumer<ErrorCapture>, KafkaError> {
+    let mut config = client_config(kafka);
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", partition_eof.to_string());
+    create_probe_consumer(&config)
+}
+
 /// Properties that only consumers accept; librdkafka warns when a producer is given them.
 const CONSUMER_ONLY: &[&str] = &[
     "group.id",
@@ -80,11 +111,32 @@ fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
     config
 }
 
+/// Kafka settings librdkafka refuses; the text names the setting and masks secrets and the value.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(String);
+
+/// Why a probe of the cluster failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// No broker answered the metadata request (with librdkafka's latest reason, when it gave one).
+    #[error("cannot reach Kafka: {error}{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
+    Unreachable {
+        /// The failed request.
+        error: KafkaError,
+        /// librdkafka's latest logged error: a refused password, an unknown CA, …
+        reason: Option<String>,
+    },
+    /// The cluster answered but has no such topic.
+    #[error("topic {0:?} does not exist")]
+    MissingTopic(String),
+}
+
 /// Checks the Kafka settings the way librdkafka will when the services create their clients, without
 /// connecting to anything: every property name and value, and what only client creation checks (TLS
 /// files, keys and their password, whether the SASL mechanism is available in this build). The
 /// error names the property and never carries a secret or the rejected value.
-pub fn check_settings(kafka: &KafkaConfig) -> Result<(), String> {
+pub fn check_settings(kafka: &KafkaConfig) -> Result<(), SettingsError> {
     let mut consumer = client_config(kafka);
     let mut producer = producer_config(kafka);
     for config in [&mut consumer, &mut producer] {
@@ -100,7 +152,7 @@ pub fn check_settings(kafka: &KafkaConfig) -> Result<(), String> {
                 .create::<rdkafka::producer::BaseProducer>()
                 .map(drop)
         })
-        .map_err(|e| describe_error(&e, kafka))
+        .map_err(|e| SettingsError(describe_error(&e, kafka)))
 }
 
 /// A Kafka client error as text safe to log: the value librdkafka rejected and every secret of
@@ -179,21 +231,21 @@ pub fn probe(
     consumer: &BaseConsumer<ErrorCapture>,
     topic: Option<&str>,
     timeout: Duration,
-) -> Result<(), String> {
-    let metadata = consumer.fetch_metadata(topic, timeout).map_err(|e| {
+) -> Result<(), ProbeError> {
+    let metadata = consumer.fetch_metadata(topic, timeout).map_err(|error| {
         // librdkafka queues its error events until the client is polled: serve them now so the
         // context has seen the reason.
         let _ = consumer.poll(Duration::ZERO);
-        match consumer.context().take_latest() {
-            Some(reason) => format!("cannot reach Kafka: {e}: {reason}"),
-            None => format!("cannot reach Kafka: {e}"),
+        ProbeError::Unreachable {
+            error,
+            reason: consumer.context().take_latest(),
         }
     })?;
     if let Some(topic) = topic {
         let found = metadata.topics().iter().find(|t| t.name() == topic);
         match found {
             Some(t) if t.error().is_none() && !t.partitions().is_empty() => {}
-            _ => return Err(format!("topic {topic:?} does not exist")),
+            _ => return Err(ProbeError::MissingTopic(topic.to_owned())),
         }
     }
     Ok(())
