@@ -3,7 +3,7 @@
 //! Kafka header keys are arbitrary bytes on the wire (non-Java clients send any), but rdkafka's safe
 //! API types them as `&str` and panics on a key that is not UTF-8 (`Headers::try_get` unwraps
 //! `CStr::to_str`): one such record would crash the storer on every restart. These two functions go
-//! through librdkafka's C calls instead, the only `unsafe` code of the project.
+//! through librdkafka's C calls instead: the only `unsafe` code of the services.
 //!
 //! Limit (librdkafka's): `rd_kafka_header_get_all` returns a key as a NUL-terminated C string, so a
 //! consumer sees a key only up to its first NUL byte. Producing keys with NUL bytes works (the length
@@ -84,4 +84,34 @@ pub fn owned_headers(headers: &[Header], extra: &[(&str, &[u8])]) -> OwnedHeader
         }
     }
     owned
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::message::Headers;
+
+    /// Guards the address trick of [`owned_headers`] against a change of rdkafka's representation:
+    /// what was added is what rdkafka's own accessors see.
+    #[test]
+    fn owned_headers_hold_keys_and_values_as_given() {
+        let headers = owned_headers(
+            &[
+                Header {
+                    key: b"a".to_vec(),
+                    value: Some(b"1".to_vec()),
+                },
+                Header {
+                    key: vec![0xff, 0xfe],
+                    value: None,
+                },
+            ],
+            &[("lineage", b"x")],
+        );
+        assert_eq!(headers.count(), 3);
+        let first = headers.get(0);
+        assert_eq!((first.key, first.value), ("a", Some(&b"1"[..])));
+        let last = headers.get(2);
+        assert_eq!((last.key, last.value), ("lineage", Some(&b"x"[..])));
+    }
 }

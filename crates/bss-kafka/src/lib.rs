@@ -157,7 +157,7 @@ pub fn check_settings(kafka: &KafkaConfig) -> Result<(), SettingsError> {
 
 /// A Kafka client error as text safe to log: the value librdkafka rejected and every secret of
 /// `kafka` are masked (librdkafka's own messages quote values).
-pub fn describe_error(error: &KafkaError, kafka: &KafkaConfig) -> String {
+fn describe_error(error: &KafkaError, kafka: &KafkaConfig) -> String {
     let mut text = match error {
         KafkaError::ClientConfig(_, description, property, value) => {
             let mut description = description.clone();
