@@ -13,6 +13,8 @@ use bss_testkit::kafka::{
 use bss_testkit::{sasl_ssl_brokers, tls_file, unique, KEY_PASSWORD, SCRAM_PASSWORD, SCRAM_USER};
 use common::{wait_for_offsets, StorerSetup};
 
+type KeyAndValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 fn records(count: u64) -> Vec<TestRecord> {
     (0..count)
         .map(|n| TestRecord::json((n % 2) as i32, n, 1_700_000_000_000 + n as i64))
@@ -36,13 +38,13 @@ async fn archives_through(cluster: &Cluster, setup: impl FnOnce(&str, &str, &str
     let objects = wait_for_offsets(&store, &topic, &expected, Duration::from_secs(60)).await;
     assert_exactly_once(&objects, &expected);
     for partition in [0, 1] {
-        let stored: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> = objects
+        let stored: Vec<KeyAndValue> = objects
             .iter()
             .flat_map(|o| &o.records)
             .filter(|r| r.partition == partition)
             .map(|r| (r.key.clone(), r.payload.clone()))
             .collect();
-        let produced: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> = sent
+        let produced: Vec<KeyAndValue> = sent
             .iter()
             .filter(|r| r.partition == partition)
             .map(|r| (r.key.clone(), r.payload.clone()))
