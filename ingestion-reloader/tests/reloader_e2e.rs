@@ -43,20 +43,6 @@ fn record(topic: &str, partition: i32, offset: i64, key: Option<&[u8]>) -> Recor
     }
 }
 
-fn as_test_record(r: &Record) -> TestRecord {
-    TestRecord {
-        partition: r.partition,
-        key: r.key.clone(),
-        payload: r.payload.clone(),
-        headers: r
-            .headers
-            .iter()
-            .map(|h| (h.key.clone(), h.value.clone()))
-            .collect(),
-        timestamp_ms: r.timestamp_ms.unwrap_or(-1),
-    }
-}
-
 struct Fixture {
     topic: String,
     store: Arc<dyn ObjectStore>,
@@ -166,7 +152,7 @@ async fn topic_reingestion_republishes_every_record_byte_for_byte_in_partition_o
     let published = read_topic(&target, 120, Duration::from_secs(30)).await;
     assert_eq!(published.len(), 120);
     for (partition, records) in &f.records {
-        let expected: Vec<TestRecord> = records.iter().map(as_test_record).collect();
+        let expected: Vec<TestRecord> = records.iter().map(TestRecord::from_archived).collect();
         assert_eq!(
             of_partition(&published, *partition),
             expected,
@@ -334,7 +320,10 @@ async fn file_reingestion_of_our_object_and_of_a_mia_platform_txt_file() {
     );
 
     let published = read_topic(&target, 7, Duration::from_secs(20)).await;
-    let expected: Vec<TestRecord> = f.records[&0][5..10].iter().map(as_test_record).collect();
+    let expected: Vec<TestRecord> = f.records[&0][5..10]
+        .iter()
+        .map(TestRecord::from_archived)
+        .collect();
     let got: Vec<TestRecord> = published.iter().map(|r| r.record.clone()).collect();
     assert_eq!(got[..5], expected[..]);
     assert_eq!(got[5].key.as_deref(), Some(&b"{\"id\":\"a\"}"[..]));
@@ -642,7 +631,10 @@ async fn lineage_headers_are_added_only_when_enabled() {
     let published = read_topic(&target, 3, Duration::from_secs(20)).await;
     let headers = &published[1].record.headers;
     // The original headers first, byte for byte, then the lineage.
-    assert_eq!(headers[..2], as_test_record(&f.records[&0][1]).headers[..]);
+    assert_eq!(
+        headers[..2],
+        TestRecord::from_archived(&f.records[&0][1]).headers[..]
+    );
     let lineage: Vec<(&str, Option<&[u8]>)> = headers[2..]
         .iter()
         .map(|(k, v)| (std::str::from_utf8(k).expect("text key"), v.as_deref()))

@@ -47,20 +47,6 @@ fn odd_records(topic: &str, timestamps: &[i64]) -> Vec<Record> {
         .collect()
 }
 
-fn as_test_record(r: &Record) -> TestRecord {
-    TestRecord {
-        partition: r.partition,
-        key: r.key.clone(),
-        payload: r.payload.clone(),
-        headers: r
-            .headers
-            .iter()
-            .map(|h| (h.key.clone(), h.value.clone()))
-            .collect(),
-        timestamp_ms: r.timestamp_ms.unwrap_or(-1),
-    }
-}
-
 fn post(service: &Service, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
     let (status, text) = http_request(
         service.http_port,
@@ -143,7 +129,7 @@ async fn replays_through(
             record
         })
         .collect();
-    let expected: Vec<TestRecord> = records.iter().map(as_test_record).collect();
+    let expected: Vec<TestRecord> = records.iter().map(TestRecord::from_archived).collect();
     assert_eq!(got, expected);
     assert!(
         !reloader.log().contains(SCRAM_PASSWORD),

@@ -52,20 +52,6 @@ fn tricky_records(partition: i32, base_ts: i64) -> Vec<TestRecord> {
     records
 }
 
-fn as_test_record(record: &bss_format::Record) -> TestRecord {
-    TestRecord {
-        partition: record.partition,
-        key: record.key.clone(),
-        payload: record.payload.clone(),
-        headers: record
-            .headers
-            .iter()
-            .map(|h| (h.key.clone(), h.value.clone()))
-            .collect(),
-        timestamp_ms: record.timestamp_ms.unwrap_or(-1),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn archives_topics_and_partitions_with_exact_content_events_and_forwarding() {
     let orders = unique("orders");
@@ -144,7 +130,7 @@ async fn archives_topics_and_partitions_with_exact_content_events_and_forwarding
             by_partition
                 .entry(record.partition)
                 .or_default()
-                .push((record.offset, as_test_record(record)));
+                .push((record.offset, TestRecord::from_archived(record)));
         }
         for (partition, mut records) in by_partition {
             records.sort_by_key(|(offset, _)| *offset);

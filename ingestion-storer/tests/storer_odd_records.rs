@@ -12,20 +12,6 @@ use bss_testkit::kafka::{create_topic, produce, producer_on, read_topic, Cluster
 use bss_testkit::{kafka_brokers, unique};
 use common::{wait_for_offsets, StorerSetup};
 
-fn stored(record: &bss_format::Record) -> TestRecord {
-    TestRecord {
-        partition: record.partition,
-        key: record.key.clone(),
-        payload: record.payload.clone(),
-        headers: record
-            .headers
-            .iter()
-            .map(|h| (h.key.clone(), h.value.clone()))
-            .collect(),
-        timestamp_ms: record.timestamp_ms.unwrap_or(-1),
-    }
-}
-
 fn record(n: u8, timestamp_ms: i64, headers: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> TestRecord {
     TestRecord {
         partition: 0,
@@ -106,7 +92,7 @@ async fn odd_header_keys_and_timestamps_are_archived_exactly_and_adopted_after_a
     let archived: Vec<TestRecord> = by_offset
         .iter()
         .flat_map(|o| &o.records)
-        .map(stored)
+        .map(TestRecord::from_archived)
         .collect();
     assert_eq!(
         archived, on_broker,
@@ -178,7 +164,7 @@ async fn every_producer_compression_codec_is_archived_byte_for_byte() {
             .iter()
             .flat_map(|o| &o.records)
             .filter(|r| r.partition == *partition)
-            .map(stored)
+            .map(TestRecord::from_archived)
             .collect();
         assert_eq!(
             &archived, records,

@@ -29,6 +29,21 @@ pub struct TestRecord {
 }
 
 impl TestRecord {
+    /// An archived record as a test compares it (a missing timestamp reads as -1).
+    pub fn from_archived(record: &bss_format::Record) -> Self {
+        Self {
+            partition: record.partition,
+            key: record.key.clone(),
+            payload: record.payload.clone(),
+            headers: record
+                .headers
+                .iter()
+                .map(|h| (h.key.clone(), h.value.clone()))
+                .collect(),
+            timestamp_ms: record.timestamp_ms.unwrap_or(-1),
+        }
+    }
+
     /// A small JSON record.
     pub fn json(partition: i32, n: u64, timestamp_ms: i64) -> Self {
         Self {
