@@ -156,20 +156,36 @@ async fn a_replica_owning_no_partition_for_long_is_not_ready_and_says_why() {
         assert!(Instant::now() < deadline, "{}", owner.log());
         std::thread::sleep(Duration::from_millis(300));
     }
-    let mut spare = setup.start("storer-spare");
+    // The group may hand the partition to either replica: the one left without it is the spare.
+    let mut other = setup.start("storer-other");
     let deadline = Instant::now() + Duration::from_secs(75);
-    loop {
-        let (status, body) = spare.get("/-/health/ready").unwrap_or_default();
-        if status == 503 && body.contains("assigned no partition") {
-            break;
+    let spare_is_other = loop {
+        let reported = |service: &bss_testkit::process::Service| {
+            service
+                .get("/-/health/ready")
+                .is_some_and(|(status, body)| {
+                    status == 503 && body.contains("assigned no partition")
+                })
+        };
+        if reported(&other) {
+            break true;
+        }
+        if reported(&owner) {
+            break false;
         }
         assert!(
             Instant::now() < deadline,
-            "{status} {body}\n{}",
-            spare.log()
+            "{}\n{}",
+            owner.log(),
+            other.log()
         );
         std::thread::sleep(Duration::from_millis(500));
-    }
+    };
+    let (spare, owner) = if spare_is_other {
+        (&mut other, &mut owner)
+    } else {
+        (&mut owner, &mut other)
+    };
     assert_eq!(spare.metric("bss_assigned_partitions"), Some(0.0));
     assert_eq!(owner.metric("bss_assigned_partitions"), Some(1.0));
     assert!(spare.terminate(Duration::from_secs(30)).success());
