@@ -155,6 +155,11 @@ impl IndexBuilder {
         }
     }
 
+    /// The hashes of the distinct keys seen so far (the catalog indexes them).
+    pub fn key_hashes(&self) -> Vec<u64> {
+        self.hashes.iter().copied().collect()
+    }
+
     /// The sidecar's bytes.
     pub fn finish(self) -> Vec<u8> {
         let keys = self.hashes.len() as u64;

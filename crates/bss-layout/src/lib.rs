@@ -1,8 +1,10 @@
 //! The bucket's layout contract, shared by the storer (writes it) and the reloader and tools (read it):
-//! object names ([`ObjectName`]) and the "file written" event ([`FileWrittenEvent`]).
+//! object names ([`ObjectName`]), the "file written" event ([`FileWrittenEvent`]), the key-index
+//! sidecars ([`index`]) and the catalog ([`catalog`]).
 //! Specified in `docs/file-format.md`.
 #![warn(missing_docs)]
 
+pub mod catalog;
 mod event;
 pub mod index;
 mod name;
