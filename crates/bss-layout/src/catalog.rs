@@ -275,6 +275,13 @@ fn encode_with_pairs(entries: &[CatalogEntry], pairs: Vec<(u32, u32)>) -> Vec<u8
 #[error("catalog segment is corrupt: {0}")]
 pub struct SegmentError(String);
 
+impl SegmentError {
+    /// An error with this reason.
+    pub fn from_reason(reason: impl Into<String>) -> Self {
+        Self(reason.into())
+    }
+}
+
 fn corrupt(reason: impl Into<String>) -> SegmentError {
     SegmentError(reason.into())
 }

@@ -1,0 +1,589 @@
+//! The archive catalog in the bucket (format: [`bss_layout::catalog`], `docs/file-format.md` §4).
+//!
+//! - The storer [records](Catalog::record) each object in a one-object segment (level 0) after the
+//!   object and before its offsets are committed.
+//! - Readers [select](Catalog::select) a folder's objects for a time window and a key by listing the
+//!   folder's *segments* (a few per partition and day, never the data objects) and reading only the
+//!   segments whose names overlap the window, and in them only the key's bucket.
+//! - [Compaction](Catalog::compact_partition) merges segments into higher levels (level 0 → 1 about
+//!   hourly, 1 → 2 about daily). It never rewrites a segment: it writes the merged one, and deletes
+//!   the inputs only once the merged one has been visible for a grace period, so a reader that listed
+//!   the inputs can still read them; a reader that finds one gone starts over and sees the merge.
+#![warn(missing_docs)]
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bss_layout::catalog::{
+    complete_marker, folder_prefix, ordinals_with_key, parse_entries, partition_prefix,
+    CatalogEntry, Segment, SegmentError, SegmentHeader, SegmentName,
+};
+use bss_layout::index::key_hash;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+/// Segments this small are fetched whole in one GET; larger ones by ranges.
+const WHOLE_READ_BYTES: u64 = 64 * 1024;
+/// Segments read at once: each read is a few small GETs, latency-bound.
+const READ_CONCURRENCY: usize = 16;
+/// A selection that finds a listed segment gone (compacted away meanwhile) lists again, this often.
+const SELECT_ATTEMPTS: usize = 3;
+
+/// Why the catalog could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The bucket failed.
+    #[error("bucket error: {0}")]
+    Bucket(#[from] object_store::Error),
+    /// A segment does not decode.
+    #[error("catalog segment {path}: {source}")]
+    Corrupt {
+        /// Segment path.
+        path: String,
+        /// What is wrong.
+        source: SegmentError,
+    },
+}
+
+/// What a selection cost, for metrics and benchmarks.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReadCost {
+    /// LIST requests (pages of up to 1,000 names).
+    pub lists: u64,
+    /// GET requests.
+    pub gets: u64,
+    /// Bytes received by those GETs.
+    pub bytes: u64,
+    /// Segments read.
+    pub segments: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    gets: AtomicU64,
+    bytes: AtomicU64,
+    segments: AtomicU64,
+}
+
+/// A segment as listed.
+#[derive(Debug, Clone)]
+pub struct ListedSegment {
+    /// What its name says.
+    pub name: SegmentName,
+    /// Its path.
+    pub path: Path,
+    /// Stored size.
+    pub size: u64,
+    /// When it was written.
+    pub last_modified: DateTime<Utc>,
+}
+
+/// When compaction merges, and how long merged inputs stay readable.
+#[derive(Debug, Clone)]
+pub struct CompactionPolicy {
+    /// Level-`k` segments are merged into one of level `k + 1` when there are this many…
+    pub fanout: [usize; 2],
+    /// …or when the oldest of them is this old (and there are at least two).
+    pub max_age: [Duration; 2],
+    /// Inputs are deleted once their merge has existed this long (longer than any selection takes).
+    pub grace: Duration,
+    /// A merge stops taking inputs past this many key pairs (8 bytes each in memory).
+    pub max_pairs: usize,
+}
+
+impl Default for CompactionPolicy {
+    fn default() -> Self {
+        Self {
+            fanout: [64, 24],
+            max_age: [Duration::from_secs(3600), Duration::from_secs(24 * 3600)],
+            grace: Duration::from_secs(600),
+            max_pairs: 8_000_000,
+        }
+    }
+}
+
+/// What one compaction pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Compaction {
+    /// Segments merged into new ones.
+    pub merged: usize,
+    /// New segments written.
+    pub written: usize,
+    /// Superseded segments deleted.
+    pub deleted: usize,
+}
+
+/// The catalog of a bucket.
+#[derive(Clone)]
+pub struct Catalog {
+    store: Arc<dyn ObjectStore>,
+}
+
+impl Catalog {
+    /// The catalog kept in `store`.
+    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+        Self { store }
+    }
+
+    /// Records one object (a level-0 segment) and returns the segment's path. The content is a pure
+    /// function of the object, so writing it again after a crash rewrites the same bytes.
+    pub async fn record(
+        &self,
+        folder: &str,
+        entry: &CatalogEntry,
+        key_hashes: Vec<u64>,
+    ) -> Result<String, object_store::Error> {
+        self.write_segment(folder, 0, std::slice::from_ref(entry), vec![key_hashes])
+            .await
+    }
+
+    /// Writes a segment of one partition's `entries` (in offset order) at `level`; `keys[i]` are the key
+    /// hashes of `entries[i]`.
+    pub async fn write_segment(
+        &self,
+        folder: &str,
+        level: u8,
+        entries: &[CatalogEntry],
+        keys: Vec<Vec<u64>>,
+    ) -> Result<String, object_store::Error> {
+        let Some(name) = SegmentName::for_entries(folder, level, entries) else {
+            return Ok(String::new());
+        };
+        let bytes = bss_layout::catalog::encode_segment(entries, &keys);
+        let path = name.path();
+        self.store
+            .put(&Path::from(path.as_str()), Bytes::from(bytes).into())
+            .await?;
+        Ok(path)
+    }
+
+    /// Whether the folder's catalog lists every object of the folder (else readers list the folder).
+    pub async fn is_complete(&self, folder: &str) -> Result<bool, object_store::Error> {
+        match self.store.head(&Path::from(complete_marker(folder))).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Declares the folder's catalog complete: from now on readers trust it and never list the folder.
+    pub async fn mark_complete(&self, folder: &str, by: &str) -> Result<(), object_store::Error> {
+        let marker = serde_json::json!({ "completeSince": Utc::now().to_rfc3339(), "by": by });
+        self.store
+            .put(
+                &Path::from(complete_marker(folder)),
+                Bytes::from(marker.to_string()).into(),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Every segment under `prefix`, and how many LIST pages that took.
+    pub async fn list(&self, prefix: &str) -> Result<(Vec<ListedSegment>, u64), CatalogError> {
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&Path::from(prefix)))
+            .try_collect()
+            .await?;
+        let pages = 1 + metas.len() as u64 / 1000;
+        let segments = metas
+            .into_iter()
+            .filter_map(|meta| {
+                let name = SegmentName::parse(meta.location.as_ref())?;
+                Some(ListedSegment {
+                    name,
+                    path: meta.location,
+                    size: meta.size,
+                    last_modified: meta.last_modified,
+                })
+            })
+            .collect();
+        Ok((segments, pages))
+    }
+
+    /// The objects of `folder` that may hold records in the window `[from, to]` (inclusive, either
+    /// open; by each object's real min/max timestamps) and, when given, a record with `key`. Each
+    /// object once, in no particular order.
+    pub async fn select(
+        &self,
+        folder: &str,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+        key: Option<&[u8]>,
+    ) -> Result<(Vec<CatalogEntry>, ReadCost), CatalogError> {
+        let hash = key.map(key_hash);
+        let counters = Counters::default();
+        let mut lists = 0;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (listed, pages) = self.list(&folder_prefix(folder)).await?;
+            lists += pages;
+            let wanted: Vec<ListedSegment> = live(listed)
+                .into_iter()
+                .filter(|s| s.name.may_overlap(from_ms, to_ms))
+                .collect();
+            let read = futures::stream::iter(wanted)
+                .map(|segment| self.read_selected(segment, from_ms, to_ms, hash, &counters))
+                .buffer_unordered(READ_CONCURRENCY)
+                .try_collect::<Vec<Vec<CatalogEntry>>>()
+                .await;
+            match read {
+                Ok(found) => {
+                    let mut seen = HashSet::new();
+                    let entries = found
+                        .into_iter()
+                        .flatten()
+                        .filter(|e| seen.insert(e.path.clone()))
+                        .collect();
+                    let cost = ReadCost {
+                        lists,
+                        gets: counters.gets.load(Ordering::Relaxed),
+                        bytes: counters.bytes.load(Ordering::Relaxed),
+                        segments: counters.segments.load(Ordering::Relaxed),
+                    };
+                    return Ok((entries, cost));
+                }
+                Err(CatalogError::Bucket(object_store::Error::NotFound { path, .. }))
+                    if attempt < SELECT_ATTEMPTS =>
+                {
+                    tracing::debug!(
+                        path,
+                        "catalog segment compacted away while reading; listing again"
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn read_selected(
+        &self,
+        segment: ListedSegment,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+        hash: Option<u64>,
+        counters: &Counters,
+    ) -> Result<Vec<CatalogEntry>, CatalogError> {
+        counters.segments.fetch_add(1, Ordering::Relaxed);
+        let corrupt = |source| CatalogError::Corrupt {
+            path: segment.path.to_string(),
+            source,
+        };
+        let mut reader = RangeReader {
+            store: self.store.as_ref(),
+            path: &segment.path,
+            first: Bytes::new(),
+            counters,
+        };
+        reader.first = reader.part(0..segment.size.min(WHOLE_READ_BYTES)).await?;
+        let header = SegmentHeader::parse(&reader.first).map_err(corrupt)?;
+        if header.total_bytes() != segment.size {
+            return Err(corrupt(SegmentError::from_reason(format!(
+                "{} bytes where the header announces {}",
+                segment.size,
+                header.total_bytes()
+            ))));
+        }
+        let ordinals = match hash {
+            None => None,
+            Some(hash) => {
+                let slots = reader.part(header.directory_range(hash)).await?;
+                let bucket = reader
+                    .part(header.bucket_range(&slots).map_err(corrupt)?)
+                    .await?;
+                let ordinals = ordinals_with_key(&bucket, hash);
+                if ordinals.is_empty() {
+                    return Ok(Vec::new());
+                }
+                Some(ordinals)
+            }
+        };
+        let entries =
+            parse_entries(&reader.part(header.entries_range()).await?).map_err(corrupt)?;
+        let chosen: Vec<CatalogEntry> = match ordinals {
+            None => entries,
+            Some(ordinals) => ordinals
+                .into_iter()
+                .filter_map(|o| entries.get(o as usize).cloned())
+                .collect(),
+        };
+        Ok(chosen
+            .into_iter()
+            .filter(|e| e.may_overlap(from_ms, to_ms))
+            .collect())
+    }
+
+    /// One compaction pass over a partition's segments: deletes segments whose merge has been visible
+    /// for the grace period, then merges each level that is due (see [`CompactionPolicy`]).
+    pub async fn compact_partition(
+        &self,
+        folder: &str,
+        topic: &str,
+        partition: i32,
+        policy: &CompactionPolicy,
+    ) -> Result<Compaction, CatalogError> {
+        let now = Utc::now();
+        let age = |s: &ListedSegment| (now - s.last_modified).to_std().unwrap_or_default();
+        let (listed, _) = self
+            .list(&partition_prefix(folder, topic, partition))
+            .await?;
+        let mut done = Compaction::default();
+        for segment in &listed {
+            let superseded = listed
+                .iter()
+                .any(|other| segment.name.is_covered_by(&other.name) && age(other) >= policy.grace);
+            if superseded {
+                match self.store.delete(&segment.path).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => done.deleted += 1,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        let live = live(listed);
+        for level in 0..policy.fanout.len() {
+            let mut inputs: Vec<&ListedSegment> = live
+                .iter()
+                .filter(|s| usize::from(s.name.level) == level)
+                .collect();
+            inputs.sort_by_key(|s| s.name.first_offset);
+            let oldest = inputs.iter().map(|s| age(s)).max().unwrap_or_default();
+            let due = inputs.len() >= policy.fanout[level]
+                || (inputs.len() >= 2 && oldest >= policy.max_age[level]);
+            if !due {
+                continue;
+            }
+            let mut segments = Vec::new();
+            let mut pairs = 0;
+            for input in inputs.iter().take(policy.fanout[level] * 2) {
+                let bytes = self.store.get(&input.path).await?.bytes().await?;
+                let segment = Segment::decode(&bytes).map_err(|source| CatalogError::Corrupt {
+                    path: input.path.to_string(),
+                    source,
+                })?;
+                pairs += segment.pair_count();
+                segments.push(segment);
+                if pairs >= policy.max_pairs && segments.len() >= 2 {
+                    break;
+                }
+            }
+            let merged = Segment::merge(segments);
+            let decoded = Segment::decode(&merged).map_err(|source| CatalogError::Corrupt {
+                path: "(merge)".into(),
+                source,
+            })?;
+            let Some(name) = SegmentName::for_entries(folder, level as u8 + 1, &decoded.entries)
+            else {
+                continue;
+            };
+            self.store
+                .put(&Path::from(name.path()), Bytes::from(merged).into())
+                .await?;
+            done.merged += inputs.len().min(policy.fanout[level] * 2);
+            done.written += 1;
+            tracing::info!(folder, topic, partition, level = level + 1, objects = decoded.entries.len(), segment = %name.path(), "catalog segments merged");
+        }
+        Ok(done)
+    }
+}
+
+/// Reads parts of one segment: from its first read when they are inside it, else by a ranged GET.
+struct RangeReader<'a> {
+    store: &'a dyn ObjectStore,
+    path: &'a Path,
+    first: Bytes,
+    counters: &'a Counters,
+}
+
+impl RangeReader<'_> {
+    async fn part(&self, range: Range<u64>) -> Result<Bytes, CatalogError> {
+        if range.end <= self.first.len() as u64 {
+            return Ok(self.first.slice(range.start as usize..range.end as usize));
+        }
+        let bytes = self.store.get_range(self.path, range).await?;
+        self.counters.gets.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .bytes
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(bytes)
+    }
+}
+
+/// The segments not covered by another listed one (a merge that holds all they hold).
+fn live(listed: Vec<ListedSegment>) -> Vec<ListedSegment> {
+    let names: Vec<SegmentName> = listed.iter().map(|s| s.name.clone()).collect();
+    listed
+        .into_iter()
+        .filter(|s| !names.iter().any(|other| s.name.is_covered_by(other)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::memory::InMemory;
+
+    use super::*;
+
+    fn entry(partition: i32, first: i64, min: i64, max: i64) -> CatalogEntry {
+        CatalogEntry {
+            path: format!("f/{partition}-{first}.txt"),
+            topic: "t".into(),
+            partition,
+            first_offset: first,
+            last_offset: first + 9,
+            records: 10,
+            min_timestamp: Some(min),
+            max_timestamp: Some(max),
+            bytes: 1,
+            checksum: "crc32c:00000000".into(),
+            index_path: None,
+        }
+    }
+
+    fn paths(entries: &[CatalogEntry]) -> Vec<String> {
+        let mut paths: Vec<String> = entries.iter().map(|e| e.path.clone()).collect();
+        paths.sort();
+        paths
+    }
+
+    #[tokio::test]
+    async fn windows_select_by_real_min_max_and_keys_by_the_index() {
+        let catalog = Catalog::new(Arc::new(InMemory::new()));
+        // A backlog object: first record old, last record new.
+        catalog
+            .record("f", &entry(0, 0, 1_000, 9_000), vec![key_hash(b"a")])
+            .await
+            .expect("record");
+        catalog
+            .record("f", &entry(0, 10, 9_001, 9_500), vec![key_hash(b"b")])
+            .await
+            .expect("record");
+        catalog
+            .record("f", &entry(1, 0, 5_000, 5_000), vec![key_hash(b"a")])
+            .await
+            .expect("record");
+        let select = |from, to, key: Option<&'static [u8]>| {
+            let catalog = catalog.clone();
+            async move { paths(&catalog.select("f", from, to, key).await.expect("select").0) }
+        };
+        assert_eq!(
+            select(Some(8_000), None, None).await,
+            ["f/0-0.txt", "f/0-10.txt"]
+        );
+        assert_eq!(select(Some(9_000), Some(9_000), None).await, ["f/0-0.txt"]);
+        assert_eq!(select(None, Some(999), None).await, Vec::<String>::new());
+        assert_eq!(
+            select(None, None, Some(b"a")).await,
+            ["f/0-0.txt", "f/1-0.txt"]
+        );
+        assert_eq!(select(Some(6_000), None, Some(b"a")).await, ["f/0-0.txt"]);
+        assert_eq!(select(None, None, Some(b"zzz")).await, Vec::<String>::new());
+        let (_, cost) = catalog
+            .select("f", None, None, Some(b"a"))
+            .await
+            .expect("select");
+        assert_eq!((cost.lists, cost.segments, cost.gets), (1, 3, 3));
+    }
+
+    #[tokio::test]
+    async fn compaction_merges_then_deletes_inputs_after_the_grace_period_and_selections_agree() {
+        let catalog = Catalog::new(Arc::new(InMemory::new()));
+        for i in 0..10 {
+            let hashes = vec![key_hash(format!("k{i}").as_bytes())];
+            catalog
+                .record("f", &entry(2, i * 10, i, i), hashes)
+                .await
+                .expect("record");
+        }
+        let before = catalog
+            .select("f", Some(3), Some(6), None)
+            .await
+            .expect("select")
+            .0;
+        let policy = CompactionPolicy {
+            fanout: [4, 2],
+            max_age: [Duration::from_secs(3600); 2],
+            grace: Duration::from_secs(3600),
+            max_pairs: 1_000,
+        };
+        let pass = catalog
+            .compact_partition("f", "t", 2, &policy)
+            .await
+            .expect("compacts");
+        assert_eq!((pass.merged, pass.written, pass.deleted), (8, 1, 0));
+        let (listed, _) = catalog.list(".bss-catalog/f").await.expect("list");
+        assert_eq!(listed.len(), 11, "inputs stay while a reader may hold them");
+        let after = catalog
+            .select("f", Some(3), Some(6), None)
+            .await
+            .expect("select");
+        assert_eq!(paths(&after.0), paths(&before));
+        assert_eq!(
+            after.1.segments, 1,
+            "only the merge: the two objects it does not cover are outside the window by name"
+        );
+        assert_eq!(
+            paths(
+                &catalog
+                    .select("f", None, None, Some(b"k7"))
+                    .await
+                    .expect("select")
+                    .0
+            ),
+            ["f/2-70.txt"]
+        );
+
+        let no_grace = CompactionPolicy {
+            grace: Duration::ZERO,
+            ..policy
+        };
+        let pass = catalog
+            .compact_partition("f", "t", 2, &no_grace)
+            .await
+            .expect("compacts");
+        assert_eq!(pass.deleted, 8);
+        let (listed, _) = catalog.list(".bss-catalog/f").await.expect("list");
+        assert_eq!(listed.iter().filter(|s| s.name.level == 0).count(), 2);
+        assert_eq!(
+            paths(
+                &catalog
+                    .select("f", Some(3), Some(6), None)
+                    .await
+                    .expect("select")
+                    .0
+            ),
+            paths(&before)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_segment_is_an_error_naming_it() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let catalog = Catalog::new(Arc::clone(&store));
+        let path = catalog
+            .record("f", &entry(0, 0, 1, 1), vec![])
+            .await
+            .expect("record");
+        store
+            .put(
+                &Path::from(path.as_str()),
+                Bytes::from_static(b"garbage").into(),
+            )
+            .await
+            .expect("put");
+        let error = catalog
+            .select("f", None, None, None)
+            .await
+            .expect_err("corrupt");
+        assert!(error.to_string().contains(&path), "{error}");
+        assert!(!catalog.is_complete("f").await.expect("head"));
+        catalog.mark_complete("f", "test").await.expect("mark");
+        assert!(catalog.is_complete("f").await.expect("head"));
+    }
+}
