@@ -241,13 +241,12 @@ async fn start_topic(
         )
         .await?;
     state.ensure_folder_has_objects(&archived.folder).await?;
-    let lookback = state.config.time_lookback.as_millis() as i64;
+    let mut spec = state.spec(target, options!(request), from, to, None, false);
+    spec.folder = Some(archived.folder);
     let plan = Plan {
         kind: JobKind::Topic,
         topic: request.topic.clone(),
-        folder: Some(archived.folder),
-        list_from: from.map(|f| f - lookback),
-        spec: state.spec(target, options!(request), from, to, None, false),
+        spec,
         request: serde_json::to_value(&request).unwrap_or_default(),
     };
     state.start(plan).await
@@ -279,8 +278,6 @@ async fn start_file(
     let plan = Plan {
         kind: JobKind::File,
         topic: name.topic,
-        folder: None,
-        list_from: None,
         spec,
         request: serde_json::to_value(&request).unwrap_or_default(),
     };
@@ -318,20 +315,19 @@ async fn start_key(
         )
         .await?;
     state.ensure_folder_has_objects(&archived.folder).await?;
-    let lookback = state.config.time_lookback.as_millis() as i64;
+    let mut spec = state.spec(
+        target,
+        options!(request),
+        from,
+        to,
+        Some(key),
+        request.latest_only,
+    );
+    spec.folder = Some(archived.folder);
     let plan = Plan {
         kind: JobKind::Key,
         topic: request.topic.clone(),
-        folder: Some(archived.folder),
-        list_from: from.map(|f| f - lookback),
-        spec: state.spec(
-            target,
-            options!(request),
-            from,
-            to,
-            Some(key),
-            request.latest_only,
-        ),
+        spec,
         request: serde_json::to_value(&request).unwrap_or_default(),
     };
     state.start(plan).await
@@ -423,10 +419,6 @@ pub struct Plan {
     pub kind: JobKind,
     /// Source topic (stop-by-topic matches it).
     pub topic: String,
-    /// Folder to list (topic and key jobs).
-    pub folder: Option<String>,
-    /// Listing start (window start minus look-back).
-    pub list_from: Option<i64>,
     /// The replay.
     pub spec: ReplaySpec,
     /// Request body, recorded in the job.

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
 
 use bss_config::{
     BucketConfig, BucketSection, ConfigError, EnvVar, KafkaConfig, KafkaSection, NumberOrText,
@@ -20,7 +19,7 @@ const OWN_KAFKA_ENV_VARS: &[EnvVar] = &[
 
 const OWN_ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "RELOADER_MAX_CONCURRENT_JOBS", key: "reloader.max-concurrent-jobs", default: "4", help: "reingestion jobs running at once on one replica; more are refused with 429" },
-    EnvVar { name: "RELOADER_TIME_LOOKBACK", key: "reloader.time-lookback", default: "1h", help: "how far before startDate to look for objects whose later records fall in the window" },
+    EnvVar { name: "RELOADER_TIME_LOOKBACK", key: "reloader.time-lookback", default: "", help: "deprecated and ignored (still accepted): windows now select objects by their real smallest and largest timestamps, so no look-back is needed" },
     EnvVar { name: "RELOADER_LINEAGE_HEADERS", key: "reloader.lineage-headers", default: "false", help: "add bss-source-topic/partition/offset and bss-job-id headers to republished records" },
     EnvVar { name: "RELOADER_REPLICA_ID", key: "reloader.replica-id", default: "$HOSTNAME", help: "name of this replica in job records" },
     EnvVar { name: "RELOADER_AUTH", key: "reloader.auth.mode", default: "required", help: "required: every API call needs an API key or a JWT; none: no checks (local use only, logged as a warning)" },
@@ -143,8 +142,6 @@ pub struct ReloaderConfig {
     pub topics: Vec<ArchivedTopic>,
     /// Cap of running jobs on this replica.
     pub max_concurrent_jobs: usize,
-    /// Look-back before a window's start.
-    pub time_lookback: Duration,
     /// Whether lineage headers are added.
     pub lineage_headers: bool,
     /// This replica's name.
@@ -197,10 +194,10 @@ impl ReloaderConfig {
                 "must be greater than 0".into(),
             ));
         }
-        let time_lookback =
-            Duration::from_millis(reloader.time_lookback.map_or(Ok(3_600_000), |v| {
-                v.millis(&ENV_VARS, "reloader.time-lookback")
-            })?);
+        // Deprecated: still validated so a typo is reported, but no longer used.
+        if let Some(lookback) = &reloader.time_lookback {
+            lookback.millis(&ENV_VARS, "reloader.time-lookback")?;
+        }
         let replica_id = reloader
             .replica_id
             .or_else(|| env.get("HOSTNAME").cloned())
@@ -239,7 +236,6 @@ impl ReloaderConfig {
             bucket,
             topics,
             max_concurrent_jobs,
-            time_lookback,
             lineage_headers: reloader.lineage_headers.unwrap_or(false),
             replica_id,
             http_port: raw.http_port.unwrap_or(3000),
@@ -293,7 +289,6 @@ mod tests {
         assert_eq!(config.resolve("c").default_target, None);
         assert_eq!(config.resolve("elsewhere").folder, "elsewhere");
         assert_eq!(config.max_concurrent_jobs, 2);
-        assert_eq!(config.time_lookback, Duration::from_secs(600));
         assert_eq!(config.replica_id, "pod-1");
         assert_eq!(config.kafka.get("client.id"), Some("ingestion-reloader"));
     }

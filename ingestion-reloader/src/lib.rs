@@ -79,6 +79,8 @@ pub fn archive_error(error: ArchiveError) -> ApiError {
         }
         ArchiveError::Bucket(e) => ApiError::from(e),
         ArchiveError::Corrupt { path, reason } => ApiError::Internal(format!("{path}: {reason}")),
+        ArchiveError::Catalog(bss_catalog::CatalogError::Bucket(e)) => ApiError::from(e),
+        ArchiveError::Catalog(e) => ApiError::Internal(e.to_string()),
     }
 }
 
@@ -146,21 +148,21 @@ impl AppState {
 
     /// 404 when a folder holds no archive object (reads one listing page at most).
     pub async fn ensure_folder_has_objects(&self, folder: &str) -> Result<(), ApiError> {
-        use futures::StreamExt;
-        let prefix = object_store::path::Path::from(folder);
-        bucket_answer(async {
-            let mut listing = self.archive.store().list(Some(&prefix));
-            while let Some(meta) = listing.next().await {
-                if bss_layout::ObjectName::parse(meta?.location.as_ref()).is_ok() {
-                    return Ok(());
-                }
-            }
+        let found = bucket_answer(async {
+            self.archive
+                .has_objects(folder)
+                .await
+                .map_err(archive_error)
+        })
+        .await?;
+        if found {
+            Ok(())
+        } else {
             Err(ApiError::not_found(
                 "topic_not_found",
                 format!("topic: nothing is archived in folder {folder:?}"),
             ))
-        })
-        .await
+        }
     }
 
     /// A replay spec with this replica's settings.
@@ -174,6 +176,7 @@ impl AppState {
         latest_only: bool,
     ) -> ReplaySpec {
         ReplaySpec {
+            folder: None,
             objects: Vec::new(),
             target,
             from_ms,
@@ -239,9 +242,7 @@ impl AppState {
         let mut spec = plan.spec;
         spec.job_id = id.clone();
         tokio::spawn(async move {
-            let outcome = state
-                .execute(&mut job, plan.folder, plan.list_from, spec, &progress)
-                .await;
+            let outcome = state.execute(&mut job, spec, &progress).await;
             let (end_state, error) = match outcome {
                 Ok(()) => (JobState::Completed, None),
                 Err(ReplayError::Stopped) => (JobState::Stopped, None),
@@ -278,14 +279,9 @@ impl AppState {
     async fn execute(
         &self,
         job: &mut Job,
-        folder: Option<String>,
-        list_from: Option<i64>,
-        mut spec: ReplaySpec,
+        spec: ReplaySpec,
         progress: &ReplayProgress,
     ) -> Result<(), ReplayError> {
-        if let Some(folder) = folder {
-            spec.objects = self.archive.list(&folder, list_from, spec.to_ms).await?;
-        }
         let replay = replay::run(
             &self.archive,
             &self.producer,

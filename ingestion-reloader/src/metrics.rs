@@ -11,6 +11,8 @@ pub struct Metrics {
     downloads: IntCounterVec,
     gets: IntCounterVec,
     bytes_read: IntCounterVec,
+    lists: IntCounterVec,
+    selections: IntCounterVec,
     published: IntCounter,
     jobs_running: IntGauge,
     jobs_finished: IntCounterVec,
@@ -34,13 +36,23 @@ impl Metrics {
             ),
             gets: counter_vec(
                 "bss_reloader_bucket_get_requests_total",
-                "Bucket GETs by what was read (object, index)",
+                "Bucket GETs by what was read (object, index, catalog)",
                 &["kind"],
             ),
             bytes_read: counter_vec(
                 "bss_reloader_bucket_bytes_read_total",
                 "Bytes read from the bucket by kind",
                 &["kind"],
+            ),
+            lists: counter_vec(
+                "bss_reloader_bucket_list_requests_total",
+                "Bucket LIST pages by what was listed (catalog; objects when a folder has no complete catalog)",
+                &["kind"],
+            ),
+            selections: counter_vec(
+                "bss_reloader_selections_total",
+                "Object selections by source: catalog, or listing (a folder without a complete catalog; run `bss catalog rebuild`)",
+                &["source"],
             ),
             published: register(
                 &registry,
@@ -77,6 +89,22 @@ impl bss_archive::ReadObserver for Metrics {
     fn index_read(&self, bytes: u64) {
         self.gets.with_label_values(&["index"]).inc();
         self.bytes_read.with_label_values(&["index"]).inc_by(bytes);
+    }
+
+    fn catalog_read(&self, cost: &bss_catalog::ReadCost) {
+        self.selections.with_label_values(&["catalog"]).inc();
+        self.lists
+            .with_label_values(&["catalog"])
+            .inc_by(cost.lists);
+        self.gets.with_label_values(&["catalog"]).inc_by(cost.gets);
+        self.bytes_read
+            .with_label_values(&["catalog"])
+            .inc_by(cost.bytes);
+    }
+
+    fn listing_fallback(&self, _folder: &str) {
+        self.selections.with_label_values(&["listing"]).inc();
+        self.lists.with_label_values(&["objects"]).inc();
     }
 }
 

@@ -79,21 +79,24 @@ fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     }
 }
 
-/// The topic's objects that may hold records in the window, listed from the window's start key.
+/// The topic's objects that may hold records in the window (and with the key), in name order.
 async fn objects_in_window(
     state: &AppState,
     topic: &str,
     from: Option<i64>,
     to: Option<i64>,
+    key: Option<&[u8]>,
 ) -> Result<Vec<bss_archive::ArchivedObject>, ApiError> {
     let archived = state.config.resolve(topic);
     state.ensure_folder_has_objects(&archived.folder).await?;
-    let lookback = state.config.time_lookback.as_millis() as i64;
-    state
+    let selected = state
         .archive
-        .list(&archived.folder, from.map(|f| f - lookback), to)
+        .select(&archived.folder, from, to, key)
         .await
-        .map_err(crate::archive_error)
+        .map_err(crate::archive_error)?;
+    let mut objects: Vec<_> = selected.into_values().flatten().collect();
+    objects.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(objects)
 }
 
 /// A page of records, as JSON lines of the archive format (`docs/file-format.md` §1.2).
@@ -108,24 +111,13 @@ pub async fn messages(
         date("to", query.to.as_deref())?,
     );
     let cursor = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    let mut objects = objects_in_window(&state, &topic, from, to).await?;
-    if let Some(cursor) = &cursor {
-        objects.retain(|o| o.path.as_ref() >= cursor.path.as_str());
-    }
-    let selection = ReplaySpec::selection(objects, from, to, query.key.map(String::into_bytes));
-    let by_partition = state
-        .archive
-        .prune(
-            &selection.objects,
-            selection.from_ms,
-            selection.to_ms,
-            selection.key.as_deref(),
-        )
-        .await
-        .map_err(crate::archive_error)?;
+    let key = query.key.map(String::into_bytes);
     // Pages walk objects in name (time) order; within an object, records are in offset order.
-    let mut ordered: Vec<_> = by_partition.into_values().flatten().collect();
-    ordered.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut ordered = objects_in_window(&state, &topic, from, to, key.as_deref()).await?;
+    if let Some(cursor) = &cursor {
+        ordered.retain(|o| o.path.as_ref() >= cursor.path.as_str());
+    }
+    let selection = ReplaySpec::selection(Vec::new(), from, to, key);
     let mut page = Vec::with_capacity(limit);
     let mut next = None;
     'objects: for object in ordered {
@@ -175,7 +167,7 @@ pub async fn messages(
 pub struct FilesQuery {
     /// Objects that may hold records at or after this time.
     pub from: Option<String>,
-    /// Objects whose first record is at or before this time.
+    /// Objects that may hold records at or before this time.
     pub to: Option<String>,
     /// Page size (default 100, at most 1000).
     pub limit: Option<usize>,
@@ -194,7 +186,7 @@ pub async fn files(
         date("from", query.from.as_deref())?,
         date("to", query.to.as_deref())?,
     );
-    let mut objects = objects_in_window(&state, &topic, from, to).await?;
+    let mut objects = objects_in_window(&state, &topic, from, to, None).await?;
     if let Some(cursor) = &query.cursor {
         objects.retain(|o| o.path.as_ref() > cursor.as_str());
     }

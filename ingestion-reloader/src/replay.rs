@@ -1,4 +1,4 @@
-//! Running a reingestion: select the objects (listing from a start key, pruning with the sidecars),
+//! Running a reingestion: select the objects (from the catalog, or listing and sidecars),
 //! then re-publish their records partition by partition in offset order, waiting for every
 //! acknowledgement before counting an object done.
 
@@ -40,7 +40,9 @@ impl PayloadFilter {
 /// Which records, from where, to where.
 #[derive(Debug, Clone)]
 pub struct ReplaySpec {
-    /// Objects to consider (before pruning).
+    /// The folder whose objects are selected (by window and key); `None` to use `objects`.
+    pub folder: Option<String>,
+    /// Objects to consider (before pruning) when no folder is given.
     pub objects: Vec<ArchivedObject>,
     /// Target topic.
     pub target: String,
@@ -75,6 +77,7 @@ impl ReplaySpec {
         key: Option<Vec<u8>>,
     ) -> Self {
         Self {
+            folder: None,
             objects,
             target: String::new(),
             from_ms,
@@ -136,9 +139,18 @@ pub async fn run(
     progress: &ReplayProgress,
     metrics: &Metrics,
 ) -> Result<(), ReplayError> {
-    let partitions = archive
-        .prune(&spec.objects, spec.from_ms, spec.to_ms, spec.key.as_deref())
-        .await?;
+    let partitions = match &spec.folder {
+        Some(folder) => {
+            archive
+                .select(folder, spec.from_ms, spec.to_ms, spec.key.as_deref())
+                .await?
+        }
+        None => {
+            archive
+                .prune(&spec.objects, spec.from_ms, spec.to_ms, spec.key.as_deref())
+                .await?
+        }
+    };
     progress.objects_total.store(
         partitions.values().map(|v| v.len() as u64).sum(),
         Ordering::SeqCst,

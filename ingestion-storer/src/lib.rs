@@ -52,6 +52,7 @@ pub async fn run(
             .map_err(|e| e.to_string())
     })
     .await?;
+    declare_catalogs(&bucket.store, &config).await;
 
     let probe_consumer = Arc::new(
         bss_kafka::create_probe_consumer(&bss_kafka::client_config(&config.kafka))
@@ -140,6 +141,52 @@ pub async fn run(
         tracing::warn!("leaving the consumer group timed out");
     }
     outcome
+}
+
+/// A folder the storer starts on while it is empty is cataloged from its first object on, so it is
+/// marked complete: readers then never list it. A folder that already holds objects (written before
+/// the catalog existed, or by Mia-Platform's storer) stays listed by readers until
+/// `bss catalog rebuild` has cataloged those objects. A failure here only costs readers a listing.
+async fn declare_catalogs(store: &Arc<dyn object_store::ObjectStore>, config: &StorerConfig) {
+    use futures::StreamExt;
+    let catalog = bss_catalog::Catalog::new(Arc::clone(store));
+    let mut folders: Vec<&str> = config.topics.iter().map(|t| t.folder.as_str()).collect();
+    folders.dedup();
+    for folder in folders {
+        match catalog.is_complete(folder).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(folder, error = %error, "cannot check the folder's catalog");
+                continue;
+            }
+        }
+        let prefix = object_store::path::Path::from(folder);
+        let mut listing = store.list(Some(&prefix));
+        let mut holds_objects = false;
+        while let Some(meta) = listing.next().await {
+            match meta {
+                Ok(meta) if bss_layout::ObjectName::parse(meta.location.as_ref()).is_ok() => {
+                    holds_objects = true;
+                    break;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(folder, error = %error, "cannot list the folder");
+                    holds_objects = true;
+                    break;
+                }
+            }
+        }
+        if holds_objects {
+            tracing::warn!(
+                folder,
+                "the folder holds objects written without a catalog: readers list it until `bss catalog rebuild` catalogs them"
+            );
+        } else if let Err(error) = catalog.mark_complete(folder, "ingestion-storer").await {
+            tracing::warn!(folder, error = %error, "cannot mark the folder's catalog complete");
+        }
+    }
 }
 
 /// Retries `check` until it succeeds (marking `name` not ready meanwhile) or shutdown is requested.

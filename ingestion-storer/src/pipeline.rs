@@ -86,6 +86,7 @@ impl ConsumeLoop {
             .saturating_sub(queue_bytes)
             .max(config.memory_budget_bytes / 2);
         let shared = Arc::new(WriterShared {
+            catalog: bss_catalog::Catalog::new(Arc::clone(&store)),
             store,
             publisher,
             progress: Arc::clone(&progress),
@@ -96,6 +97,7 @@ impl ConsumeLoop {
             multipart_threshold_bytes: config.multipart_threshold_bytes,
             upload_slots: Semaphore::new(config.upload_concurrency),
             abort,
+            compaction: bss_catalog::CompactionPolicy::default(),
         });
         Self {
             config,

@@ -31,6 +31,8 @@ pub struct WrittenObject<'a> {
     pub checksum: &'a str,
     /// Compression.
     pub compression: Compression,
+    /// Its catalog segment.
+    pub catalog_segment: &'a str,
 }
 
 /// Produces events and forwards records.
@@ -116,6 +118,8 @@ impl Publisher {
             format_version: FORMAT_VERSION,
             min_timestamp: summary.min_timestamp_ms.map(format_iso_ms),
             max_timestamp: summary.max_timestamp_ms.map(format_iso_ms),
+            index_path: Some(bss_layout::index::index_path(object.path)),
+            catalog_segment: Some(object.catalog_segment.to_owned()),
         };
         // Plain structs of strings and numbers always serialize.
         let key = serde_json::to_vec(&key).expect("event key serializes");

@@ -25,6 +25,8 @@ pub struct EncodedFile {
     pub checksum: String,
     /// The key-index sidecar of the object.
     pub index: Bytes,
+    /// Hashes of its distinct keys, for the catalog.
+    pub key_hashes: Vec<u64>,
 }
 
 /// Plain text handed to the compressor at a time: large enough to amortise the calls, small enough
@@ -56,6 +58,7 @@ pub fn encode(records: &[Record], compression: Compression) -> EncodedFile {
         uncompressed_bytes,
         stored,
         summary,
+        key_hashes: index.key_hashes(),
         index: Bytes::from(index.finish()),
     }
 }
@@ -121,6 +124,8 @@ pub struct ExistingObject {
     pub checksum: String,
     /// Its key-index sidecar, rebuilt from its content.
     pub index: Bytes,
+    /// Hashes of its distinct keys, for the catalog.
+    pub key_hashes: Vec<u64>,
     /// The partitions its records belong to (one, for an object the storer wrote).
     pub partitions: Vec<i32>,
 }
@@ -206,6 +211,7 @@ pub async fn read_existing(
             uncompressed_bytes: counter.count,
             checksum: checksum(&stored),
             summary,
+            key_hashes: index.key_hashes(),
             index: Bytes::from(index.finish()),
             partitions,
         })

@@ -11,7 +11,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bss_format::{Compression, Record};
+use bss_catalog::{Catalog, CompactionPolicy};
+use bss_format::{Compression, FileSummary, Record};
+use bss_layout::catalog::CatalogEntry;
 use bss_layout::ObjectName;
 use bss_telemetry::Health;
 use object_store::path::Path;
@@ -57,7 +59,15 @@ pub struct WriterShared {
     pub upload_slots: Semaphore,
     /// Fired when the shutdown deadline passes: stop retrying.
     pub abort: CancellationToken,
+    /// The bucket's catalog.
+    pub catalog: Catalog,
+    /// When the writers compact their partition's catalog segments.
+    pub compaction: CompactionPolicy,
 }
+
+/// A writer checks its partition's catalog for due merges after this many objects or this long.
+const COMPACTION_CHECK_OBJECTS: usize = 64;
+const COMPACTION_CHECK_INTERVAL: Duration = Duration::from_secs(600);
 
 /// One partition's writer.
 pub struct PartitionWriter {
@@ -68,6 +78,10 @@ pub struct PartitionWriter {
     forward_to: Vec<String>,
     /// Highest offset known to be in an existing object; records up to it are never written again.
     stored_through: i64,
+    /// Objects recorded in the catalog since the last compaction check, and when that was.
+    recorded_since_check: usize,
+    last_check: Instant,
+    compaction: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Delay before the `attempt`-th retry: 100 ms doubling up to 10 s.
@@ -95,6 +109,9 @@ impl PartitionWriter {
             folder,
             forward_to,
             stored_through: -1,
+            recorded_since_check: 0,
+            last_check: Instant::now(),
+            compaction: None,
         };
         (tx, tokio::spawn(writer.run(rx)))
     }
@@ -107,10 +124,44 @@ impl PartitionWriter {
                 self.shared
                     .progress
                     .finish(&self.tp, self.generation, durable_next);
+                self.compact_if_due();
             }
             // Written or dropped (partition revoked): either way it no longer weighs on memory.
             self.shared.memory.release(weight);
         }
+    }
+
+    /// Starts a background compaction of this partition's catalog segments when one may be due and
+    /// none is running. Compaction failures are logged and retried later: they never hold archiving.
+    fn compact_if_due(&mut self) {
+        let due = self.recorded_since_check >= COMPACTION_CHECK_OBJECTS
+            || (self.recorded_since_check > 0
+                && self.last_check.elapsed() >= COMPACTION_CHECK_INTERVAL);
+        if !due || self.compaction.as_ref().is_some_and(|c| !c.is_finished()) {
+            return;
+        }
+        self.recorded_since_check = 0;
+        self.last_check = Instant::now();
+        let shared = Arc::clone(&self.shared);
+        let (folder, (topic, partition)) = (self.folder.clone(), self.tp.clone());
+        self.compaction = Some(tokio::spawn(async move {
+            match shared
+                .catalog
+                .compact_partition(&folder, &topic, partition, &shared.compaction)
+                .await
+            {
+                Ok(done) => tracing::debug!(
+                    topic,
+                    partition,
+                    merged = done.merged,
+                    deleted = done.deleted,
+                    "catalog compaction pass"
+                ),
+                Err(error) => {
+                    tracing::warn!(topic, partition, error = %error, "catalog compaction failed; retried later")
+                }
+            }
+        }));
     }
 
     fn still_owner(&self) -> bool {
@@ -211,7 +262,16 @@ impl PartitionWriter {
                         elapsed_ms = started.elapsed().as_millis() as u64, "object written"
                     );
                     failpoint::reached("after-upload");
-                    self.write_index(&path, encoded.index.clone()).await?;
+                    let catalog_segment = self
+                        .write_metadata(
+                            &path,
+                            encoded.index.clone(),
+                            &encoded.summary,
+                            encoded.stored.len() as u64,
+                            &encoded.checksum,
+                            &encoded.key_hashes,
+                        )
+                        .await?;
                     let object = WrittenObject {
                         path: path.as_ref(),
                         topic: &self.tp.0,
@@ -221,6 +281,7 @@ impl PartitionWriter {
                         uncompressed_bytes: encoded.uncompressed_bytes,
                         checksum: &encoded.checksum,
                         compression: self.shared.compression,
+                        catalog_segment: &catalog_segment,
                     };
                     self.announce(&object).await?;
                     failpoint::reached("after-event");
@@ -298,8 +359,17 @@ impl PartitionWriter {
                     return Some(Uploaded::Foreign);
                 }
                 Ok(existing) => {
-                    // The crash may have come between the object and its sidecar.
-                    self.write_index(path, existing.index.clone()).await?;
+                    // The crash may have come between the object and its sidecar or catalog entry.
+                    let catalog_segment = self
+                        .write_metadata(
+                            path,
+                            existing.index.clone(),
+                            &existing.summary,
+                            existing.stored_bytes,
+                            &existing.checksum,
+                            &existing.key_hashes,
+                        )
+                        .await?;
                     tracing::info!(
                         path = %path, first_offset = existing.summary.first_offset,
                         last_offset = existing.summary.last_offset,
@@ -314,6 +384,7 @@ impl PartitionWriter {
                         uncompressed_bytes: existing.uncompressed_bytes,
                         checksum: &existing.checksum,
                         compression: name.compression,
+                        catalog_segment: &catalog_segment,
                     };
                     self.announce(&object).await?;
                     return Some(Uploaded::Adopted {
@@ -334,22 +405,66 @@ impl PartitionWriter {
         }
     }
 
-    /// Writes (or rewrites: its content depends only on the object's) the object's key-index sidecar.
-    async fn write_index(&self, object_path: &Path, index: bytes::Bytes) -> Option<()> {
-        let path = Path::from(bss_layout::index::index_path(object_path.as_ref()));
+    /// Writes (or rewrites: their content depends only on the object's) the object's key-index
+    /// sidecar, then its catalog entry; returns the catalog segment's path. Both come before the event
+    /// and the commit, so a committed offset is always in a cataloged object.
+    async fn write_metadata(
+        &mut self,
+        object_path: &Path,
+        index: bytes::Bytes,
+        summary: &FileSummary,
+        stored_bytes: u64,
+        checksum: &str,
+        key_hashes: &[u64],
+    ) -> Option<String> {
+        let index_path = bss_layout::index::index_path(object_path.as_ref());
+        let sidecar = Path::from(index_path.as_str());
+        self.retry("index upload", || {
+            self.shared.store.put(&sidecar, index.clone().into())
+        })
+        .await?;
+        let entry = CatalogEntry {
+            path: object_path.to_string(),
+            topic: self.tp.0.clone(),
+            partition: self.tp.1,
+            first_offset: summary.first_offset,
+            last_offset: summary.last_offset,
+            records: summary.records,
+            min_timestamp: summary.min_timestamp_ms,
+            max_timestamp: summary.max_timestamp_ms,
+            bytes: stored_bytes,
+            checksum: checksum.to_owned(),
+            index_path: Some(index_path),
+        };
+        let segment = self
+            .retry("catalog entry upload", || {
+                self.shared
+                    .catalog
+                    .record(&self.folder, &entry, key_hashes.to_vec())
+            })
+            .await?;
+        self.recorded_since_check += 1;
+        Some(segment)
+    }
+
+    /// Runs a bucket write until it succeeds (not ready meanwhile) or the partition is lost.
+    async fn retry<T, F, Fut>(&self, what: &str, mut write: F) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, object_store::Error>>,
+    {
         let mut attempt = 0;
         loop {
             if !self.still_owner() {
                 return None;
             }
-            match self.shared.store.put(&path, index.clone().into()).await {
-                Ok(_) => return Some(()),
+            match write().await {
+                Ok(value) => return Some(value),
                 Err(error) => {
-                    self.shared.health.set(
-                        "bucket-writes",
-                        Err(format!("index upload failed: {error}")),
-                    );
-                    tracing::warn!(path = %path, attempt, error = %error, "index upload failed, retrying");
+                    self.shared
+                        .health
+                        .set("bucket-writes", Err(format!("{what} failed: {error}")));
+                    tracing::warn!(attempt, error = %error, "{what} failed, retrying");
                     self.pause(attempt).await?;
                     attempt += 1;
                 }

@@ -1,12 +1,15 @@
-//! Reading the archive, shared by the reloader and the `bss` tool: listing a folder's objects from a
-//! start key, pruning with the key-index sidecars, and streaming an object's records.
+//! Reading the archive, shared by the reloader and the `bss` tool: selecting the objects of a time window
+//! or a key (from the catalog, or by listing the folder and reading the key-index sidecars when the
+//! folder has no complete catalog), and streaming an object's records.
 #![warn(missing_docs)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bss_catalog::{Catalog, CatalogError, ReadCost};
 use bss_format::{Record, RecordReader};
-use bss_layout::index::{block_may_contain, index_path, IndexHeader, HEADER_BYTES};
+use bss_layout::catalog::CatalogEntry;
+use bss_layout::index::{block_may_contain, index_path, IndexBuilder, IndexHeader, HEADER_BYTES};
 use bss_layout::ObjectName;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
@@ -30,6 +33,10 @@ pub trait ReadObserver: Send + Sync {
     fn object_read(&self, _ok: bool, _bytes: u64) {}
     /// A ranged GET of a sidecar.
     fn index_read(&self, _bytes: u64) {}
+    /// A selection answered from the catalog, at this cost.
+    fn catalog_read(&self, _cost: &ReadCost) {}
+    /// A selection in a folder without a complete catalog: the folder was listed.
+    fn listing_fallback(&self, _folder: &str) {}
 }
 
 /// Observes nothing.
@@ -59,6 +66,9 @@ pub enum ArchiveError {
     /// The bucket failed.
     #[error("bucket error: {0}")]
     Bucket(#[from] object_store::Error),
+    /// The catalog cannot be read.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
     /// The object does not decode.
     #[error("object {path} is corrupt: {reason}")]
     Corrupt {
@@ -90,39 +100,88 @@ impl Archive {
         &self.store
     }
 
-    /// Objects directly in `folder` whose first record is not older than `from_ms` (when given) and not
-    /// newer than `to_ms`, sorted by name. With a lower bound the listing starts after that key, so older
-    /// objects are never listed.
-    pub async fn list(
-        &self,
-        folder: &str,
-        from_ms: Option<i64>,
-        to_ms: Option<i64>,
-    ) -> Result<Vec<ArchivedObject>, ArchiveError> {
+    /// Every object directly in `folder`, sorted by name.
+    pub async fn list(&self, folder: &str) -> Result<Vec<ArchivedObject>, ArchiveError> {
         let prefix = Path::from(folder);
-        let listing = match from_ms {
-            Some(from) => self.store.list_with_offset(
-                Some(&prefix),
-                &Path::from(ObjectName::list_start_key(folder, from)),
-            ),
-            None => self.store.list(Some(&prefix)),
-        };
-        let metas: Vec<_> = listing.try_collect().await?;
+        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
         let mut objects: Vec<ArchivedObject> = metas
             .into_iter()
             .filter_map(|meta| {
                 let name = ObjectName::parse(meta.location.as_ref()).ok()?;
-                (name.folder == folder && to_ms.is_none_or(|to| name.first_timestamp_ms <= to))
-                    .then_some(ArchivedObject {
-                        path: meta.location,
-                        name,
-                        size: meta.size,
-                    })
+                (name.folder == folder).then_some(ArchivedObject {
+                    path: meta.location,
+                    name,
+                    size: meta.size,
+                })
             })
             .collect();
         // Local folders list in directory order; S3 and GCS sort already.
         objects.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(objects)
+    }
+
+    /// The objects of `folder` that may hold records in the window `[from, to]` (inclusive, either
+    /// open, by each object's real smallest and largest timestamps, whatever its name says) and, when
+    /// given, a record with `key`, grouped by source partition, each group in offset order.
+    ///
+    /// From the catalog when the folder's catalog is complete: no listing of data objects, a few
+    /// segment reads. Otherwise (archives written before the catalog, or by Mia-Platform's storer)
+    /// the folder is listed and each object's sidecar read, which the observer and a log line report.
+    pub async fn select(
+        &self,
+        folder: &str,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+        key: Option<&[u8]>,
+    ) -> Result<BTreeMap<i32, Vec<ArchivedObject>>, ArchiveError> {
+        let catalog = Catalog::new(Arc::clone(&self.store));
+        if !catalog.is_complete(folder).await? {
+            tracing::warn!(
+                folder,
+                "this folder has no complete catalog: listing its objects (slow on a large archive; run `bss catalog rebuild`)"
+            );
+            self.observer.listing_fallback(folder);
+            let listed = self.list(folder).await?;
+            return self.prune(&listed, from_ms, to_ms, key).await;
+        }
+        let (entries, cost) = catalog.select(folder, from_ms, to_ms, key).await?;
+        self.observer.catalog_read(&cost);
+        let objects = entries
+            .into_iter()
+            .map(|entry| {
+                let name = ObjectName::parse(&entry.path).map_err(|e| ArchiveError::Corrupt {
+                    path: format!("catalog of {folder}"),
+                    reason: e.to_string(),
+                })?;
+                Ok(ArchivedObject {
+                    path: Path::from(entry.path),
+                    name,
+                    size: entry.bytes,
+                })
+            })
+            .collect::<Result<Vec<_>, ArchiveError>>()?;
+        Ok(by_partition(objects))
+    }
+
+    /// Whether `folder` holds any archive object: one LIST page of its catalog when the catalog is
+    /// complete, else the folder's listing up to its first object.
+    pub async fn has_objects(&self, folder: &str) -> Result<bool, ArchiveError> {
+        let catalog = Catalog::new(Arc::clone(&self.store));
+        let prefix = if catalog.is_complete(folder).await? {
+            Path::from(bss_layout::catalog::folder_prefix(folder))
+        } else {
+            Path::from(folder)
+        };
+        let mut listing = self.store.list(Some(&prefix));
+        while let Some(meta) = listing.next().await {
+            let path = meta?.location;
+            let found = ObjectName::parse(path.as_ref()).is_ok_and(|n| n.folder == folder)
+                || bss_layout::catalog::SegmentName::parse(path.as_ref()).is_some();
+            if found {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// One object by its full path.
@@ -200,6 +259,15 @@ impl Archive {
                 return Err(e.into());
             }
         };
+        Ok(self.decode(object, stored))
+    }
+
+    /// Decodes stored bytes on a blocking thread, handing records over in chunks.
+    fn decode(
+        &self,
+        object: &ArchivedObject,
+        stored: bytes::Bytes,
+    ) -> mpsc::Receiver<Result<Vec<Record>, ArchiveError>> {
         let (tx, rx) = mpsc::channel(2);
         let name = object.name.clone();
         let path = object.path.to_string();
@@ -234,7 +302,7 @@ impl Archive {
                 let _ = tx.blocking_send(Ok(chunk));
             }
         });
-        Ok(rx)
+        rx
     }
 
     /// Top-level folders of the bucket (the archive's own `.bss-*` prefixes excluded).
@@ -263,8 +331,13 @@ impl Archive {
         let window = from_ms.is_some() || to_ms.is_some();
         let kept: Vec<Option<ArchivedObject>> = futures::stream::iter(objects.iter().cloned())
             .map(|object| async move {
-                // An object whose first record is inside the window needs no check for time.
-                let first_inside = from_ms.is_none_or(|f| object.name.first_timestamp_ms >= f);
+                // An object whose first record is inside the window needs no check for time (names
+                // clamp missing and out-of-range timestamps to the ends, which prove nothing).
+                let named = object.name.first_timestamp_ms;
+                let first_inside = named > 0
+                    && named < bss_format::time::MAX_ISO_MS
+                    && from_ms.is_none_or(|f| named >= f)
+                    && to_ms.is_none_or(|t| named <= t);
                 if window && !first_inside {
                     if let Some(header) = self.index_header(&object).await? {
                         if !header.may_overlap(from_ms, to_ms) {
@@ -282,21 +355,74 @@ impl Archive {
             .buffered(PRUNE_CONCURRENCY)
             .try_collect()
             .await?;
-        let mut by_partition: BTreeMap<i32, Vec<ArchivedObject>> = BTreeMap::new();
-        for object in kept.into_iter().flatten() {
-            by_partition
-                .entry(object.name.partition)
-                .or_default()
-                .push(object);
+        Ok(by_partition(kept.into_iter().flatten()))
+    }
+
+    /// What the catalog records about an object, and its key hashes, from its content (for
+    /// `bss catalog rebuild`; Mia-Platform objects included).
+    pub async fn describe(
+        &self,
+        object: &ArchivedObject,
+    ) -> Result<(CatalogEntry, Vec<u64>), ArchiveError> {
+        let sidecar = index_path(object.path.as_ref());
+        let has_sidecar = match self.store.head(&Path::from(sidecar.as_str())).await {
+            Ok(_) => true,
+            Err(object_store::Error::NotFound { .. }) => false,
+            Err(e) => return Err(e.into()),
+        };
+        let stored = self.store.get(&object.path).await?.bytes().await?;
+        self.observer.object_read(true, stored.len() as u64);
+        let checksum = bss_format::checksum(&stored);
+        let mut chunks = self.decode(object, stored);
+        let mut summary = bss_format::FileSummary::default();
+        let mut keys = IndexBuilder::default();
+        while let Some(chunk) = chunks.recv().await {
+            for record in chunk? {
+                summary.add(&record);
+                keys.add(record.offset, record.timestamp_ms, record.key.as_deref());
+            }
         }
-        for objects in by_partition.values_mut() {
-            objects.sort_by_key(|o| o.name.first_offset);
+        if summary.records == 0 {
+            return Err(ArchiveError::Corrupt {
+                path: object.path.to_string(),
+                reason: "it holds no records".into(),
+            });
         }
-        Ok(by_partition)
+        let entry = CatalogEntry {
+            path: object.path.to_string(),
+            topic: object.name.topic.clone(),
+            partition: object.name.partition,
+            first_offset: summary.first_offset,
+            last_offset: summary.last_offset,
+            records: summary.records,
+            min_timestamp: summary.min_timestamp_ms,
+            max_timestamp: summary.max_timestamp_ms,
+            bytes: object.size,
+            checksum,
+            index_path: has_sidecar.then_some(sidecar),
+        };
+        Ok((entry, keys.key_hashes()))
     }
 
     /// Number of archive objects directly in `folder`.
     pub async fn count(&self, folder: &str) -> Result<usize, ArchiveError> {
-        Ok(self.list(folder, None, None).await?.len())
+        Ok(self.list(folder).await?.len())
     }
+}
+
+/// Objects grouped by source partition, each group in offset order.
+fn by_partition(
+    objects: impl IntoIterator<Item = ArchivedObject>,
+) -> BTreeMap<i32, Vec<ArchivedObject>> {
+    let mut grouped: BTreeMap<i32, Vec<ArchivedObject>> = BTreeMap::new();
+    for object in objects {
+        grouped
+            .entry(object.name.partition)
+            .or_default()
+            .push(object);
+    }
+    for objects in grouped.values_mut() {
+        objects.sort_by_key(|o| o.name.first_offset);
+    }
+    grouped
 }

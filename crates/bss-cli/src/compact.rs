@@ -59,7 +59,7 @@ pub async fn select_inputs(
     } else {
         latest_generation(store, organized_prefix, folder, as_of).await?
     };
-    let listed = archive.list(folder, None, Some(as_of)).await?;
+    let listed = archive.list(folder).await?;
     let Some(base) = base else {
         return Ok(Inputs {
             objects: listed,
@@ -75,7 +75,7 @@ pub async fn select_inputs(
         .flatten()
         .collect();
     let generation = generation_folder(organized_prefix, folder, base);
-    objects.extend(archive.list(&generation, None, None).await?);
+    objects.extend(archive.list(&generation).await?);
     Ok(Inputs {
         objects,
         base: Some(base),

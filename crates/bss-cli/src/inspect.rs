@@ -89,9 +89,8 @@ pub async fn run(context: &Context, command: InspectCommand) -> anyhow::Result<O
                 (Some(path), _) => vec![archive.object(&path).await?],
                 (None, Some(topic)) => {
                     let folder = context.folder(&topic);
-                    let listed = archive.list(&folder, None, to).await?;
                     let by_partition = archive
-                        .prune(&listed, from, to, key.as_deref().map(str::as_bytes))
+                        .select(&folder, from, to, key.as_deref().map(str::as_bytes))
                         .await?;
                     let mut objects: Vec<_> = by_partition.into_values().flatten().collect();
                     objects.sort_by(|a, b| a.path.cmp(&b.path));
@@ -198,9 +197,8 @@ async fn objects(
     to: Option<i64>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let listed = archive.list(folder, None, to).await?;
     let kept: Vec<_> = archive
-        .prune(&listed, from, to, None)
+        .select(folder, from, to, None)
         .await?
         .into_values()
         .flatten()
@@ -273,7 +271,7 @@ async fn topics(archive: &Archive, json: bool) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for folder in archive.folders().await? {
         let folder = folder.trim_end_matches('/').to_owned();
-        let objects = archive.list(&folder, None, None).await?;
+        let objects = archive.list(&folder).await?;
         if objects.is_empty() {
             continue;
         }

@@ -3,6 +3,7 @@
 //! Every command reads the storer's configuration ([`Context`]); reports go to stdout, JSON logs and
 //! progress to stderr. Commands that change something take `--dry-run`.
 
+pub mod catalog;
 pub mod compact;
 mod context;
 pub mod dump;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bss_cli::{dump, inspect, load, offsets, organize, verify, Context, Outcome};
+use bss_cli::{catalog, dump, inspect, load, offsets, organize, verify, Context, Outcome};
 use clap::{Parser, Subcommand};
 
 /// Operations on a Bucket Storage Support deployment. Reads the storer's configuration (the same file
@@ -37,6 +37,9 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Write a compacted, latest-per-key copy of a topic's archive under a separate prefix.
     Organize(organize::OrganizeArgs),
+    /// Build, compact or show the archive catalog (what readers use instead of listing the bucket).
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
 }
 
 #[tokio::main]
@@ -55,6 +58,7 @@ async fn main() -> ExitCode {
             Command::Inspect(command) => inspect::run(&context, command).await,
             Command::Verify(args) => verify::run(&context, args).await,
             Command::Organize(args) => organize::run(&context, args).await,
+            Command::Catalog(command) => catalog::run(&context, command).await,
         }
     }
     .await;

@@ -138,7 +138,7 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome>
     let mut gaps: Vec<Gap> = Vec::new();
     for topic in &topics {
         let folder = context.folder(topic);
-        let objects = archive.list(&folder, None, None).await?;
+        let objects = archive.list(&folder).await?;
         let mut progress = Progress::new("verify", "objects", Some(objects.len() as u64));
         let facts: Vec<ObjectFacts> = futures::stream::iter(objects)
             .map(|object| examine(Arc::clone(&store), object))

@@ -50,6 +50,12 @@ pub struct FileWrittenEvent {
     pub min_timestamp: Option<String>,
     /// Largest record timestamp in the object (ISO-8601).
     pub max_timestamp: Option<String>,
+    /// Path of the object's key-index sidecar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_path: Option<String>,
+    /// Path of the catalog segment that records the object (written before this event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_segment: Option<String>,
 }
 
 #[cfg(test)]
@@ -83,6 +89,8 @@ mod tests {
             format_version: 1,
             min_timestamp: None,
             max_timestamp: None,
+            index_path: None,
+            catalog_segment: None,
         };
         let json: serde_json::Value = serde_json::to_value(&event).expect("json");
         for field in [
