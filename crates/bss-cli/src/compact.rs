@@ -59,17 +59,18 @@ pub async fn select_inputs(
     } else {
         latest_generation(store, organized_prefix, folder, as_of).await?
     };
-    let listed = archive.list(folder).await?;
+    // Objects are chosen by their real smallest and largest record times (catalog, or sidecars).
     let Some(base) = base else {
+        let objects = archive.select(folder, None, Some(as_of), None).await?;
         return Ok(Inputs {
-            objects: listed,
+            objects: objects.into_values().flatten().collect(),
             base: None,
         });
     };
-    // Records at or before the base's time are in the base already; the sidecars tell which objects
-    // hold any newer record (objects without one are read).
+    // Records at or before the base's time are in the base already: only objects that hold a newer
+    // record are read.
     let mut objects: Vec<ArchivedObject> = archive
-        .prune(&listed, Some(base + 1), Some(as_of), None)
+        .select(folder, Some(base + 1), Some(as_of), None)
         .await?
         .into_values()
         .flatten()
