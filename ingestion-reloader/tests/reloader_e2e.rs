@@ -683,3 +683,110 @@ async fn a_bucket_outage_answers_503_with_retry_after() {
     assert!(answer.contains("unavailable"), "{answer}");
     proxy.up().await;
 }
+
+/// Offsets (from the payloads) of what a job published on `target`, by partition.
+async fn published_offsets(target: &str, expected: usize) -> BTreeMap<i32, Vec<i64>> {
+    let mut offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for published in read_topic(target, expected, Duration::from_secs(20)).await {
+        let payload: serde_json::Value =
+            serde_json::from_slice(published.record.payload.as_deref().expect("payload"))
+                .expect("json payload");
+        offsets
+            .entry(published.record.partition)
+            .or_default()
+            .push(payload["offset"].as_i64().expect("offset"));
+    }
+    offsets
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_inside_backlog_objects_miss_nothing_with_or_without_a_catalog() {
+    // A backlog archived in objects of 20 hourly records (each spans 19 hours), with record 25 three
+    // days late and record 33 without a timestamp: windows start inside objects that began long before.
+    const HOUR: i64 = 3_600_000;
+    let topic = unique("backlog");
+    let store = s3_settings().store();
+    let mut all = Vec::new();
+    for partition in 0..2 {
+        let list: Vec<Record> = (0..60)
+            .map(|o| {
+                let mut r = record(&topic, partition, o, Some(b"k"));
+                r.timestamp_ms = match o {
+                    25 => Some(BASE_TS - 72 * HOUR),
+                    33 => None,
+                    _ => Some(BASE_TS + o * HOUR),
+                };
+                r
+            })
+            .collect();
+        write_objects(&store, &topic, &list, 20, Compression::Zstd).await;
+        all.extend(list);
+    }
+    let expected = |from: Option<i64>, to: Option<i64>| -> BTreeMap<i32, Vec<i64>> {
+        let mut offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+        for r in &all {
+            if bss_archive::in_window(r, from, to) {
+                offsets.entry(r.partition).or_default().push(r.offset);
+            }
+        }
+        offsets
+    };
+    let windows = [
+        // The user's report: a start alone, half-way through an object.
+        (Some(BASE_TS + 30 * HOUR + 1), None),
+        // One record, inside one object.
+        (Some(BASE_TS + 10 * HOUR), Some(BASE_TS + 10 * HOUR)),
+        // Only the late record, whose object starts three days after it.
+        (None, Some(BASE_TS - HOUR)),
+        // An object's last record and the next one's first.
+        (Some(BASE_TS + 19 * HOUR), Some(BASE_TS + 20 * HOUR)),
+    ];
+    let reloader = start_reloader(&[]);
+    for source in ["listing", "catalog"] {
+        if source == "catalog" {
+            bss_testkit::archive::catalog_folder(&store, &topic).await;
+        }
+        for (from, to) in windows {
+            let want = expected(from, to);
+            let count: usize = want.values().map(Vec::len).sum();
+            assert!(count > 0, "{from:?}..{to:?}");
+            let target = unique("target");
+            create_topic(&target, 2).await;
+            let mut body = serde_json::json!({"topic": topic, "reIngestionTopic": target, "keepPartition": true});
+            if let Some(from) = from {
+                body["startDate"] = bss_format::time::format_iso_ms(from).into();
+            }
+            if let Some(to) = to {
+                body["stopDate"] = bss_format::time::format_iso_ms(to).into();
+            }
+            let (status, answer) = post(&reloader, "/reingestion/topic", body);
+            assert_eq!(status, 202, "{answer}");
+            let job = wait_job(
+                &reloader,
+                answer["requestId"].as_str().expect("id"),
+                Duration::from_secs(60),
+            );
+            assert_eq!(job["state"], "completed", "{job}");
+            assert_eq!(
+                job["messagesPublished"], count,
+                "{source} {from:?}..{to:?}: {job}"
+            );
+            assert_eq!(
+                published_offsets(&target, count).await,
+                want,
+                "{source} {from:?}..{to:?}"
+            );
+        }
+        let selections = reloader
+            .metric(&format!(
+                "bss_reloader_selections_total{{source=\"{source}\"}}"
+            ))
+            .unwrap_or(0.0);
+        assert_eq!(selections, windows.len() as f64, "{source}");
+    }
+    assert_eq!(
+        reloader.metric("bss_reloader_bucket_list_requests_total{kind=\"objects\"}"),
+        Some(windows.len() as f64),
+        "data objects are listed only while the folder has no catalog"
+    );
+}

@@ -55,7 +55,16 @@ async fn rebuild_catalogs_storer_and_mia_objects_once_and_readers_use_it() {
         }
     };
     let ours: Vec<_> = (0..40)
-        .map(|o| record(&folder, 0, o, timestamp(o), &format!("k{}", o % 5), Some("{}")))
+        .map(|o| {
+            record(
+                &folder,
+                0,
+                o,
+                timestamp(o),
+                &format!("k{}", o % 5),
+                Some("{}"),
+            )
+        })
         .collect();
     write_objects(&setup.store, &folder, &ours, 10, Compression::Zstd).await;
     // Partition 1 as Mia-Platform's storer writes it: no sidecar, five fields per line.
@@ -119,7 +128,10 @@ async fn rebuild_catalogs_storer_and_mia_objects_once_and_readers_use_it() {
         .ok();
     let again = &json_lines(&again)[0];
     assert_eq!(
-        (again["alreadyCataloged"].as_u64(), again["missing"].as_u64()),
+        (
+            again["alreadyCataloged"].as_u64(),
+            again["missing"].as_u64()
+        ),
         (Some(6), Some(0)),
         "a second run writes nothing: {again}"
     );
@@ -163,9 +175,7 @@ async fn an_unreadable_object_leaves_the_catalog_incomplete_and_is_named() {
         )
         .await
         .expect("damage");
-    let run = setup
-        .bss(&["catalog", "rebuild", "--topic", &folder])
-        .await;
+    let run = setup.bss(&["catalog", "rebuild", "--topic", &folder]).await;
     assert_eq!(run.code, 1, "{run:#?}");
     assert!(run.stderr.contains(&paths[1]), "{run:#?}");
     let report = &json_lines(&run)[0];

@@ -98,3 +98,30 @@ pub async fn write_mia_object(
         .expect("put mia object");
     path
 }
+
+/// Catalogs every object of `folder` (one level-1 segment per partition) and marks the catalog
+/// complete, as `bss catalog rebuild` does, so readers select from it instead of listing.
+pub async fn catalog_folder(store: &Arc<dyn ObjectStore>, folder: &str) {
+    let archive = bss_archive::Archive::new(Arc::clone(store), Arc::new(bss_archive::NoObserver));
+    let catalog = bss_catalog::Catalog::new(Arc::clone(store));
+    let mut by_partition: std::collections::BTreeMap<i32, Vec<_>> = Default::default();
+    for object in archive.list(folder).await.expect("list") {
+        let described = archive.describe(&object).await.expect("describe");
+        by_partition
+            .entry(described.0.partition)
+            .or_default()
+            .push(described);
+    }
+    for mut described in by_partition.into_values() {
+        described.sort_by_key(|(entry, _)| entry.first_offset);
+        let (entries, hashes): (Vec<_>, Vec<_>) = described.into_iter().unzip();
+        catalog
+            .write_segment(folder, 1, &entries, hashes)
+            .await
+            .expect("write segment");
+    }
+    catalog
+        .mark_complete(folder, "test fixture")
+        .await
+        .expect("mark complete");
+}
