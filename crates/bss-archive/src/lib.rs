@@ -141,7 +141,13 @@ impl Archive {
                 "this folder has no complete catalog: listing its objects (slow on a large archive; run `bss catalog rebuild`)"
             );
             self.observer.listing_fallback(folder);
-            let listed = self.list(folder).await?;
+            let retention = catalog.retention(folder).await?;
+            let listed: Vec<ArchivedObject> = self
+                .list(folder)
+                .await?
+                .into_iter()
+                .filter(|o| retention.keeps(&o.name.topic, o.name.partition, o.name.first_offset))
+                .collect();
             return self.prune(&listed, from_ms, to_ms, key).await;
         }
         let (entries, cost) = catalog.select(folder, from_ms, to_ms, key).await?;

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use bss_layout::catalog::{
     complete_marker, folder_prefix, ordinals_with_key, parse_entries, partition_prefix,
-    CatalogEntry, Segment, SegmentError, SegmentHeader, SegmentName,
+    retention_marker, CatalogEntry, Retention, Segment, SegmentError, SegmentHeader, SegmentName,
 };
 use bss_layout::index::key_hash;
 use bytes::Bytes;
@@ -172,6 +172,41 @@ impl Catalog {
         }
     }
 
+    /// Where the folder's partitions start after `bss prune` (nothing pruned when there is no marker).
+    pub async fn retention(&self, folder: &str) -> Result<Retention, CatalogError> {
+        let path = retention_marker(folder);
+        match self.store.get(&Path::from(path.as_str())).await {
+            Ok(got) => {
+                let bytes = got.bytes().await?;
+                serde_json::from_slice(&bytes).map_err(|e| CatalogError::Corrupt {
+                    path,
+                    source: SegmentError::from_reason(format!("not a retention marker: {e}")),
+                })
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(Retention::default()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces the folder's retention marker (written before any object it drops is deleted).
+    pub async fn set_retention(
+        &self,
+        folder: &str,
+        retention: &Retention,
+    ) -> Result<(), CatalogError> {
+        let bytes = serde_json::to_vec_pretty(retention).map_err(|e| CatalogError::Corrupt {
+            path: retention_marker(folder),
+            source: SegmentError::from_reason(e.to_string()),
+        })?;
+        self.store
+            .put(
+                &Path::from(retention_marker(folder)),
+                Bytes::from(bytes).into(),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Declares the folder's catalog complete: from now on readers trust it and never list the folder.
     pub async fn mark_complete(&self, folder: &str, by: &str) -> Result<(), object_store::Error> {
         let marker = serde_json::json!({ "completeSince": Utc::now().to_rfc3339(), "by": by });
@@ -218,7 +253,9 @@ impl Catalog {
         key: Option<&[u8]>,
     ) -> Result<(Vec<CatalogEntry>, ReadCost), CatalogError> {
         let hash = key.map(key_hash);
+        let retention = self.retention(folder).await?;
         let counters = Counters::default();
+        counters.gets.fetch_add(1, Ordering::Relaxed);
         let mut lists = 0;
         let mut attempt = 0;
         loop {
@@ -240,6 +277,7 @@ impl Catalog {
                     let entries = found
                         .into_iter()
                         .flatten()
+                        .filter(|e| retention.keeps(&e.topic, e.partition, e.first_offset))
                         .filter(|e| seen.insert(e.path.clone()))
                         .collect();
                     let cost = ReadCost {

@@ -12,6 +12,7 @@ pub mod load;
 pub mod offsets;
 pub mod organize;
 mod progress;
+pub mod prune;
 mod time;
 pub mod verify;
 

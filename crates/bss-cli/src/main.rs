@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bss_cli::{catalog, dump, inspect, load, offsets, organize, verify, Context, Outcome};
+use bss_cli::{catalog, dump, inspect, load, offsets, organize, prune, verify, Context, Outcome};
 use clap::{Parser, Subcommand};
 
 /// Operations on a Bucket Storage Support deployment. Reads the storer's configuration (the same file
@@ -40,6 +40,8 @@ enum Command {
     /// Build, compact or show the archive catalog (what readers use instead of listing the bucket).
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// Retention: delete the oldest objects whose records are all older than a time (catalog first).
+    Prune(prune::PruneArgs),
 }
 
 #[tokio::main]
@@ -59,6 +61,7 @@ async fn main() -> ExitCode {
             Command::Verify(args) => verify::run(&context, args).await,
             Command::Organize(args) => organize::run(&context, args).await,
             Command::Catalog(command) => catalog::run(&context, command).await,
+            Command::Prune(args) => prune::run(&context, args).await,
         }
     }
     .await;

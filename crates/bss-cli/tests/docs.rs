@@ -29,6 +29,10 @@ fn every_command_and_option_is_in_the_toolkit_reference() {
         &["inspect", "read"],
         &["verify"],
         &["organize"],
+        &["catalog", "rebuild"],
+        &["catalog", "compact"],
+        &["catalog", "show"],
+        &["prune"],
     ];
     let mut missing = Vec::new();
     for command in commands {

@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 pub const CATALOG_ROOT: &str = ".bss-catalog";
 /// Name of the marker saying a folder's catalog is complete.
 pub const COMPLETE_MARKER: &str = "_complete.json";
+/// Name of the marker saying where each partition's archive starts after `bss prune`.
+pub const RETENTION_MARKER: &str = "_retention.json";
 /// Header size.
 pub const SEGMENT_HEADER_BYTES: usize = 64;
 const MAGIC: &[u8; 4] = b"BSSC";
@@ -93,6 +95,62 @@ pub fn partition_prefix(folder: &str, topic: &str, partition: i32) -> String {
 /// The path of a folder's completeness marker.
 pub fn complete_marker(folder: &str) -> String {
     format!("{CATALOG_ROOT}/{folder}/{COMPLETE_MARKER}")
+}
+
+/// The path of a folder's retention marker.
+pub fn retention_marker(folder: &str) -> String {
+    format!("{CATALOG_ROOT}/{folder}/{RETENTION_MARKER}")
+}
+
+/// Where a folder's archive starts after `bss prune` removed the oldest objects of its partitions:
+/// readers ignore what lies before, so an entry whose object is being deleted is never followed.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Retention {
+    /// Per source partition, its first offset still archived.
+    pub partitions: Vec<PartitionStart>,
+}
+
+/// The first offset still archived of one source partition.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionStart {
+    /// Source topic.
+    pub topic: String,
+    /// Source partition.
+    pub partition: i32,
+    /// Objects that start before this offset are gone (or going).
+    pub start_offset: i64,
+    /// The `--before` time of the prune that set it (RFC 3339).
+    pub pruned_before: String,
+}
+
+impl Retention {
+    /// The first offset still archived of a partition (0 when never pruned).
+    pub fn start(&self, topic: &str, partition: i32) -> i64 {
+        self.partitions
+            .iter()
+            .find(|p| p.topic == topic && p.partition == partition)
+            .map_or(0, |p| p.start_offset)
+    }
+
+    /// Whether an object that starts at `first_offset` is still part of the archive.
+    pub fn keeps(&self, topic: &str, partition: i32, first_offset: i64) -> bool {
+        first_offset >= self.start(topic, partition)
+    }
+
+    /// Moves a partition's start forward (never back).
+    pub fn advance(&mut self, start: PartitionStart) {
+        match self
+            .partitions
+            .iter_mut()
+            .find(|p| p.topic == start.topic && p.partition == start.partition)
+        {
+            Some(known) if known.start_offset >= start.start_offset => {}
+            Some(known) => *known = start,
+            None => self.partitions.push(start),
+        }
+    }
 }
 
 /// What a segment's path says about it.
