@@ -102,22 +102,40 @@ impl Archive {
 
     /// Every object directly in `folder`, sorted by name.
     pub async fn list(&self, folder: &str) -> Result<Vec<ArchivedObject>, ArchiveError> {
+        Ok(self.list_with_strays(folder).await?.0)
+    }
+
+    /// Every object directly in `folder`, sorted by name, and the other files directly in it with
+    /// why their names are not archive names (readers never select those).
+    pub async fn list_with_strays(
+        &self,
+        folder: &str,
+    ) -> Result<(Vec<ArchivedObject>, Vec<(String, String)>), ArchiveError> {
         let prefix = Path::from(folder);
         let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
-        let mut objects: Vec<ArchivedObject> = metas
-            .into_iter()
-            .filter_map(|meta| {
-                let name = ObjectName::parse(meta.location.as_ref()).ok()?;
-                (name.folder == folder).then_some(ArchivedObject {
+        let mut objects = Vec::new();
+        let mut strays = Vec::new();
+        for meta in metas {
+            let path = meta.location.as_ref();
+            let directly_inside = path
+                .strip_prefix(folder)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|file| !file.contains('/'));
+            if !directly_inside {
+                continue;
+            }
+            match ObjectName::parse(path) {
+                Ok(name) => objects.push(ArchivedObject {
                     path: meta.location,
                     name,
                     size: meta.size,
-                })
-            })
-            .collect();
+                }),
+                Err(e) => strays.push((path.to_owned(), e.to_string())),
+            }
+        }
         // Local folders list in directory order; S3 and GCS sort already.
         objects.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(objects)
+        Ok((objects, strays))
     }
 
     /// The objects of `folder` that may hold records in the window `[from, to]` (inclusive, either

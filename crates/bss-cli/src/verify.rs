@@ -1,6 +1,7 @@
 //! `bss verify`: the archive's guarantees, checked. Per source partition: offsets without gaps or
-//! duplicates across objects, every object decodes and agrees with its name and sidecar, and (with
-//! `--events`) with its "file written" event.
+//! duplicates across objects, every object decodes and agrees with its name, sidecar and catalog
+//! entry (the catalog lists exactly the folder's objects), and (with `--events`) with its "file
+//! written" event. Files that are not archive objects and empty folders are reported, not skipped.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -8,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bss_archive::ArchivedObject;
+use bss_catalog::Catalog;
 use bss_format::{checksum, RecordReader};
+use bss_layout::catalog::CatalogEntry;
 use bss_layout::index::{index_path, IndexHeader, HEADER_BYTES};
 use bss_layout::{FileWrittenEvent, ObjectName};
 use futures::{StreamExt, TryStreamExt};
@@ -52,7 +55,8 @@ pub struct VerifyArgs {
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     /// `corrupt`, `gap`, `duplicate`, `name-mismatch`, `index-mismatch`, `missing-index`,
-    /// `missing-event`, `event-mismatch` or `orphan-event`.
+    /// `uncataloged`, `dangling-entry`, `catalog-mismatch`, `unknown-object`, `empty-folder`,
+    /// `no-catalog`, `pruned`, `missing-event`, `event-mismatch` or `orphan-event`.
     pub kind: &'static str,
     /// Folder of the object.
     pub folder: String,
@@ -72,6 +76,8 @@ struct ObjectFacts {
     records: u64,
     first_offset: Option<i64>,
     last_offset: Option<i64>,
+    min_timestamp: Option<i64>,
+    max_timestamp: Option<i64>,
     /// Problems found inside the object.
     findings: Vec<Finding>,
 }
@@ -123,6 +129,7 @@ struct Report {
 pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome> {
     let archive = context.archive()?;
     let store = archive.store().clone();
+    let catalog = Catalog::new(Arc::clone(&store));
     let topics = if args.topics.is_empty() {
         context.ingestion_topics()
     } else {
@@ -138,7 +145,55 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome>
     let mut gaps: Vec<Gap> = Vec::new();
     for topic in &topics {
         let folder = context.folder(topic);
-        let objects = archive.list(&folder).await?;
+        let (listed, strays) = archive.list_with_strays(&folder).await?;
+        let cataloged = if catalog.is_complete(&folder).await? {
+            Some(catalog.select(&folder, None, None, None).await?.0)
+        } else {
+            None
+        };
+        let retention = catalog.retention(&folder).await?;
+        let (objects, leftovers): (Vec<_>, Vec<_>) = listed
+            .into_iter()
+            .partition(|o| retention.keeps(&o.name.topic, o.name.partition, o.name.first_offset));
+        let folder_finding = |kind, detail| Finding {
+            kind,
+            folder: folder.clone(),
+            partition: None,
+            object: None,
+            detail,
+        };
+        if objects.is_empty() && strays.is_empty() && cataloged.as_ref().is_none_or(Vec::is_empty) {
+            report.problems.push(folder_finding(
+                "empty-folder",
+                format!(
+                    "no archive object in folder {folder:?}: is the topic or folder name right?"
+                ),
+            ));
+        }
+        // An organized generation's manifest is the one other file an archive folder may hold.
+        let strays: Vec<_> = strays
+            .into_iter()
+            .filter(|(path, _)| !path.ends_with("/manifest.json"))
+            .collect();
+        for (path, reason) in &strays {
+            report.problems.push(Finding {
+                object: Some(path.clone()),
+                ..folder_finding(
+                    "unknown-object",
+                    format!("not an archive object name, so no reader ever selects it: {reason}"),
+                )
+            });
+        }
+        for object in leftovers {
+            report.warnings.push(Finding {
+                partition: Some(object.name.partition),
+                object: Some(object.path.to_string()),
+                ..folder_finding(
+                    "pruned",
+                    "before its partition's retention start: an interrupted `bss prune` left it; the next run deletes it".into(),
+                )
+            });
+        }
         let mut progress = Progress::new("verify", "objects", Some(objects.len() as u64));
         let facts: Vec<ObjectFacts> = futures::stream::iter(objects)
             .map(|object| examine(Arc::clone(&store), object))
@@ -167,13 +222,34 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome>
                 undelivered_offsets: 0,
             });
         }
+        let mut without_sidecar = Vec::new();
         for fact in &facts {
             for finding in &fact.findings {
                 match finding.kind {
-                    "missing-index" => report.warnings.push(finding.clone()),
+                    "missing-index" => without_sidecar.push(finding.clone()),
                     _ => report.problems.push(finding.clone()),
                 }
             }
+        }
+        // Mia-Platform's storer writes no sidecars: one line for the folder, not one per object.
+        match without_sidecar.len() {
+            0 => {}
+            1 => report.warnings.append(&mut without_sidecar),
+            n => report.warnings.push(folder_finding(
+                "missing-index",
+                format!(
+                    "{n} of {} objects have no key-index sidecar (written by Mia-Platform's storer or before sidecars existed; first: {}); the catalog indexes their keys once `bss catalog rebuild` ran",
+                    facts.len(),
+                    without_sidecar[0].object.as_deref().unwrap_or("?")
+                ),
+            )),
+        }
+        match cataloged {
+            Some(entries) => compare_catalog(&folder, &facts, entries, &mut report),
+            None => report.warnings.push(folder_finding(
+                "no-catalog",
+                "the folder's catalog is not complete, so readers list the folder: run `bss catalog rebuild`".into(),
+            )),
         }
         checked.extend(facts);
     }
@@ -278,6 +354,8 @@ fn decode(
         records: 0,
         first_offset: None,
         last_offset: None,
+        min_timestamp: None,
+        max_timestamp: None,
         findings: Vec::new(),
         object,
     };
@@ -329,6 +407,10 @@ fn decode(
             facts.first_offset = Some(record.offset);
             first_timestamp = Some(record.timestamp_ms.unwrap_or(0));
         }
+        if let Some(ts) = record.timestamp_ms {
+            facts.min_timestamp = Some(facts.min_timestamp.map_or(ts, |m| m.min(ts)));
+            facts.max_timestamp = Some(facts.max_timestamp.map_or(ts, |m| m.max(ts)));
+        }
         facts.last_offset = Some(record.offset);
         facts.records += 1;
     }
@@ -379,6 +461,88 @@ fn decode(
         }
     }
     facts
+}
+
+/// The catalog lists exactly the folder's objects, each as it is: an object missing from it is never
+/// selected by a reader, an entry without its object fails every replay that selects it.
+fn compare_catalog(
+    folder: &str,
+    facts: &[ObjectFacts],
+    entries: Vec<CatalogEntry>,
+    report: &mut Report,
+) {
+    let mut by_path: HashMap<String, CatalogEntry> =
+        entries.into_iter().map(|e| (e.path.clone(), e)).collect();
+    for fact in facts {
+        let path = fact.object.path.to_string();
+        let finding = |kind, detail| Finding {
+            kind,
+            folder: folder.to_owned(),
+            partition: Some(fact.object.name.partition),
+            object: Some(path.clone()),
+            detail,
+        };
+        let Some(entry) = by_path.remove(&path) else {
+            report.problems.push(finding(
+                "uncataloged",
+                "the catalog does not list this object, so no reader selects it: run `bss catalog rebuild`".into(),
+            ));
+            continue;
+        };
+        if !fact.findings.is_empty() && fact.first_offset.is_none() {
+            continue; // Undecodable: already a problem of its own.
+        }
+        let span = |low: Option<i64>, high: Option<i64>| {
+            let show = |v: Option<i64>| v.map_or("none".to_owned(), |v| v.to_string());
+            format!("{}..={}", show(low), show(high))
+        };
+        let compared = [
+            (
+                "records",
+                entry.records.to_string(),
+                fact.records.to_string(),
+            ),
+            (
+                "bytes",
+                entry.bytes.to_string(),
+                fact.object.size.to_string(),
+            ),
+            ("checksum", entry.checksum.clone(), fact.checksum.clone()),
+            (
+                "offsets",
+                span(Some(entry.first_offset), Some(entry.last_offset)),
+                span(fact.first_offset, fact.last_offset),
+            ),
+            (
+                "timestamps",
+                span(entry.min_timestamp, entry.max_timestamp),
+                span(fact.min_timestamp, fact.max_timestamp),
+            ),
+        ];
+        let differences: Vec<String> = compared
+            .into_iter()
+            .filter(|(_, cataloged, actual)| cataloged != actual)
+            .map(|(what, cataloged, actual)| format!("{what} {cataloged} vs {actual}"))
+            .collect();
+        if !differences.is_empty() {
+            report.problems.push(finding(
+                "catalog-mismatch",
+                format!(
+                    "catalog entry and object differ (catalog vs object): {}",
+                    differences.join(", ")
+                ),
+            ));
+        }
+    }
+    for (path, entry) in by_path {
+        report.problems.push(Finding {
+            kind: "dangling-entry",
+            folder: folder.to_owned(),
+            partition: Some(entry.partition),
+            object: Some(path),
+            detail: "the catalog lists this object but it is not in the bucket: replays that select it fail".into(),
+        });
+    }
 }
 
 /// Offsets across consecutive objects of one partition: each must start right after the previous

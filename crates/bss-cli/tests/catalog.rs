@@ -303,3 +303,120 @@ async fn prune_deletes_each_partitions_expired_prefix_catalog_first_and_finishes
     let verified = setup.bss(&["verify", "--topic", &folder]).await.ok();
     assert!(verified.stdout.contains("0 problems"), "{verified:#?}");
 }
+
+/// The findings of `bss verify --json`: (kind, object or folder) pairs.
+fn findings(run: &Run, which: &str) -> Vec<(String, String)> {
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("json report");
+    report[which]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().expect("kind").to_owned(),
+                f["object"]
+                    .as_str()
+                    .unwrap_or(f["folder"].as_str().expect("folder"))
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_checks_the_catalog_against_the_objects_and_reports_every_stray() {
+    let folder = unique("verify-catalog");
+    let unknown = unique("no-such-folder");
+    let setup = Setup::new(
+        &kafka_brokers(),
+        &unique("verify-catalog-group"),
+        &unique("verify-catalog-events"),
+        &[(&folder, &folder)],
+    );
+    // A Mia-Platform archive: three objects without sidecars, no catalog.
+    for n in 0..3i64 {
+        let lines: Vec<(i64, i64, &str, &str)> = (0..5)
+            .map(|i| (n * 5 + i, BASE_MS + n * 5 + i, "k", "{}"))
+            .collect();
+        write_mia_object(&setup.store, &folder, &folder, 0, &lines).await;
+    }
+    let mia = setup
+        .bss(&["verify", "--topic", &folder, "--allow-gaps", "--json"])
+        .await
+        .ok();
+    assert_eq!(
+        findings(&mia, "warnings"),
+        vec![
+            ("missing-index".to_owned(), folder.clone()),
+            ("no-catalog".to_owned(), folder.clone())
+        ],
+        "one line per folder, not one per object: {mia:#?}"
+    );
+    assert!(mia.stdout.contains("3 of 3 objects"), "{mia:#?}");
+
+    // Cataloged, then damaged in every way the catalog can disagree with the bucket.
+    bss_testkit::archive::catalog_folder(&setup.store, &folder).await;
+    let ours: Vec<_> = (15..25)
+        .map(|o| record(&folder, 0, o, BASE_MS + o, "k", Some("{}")))
+        .collect();
+    let late = write_objects(&setup.store, &folder, &ours, 5, Compression::Zstd).await;
+    let stray = format!("{folder}/notes.csv");
+    setup
+        .store
+        .put(
+            &Path::from(stray.as_str()),
+            PutPayload::from_static(b"a,b\n"),
+        )
+        .await
+        .expect("stray");
+    let listed = bss_archive::Archive::new(
+        setup.store.clone(),
+        std::sync::Arc::new(bss_archive::NoObserver),
+    )
+    .list(&folder)
+    .await
+    .expect("list");
+    let mia_paths: Vec<String> = listed
+        .iter()
+        .map(|o| o.path.to_string())
+        .filter(|p| p.ends_with(".txt"))
+        .collect();
+    setup
+        .store
+        .delete(&Path::from(mia_paths[0].as_str()))
+        .await
+        .expect("delete");
+    let changed = r#"{"timestamp":"2026-01-01T00:00:00.005Z","partition":0,"offset":5,"key":"k","payload":"{}"}
+{"timestamp":"2026-01-01T00:00:00.009Z","partition":0,"offset":9,"key":"k","payload":"{}"}
+"#;
+    setup
+        .store
+        .put(
+            &Path::from(mia_paths[1].as_str()),
+            PutPayload::from_static(changed.as_bytes()),
+        )
+        .await
+        .expect("rewrite");
+    let damaged = setup
+        .bss(&["verify", "--topic", &folder, "--allow-gaps", "--json"])
+        .await;
+    assert_eq!(damaged.code, 1, "{damaged:#?}");
+    let mut problems = findings(&damaged, "problems");
+    problems.sort();
+    let mut want = vec![
+        ("catalog-mismatch".to_owned(), mia_paths[1].clone()),
+        ("dangling-entry".to_owned(), mia_paths[0].clone()),
+        ("uncataloged".to_owned(), late[0].clone()),
+        ("uncataloged".to_owned(), late[1].clone()),
+        ("unknown-object".to_owned(), stray.clone()),
+    ];
+    want.sort();
+    assert_eq!(problems, want, "{damaged:#?}");
+
+    let empty = setup.bss(&["verify", "--topic", &unknown, "--json"]).await;
+    assert_eq!(empty.code, 1, "{empty:#?}");
+    assert_eq!(
+        findings(&empty, "problems"),
+        vec![("empty-folder".to_owned(), unknown.clone())]
+    );
+}
