@@ -6,7 +6,6 @@ pub mod batch;
 /// The storer's settings live in `bss-config` (the `bss` tool reads the same ones).
 pub use bss_config::storer as config;
 mod context;
-mod failpoint;
 mod memory;
 pub mod metrics;
 mod pipeline;

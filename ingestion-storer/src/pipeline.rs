@@ -17,12 +17,12 @@ use tokio_util::sync::CancellationToken;
 use crate::batch::{record_weight, Batch, SealReason};
 use crate::config::StorerConfig;
 use crate::context::{offsets_list, StorerContext};
-use crate::failpoint;
 use crate::memory::MemoryGauge;
 use crate::metrics::Metrics;
 use crate::progress::Progress;
 use crate::publisher::Publisher;
 use crate::writer::{PartitionWriter, SealedBatch, WriterShared};
+use bss_failpoint as failpoint;
 
 type Consumer_ = StreamConsumer<StorerContext>;
 

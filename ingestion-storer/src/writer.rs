@@ -22,12 +22,12 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{Batch, SealReason};
-use crate::failpoint;
 use crate::memory::MemoryGauge;
 use crate::metrics::Metrics;
 use crate::progress::{Progress, TopicPartition};
 use crate::publisher::{Publisher, WrittenObject};
 use crate::uploader::{self, PutOutcome};
+use bss_failpoint as failpoint;
 
 /// A batch on its way to the bucket.
 pub struct SealedBatch {

@@ -3,6 +3,8 @@
 //! folder has no complete catalog), and streaming an object's records.
 #![warn(missing_docs)]
 
+pub mod erase;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod compact;
 mod context;
 pub mod dump;
+pub mod erase;
 pub mod inspect;
 pub mod load;
 pub mod offsets;

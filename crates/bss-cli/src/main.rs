@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bss_cli::{catalog, dump, inspect, load, offsets, organize, prune, verify, Context, Outcome};
+use bss_cli::{
+    catalog, dump, erase, inspect, load, offsets, organize, prune, verify, Context, Outcome,
+};
 use clap::{Parser, Subcommand};
 
 /// Operations on a Bucket Storage Support deployment. Reads the storer's configuration (the same file
@@ -42,6 +44,8 @@ enum Command {
     Catalog(catalog::CatalogCommand),
     /// Retention: delete the oldest objects whose records are all older than a time (catalog first).
     Prune(prune::PruneArgs),
+    /// Right to erasure: rewrite the objects holding a key without its records (audited).
+    Erase(erase::EraseArgs),
 }
 
 #[tokio::main]
@@ -62,6 +66,7 @@ async fn main() -> ExitCode {
             Command::Organize(args) => organize::run(&context, args).await,
             Command::Catalog(command) => catalog::run(&context, command).await,
             Command::Prune(args) => prune::run(&context, args).await,
+            Command::Erase(args) => erase::run(&context, args).await,
         }
     }
     .await;

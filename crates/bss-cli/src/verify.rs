@@ -3,11 +3,12 @@
 //! entry (the catalog lists exactly the folder's objects), and (with `--events`) with its "file
 //! written" event. Files that are not archive objects and empty folders are reported, not skipped.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use bss_archive::erase::ErasureState;
 use bss_archive::ArchivedObject;
 use bss_catalog::Catalog;
 use bss_format::{checksum, RecordReader};
@@ -93,6 +94,8 @@ struct PartitionSummary {
     last_offset: Option<i64>,
     /// Offsets between objects that the broker confirmed hold no committed record.
     undelivered_offsets: i64,
+    /// Offsets between objects that `bss erase` removed on purpose.
+    erased_offsets: i64,
 }
 
 /// Offsets between two consecutive objects of a partition that no object holds.
@@ -143,6 +146,10 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome>
     };
     let mut checked: Vec<ObjectFacts> = Vec::new();
     let mut gaps: Vec<Gap> = Vec::new();
+    // Offsets `bss erase` removed on purpose, per source partition; objects of erasures.
+    let mut erased: HashMap<(String, i32), BTreeSet<i64>> = HashMap::new();
+    let mut in_flight: HashSet<String> = HashSet::new();
+    let mut rewritten: HashSet<String> = HashSet::new();
     for topic in &topics {
         let folder = context.folder(topic);
         let (listed, strays) = archive.list_with_strays(&folder).await?;
@@ -152,6 +159,23 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome>
             None
         };
         let retention = catalog.retention(&folder).await?;
+        for erasure in archive.erasures(&folder).await? {
+            for object in &erasure.objects {
+                erased
+                    .entry((object.old.topic.clone(), object.old.partition))
+                    .or_default()
+                    .extend(&object.erased_offsets);
+                // Objects an unfinished erasure has written but not cataloged yet, or uncataloged
+                // but not deleted yet; and every erased object's event.
+                match erasure.state {
+                    ErasureState::Planned => in_flight.extend(object.new_path.clone()),
+                    ErasureState::Repointed => in_flight.extend([object.old.path.clone()]),
+                    ErasureState::Complete => {}
+                }
+                rewritten.extend(object.new_path.clone());
+                rewritten.insert(object.old.path.clone());
+            }
+        }
         let (objects, leftovers): (Vec<_>, Vec<_>) = listed
             .into_iter()
             .partition(|o| retention.keeps(&o.name.topic, o.name.partition, o.name.first_offset));
@@ -181,6 +205,21 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome>
                 ..folder_finding(
                     "unknown-object",
                     format!("not an archive object name, so no reader ever selects it: {reason}"),
+                )
+            });
+        }
+        // Objects an unfinished erasure wrote (not cataloged yet) or replaced (not deleted yet) hold
+        // the same offsets as their counterparts: left out of the checks until it finishes.
+        let (pending, objects): (Vec<_>, Vec<_>) = objects
+            .into_iter()
+            .partition(|o| in_flight.contains(o.path.as_ref()));
+        for object in pending {
+            report.warnings.push(Finding {
+                partition: Some(object.name.partition),
+                object: Some(object.path.to_string()),
+                ..folder_finding(
+                    "erasure-pending",
+                    "an unfinished `bss erase` wrote or replaced this object; the next erasure of the folder finishes it".into(),
                 )
             });
         }
@@ -220,6 +259,7 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome>
                 first_offset: objects.iter().find_map(|f| f.first_offset),
                 last_offset: objects.iter().rev().find_map(|f| f.last_offset),
                 undelivered_offsets: 0,
+                erased_offsets: 0,
             });
         }
         let mut without_sidecar = Vec::new();
@@ -253,6 +293,7 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome>
         }
         checked.extend(facts);
     }
+    gaps = without_erased(gaps, &erased, &mut report);
     if args.allow_gaps {
         report.warnings.extend(gaps.drain(..).map(|gap| Finding {
             kind: "gap",
@@ -305,7 +346,7 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome>
     }
     if args.events {
         let events = read_events(context).await?;
-        match_events(&checked, &events, &mut report);
+        match_events(&checked, &events, &rewritten, &mut report);
     }
     report.ok = report.problems.is_empty();
     print_report(&report, args.json)?;
@@ -461,6 +502,48 @@ fn decode(
         }
     }
     facts
+}
+
+/// The gaps minus the offsets `bss erase` removed on purpose (counted in the partition's summary).
+fn without_erased(
+    gaps: Vec<Gap>,
+    erased: &HashMap<(String, i32), BTreeSet<i64>>,
+    report: &mut Report,
+) -> Vec<Gap> {
+    let mut remaining = Vec::new();
+    for gap in gaps {
+        let Some(offsets) = erased.get(&(gap.topic.clone(), gap.partition)) else {
+            remaining.push(gap);
+            continue;
+        };
+        let mut from = gap.from;
+        let mut count = 0;
+        for &offset in offsets.range(gap.from..=gap.to) {
+            if offset > from {
+                remaining.push(Gap {
+                    from,
+                    to: offset - 1,
+                    ..gap.clone()
+                });
+            }
+            from = offset + 1;
+            count += 1;
+        }
+        if from <= gap.to {
+            remaining.push(Gap {
+                from,
+                ..gap.clone()
+            });
+        }
+        if let Some(summary) = report
+            .partitions
+            .iter_mut()
+            .find(|p| p.folder == gap.folder && p.partition == gap.partition)
+        {
+            summary.erased_offsets += count;
+        }
+    }
+    remaining
 }
 
 /// The catalog lists exactly the folder's objects, each as it is: an object missing from it is never
@@ -717,7 +800,12 @@ async fn read_events(context: &Context) -> anyhow::Result<Vec<FileWrittenEvent>>
 }
 
 /// Every object has an event that agrees with it; every event of a verified folder has its object.
-fn match_events(checked: &[ObjectFacts], events: &[FileWrittenEvent], report: &mut Report) {
+fn match_events(
+    checked: &[ObjectFacts],
+    events: &[FileWrittenEvent],
+    rewritten: &HashSet<String>,
+    report: &mut Report,
+) {
     let mut by_path: HashMap<&str, Vec<&FileWrittenEvent>> = HashMap::new();
     for event in events {
         by_path
@@ -739,6 +827,9 @@ fn match_events(checked: &[ObjectFacts], events: &[FileWrittenEvent], report: &m
             detail,
         };
         let Some(announced) = by_path.remove(path) else {
+            if rewritten.contains(path) {
+                continue; // Written by `bss erase`, not announced by the storer.
+            }
             report.problems.push(finding(
                 "missing-event",
                 "no file-written event names this object".into(),
@@ -784,7 +875,7 @@ fn match_events(checked: &[ObjectFacts], events: &[FileWrittenEvent], report: &m
     }
     for (path, _) in by_path {
         let folder = path.rsplit_once('/').map_or("", |(f, _)| f);
-        if folders.contains(folder) {
+        if folders.contains(folder) && !rewritten.contains(path) {
             report.problems.push(Finding {
                 kind: "orphan-event",
                 folder: folder.to_owned(),
@@ -814,8 +905,13 @@ fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
         } else {
             String::new()
         };
+        let erased = if p.erased_offsets > 0 {
+            format!(", {} offsets erased by `bss erase`", p.erased_offsets)
+        } else {
+            String::new()
+        };
         println!(
-            "{}/{}: {} objects, {} records, {range}{undelivered}",
+            "{}/{}: {} objects, {} records, {range}{undelivered}{erased}",
             p.folder, p.partition, p.objects, p.records
         );
     }

@@ -33,6 +33,7 @@ fn every_command_and_option_is_in_the_toolkit_reference() {
         &["catalog", "compact"],
         &["catalog", "show"],
         &["prune"],
+        &["erase"],
     ];
     let mut missing = Vec::new();
     for command in commands {

@@ -524,6 +524,44 @@ impl Segment {
         pairs.dedup();
         encode_with_pairs(&entries, pairs)
     }
+
+    /// The segment with the entry of object `path` replaced by `replacement` (the rewritten
+    /// object's entry and key hashes) or removed (`None`), encoded: what an erasure writes one level
+    /// up to supersede this segment. `false` when no entry has that path.
+    pub fn replace_entry(
+        &mut self,
+        path: &str,
+        replacement: Option<(CatalogEntry, Vec<u64>)>,
+    ) -> bool {
+        let Some(ordinal) = self.entries.iter().position(|e| e.path == path) else {
+            return false;
+        };
+        let ordinal = ordinal as u32;
+        self.pairs.retain(|(_, o)| *o != ordinal);
+        match replacement {
+            Some((entry, hashes)) => {
+                self.entries[ordinal as usize] = entry;
+                self.pairs
+                    .extend(hashes.iter().map(|h| (fingerprint(*h), ordinal)));
+            }
+            None => {
+                self.entries.remove(ordinal as usize);
+                for (_, o) in &mut self.pairs {
+                    if *o > ordinal {
+                        *o -= 1;
+                    }
+                }
+            }
+        }
+        self.pairs.sort_unstable();
+        self.pairs.dedup();
+        true
+    }
+
+    /// Encodes the segment.
+    pub fn encode(&self) -> Vec<u8> {
+        encode_with_pairs(&self.entries, self.pairs.clone())
+    }
 }
 
 #[cfg(test)]
@@ -641,6 +679,34 @@ mod tests {
         );
         assert_eq!(lookup(&merged, b"x"), vec![0, 1]);
         assert_eq!(lookup(&merged, b"y"), vec![1]);
+    }
+
+    #[test]
+    fn an_entry_is_replaced_or_removed_with_its_keys() {
+        let bytes = encode_segment(
+            &[
+                entry(0, 9, Some(1), Some(2)),
+                entry(10, 19, Some(3), Some(4)),
+                entry(20, 29, Some(5), Some(6)),
+            ],
+            &[
+                vec![key_hash(b"x")],
+                vec![key_hash(b"x"), key_hash(b"y")],
+                vec![key_hash(b"y")],
+            ],
+        );
+        let mut segment = Segment::decode(&bytes).expect("decodes");
+        let mut rewritten = entry(11, 19, Some(3), Some(4));
+        rewritten.path = "f/rewritten.txt".into();
+        assert!(segment.replace_entry("f/o10.txt", Some((rewritten, vec![key_hash(b"y")]))));
+        assert!(segment.replace_entry("f/o0.txt", None));
+        assert!(!segment.replace_entry("f/absent.txt", None));
+        let replaced = segment.encode();
+        let decoded = Segment::decode(&replaced).expect("decodes");
+        let paths: Vec<&str> = decoded.entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["f/rewritten.txt", "f/o20.txt"]);
+        assert_eq!(lookup(&replaced, b"x"), Vec::<u32>::new());
+        assert_eq!(lookup(&replaced, b"y"), vec![0, 1]);
     }
 
     #[test]

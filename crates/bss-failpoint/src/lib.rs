@@ -1,6 +1,7 @@
 //! Crash injection for the durability tests: `BSS_FAILPOINT=<name>[:<n>]` aborts the process (as abruptly
 //! as SIGKILL: no flush, no commit, no leave) the `n`-th time (default 1st) the named point is reached.
-//! Points: `before-upload`, `after-upload`, `after-event`, `after-forward`, `after-commit`.
+//! Points of the storer: `before-upload`, `after-upload`, `after-event`, `after-forward`,
+//! `after-commit`; of an erasure (`bss erase`): `erase-planned`, `erase-written`, `erase-repointed`.
 //! Unset in production: the cost is one relaxed atomic load per point.
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,75 @@
+//! `bss erase --topic T --key K`: the right to erasure. The engine and its crash safety are in
+//! [`bss_archive::erase`]; this prints the plan or the erasure record.
+
+use std::time::Duration;
+
+use bss_archive::erase::EraseRequest;
+
+use crate::{Context, Outcome};
+
+/// Arguments of `bss erase`.
+#[derive(clap::Args)]
+pub struct EraseArgs {
+    /// Topic (or folder) to erase the key from.
+    #[arg(long)]
+    topic: String,
+    /// The key, as its UTF-8 bytes (the key of the Kafka record, e.g. `{"id":42}`).
+    #[arg(long)]
+    key: String,
+    /// Who asks for it, recorded in the erasure record and the audit log [default: $USER].
+    #[arg(long, env = "USER", default_value = "unknown")]
+    requested_by: String,
+    /// Why (e.g. a ticket number), recorded in the erasure record and the audit log.
+    #[arg(long)]
+    reason: Option<String>,
+    /// How long to let readers that selected an old object before the repoint keep reading it,
+    /// before it is deleted (longer than your longest replay of one object takes).
+    #[arg(long, default_value = "10m", value_parser = parse_grace)]
+    grace: Duration,
+    /// Show which objects and how many records would be erased; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+fn parse_grace(text: &str) -> Result<Duration, String> {
+    bss_config::parse_duration_ms(text)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is not a duration (e.g. 30s, 10m, 1h)"))
+}
+
+/// Runs `bss erase`.
+pub async fn run(context: &Context, args: EraseArgs) -> anyhow::Result<Outcome> {
+    let archive = context.archive()?;
+    let request = EraseRequest {
+        folder: context.folder(&args.topic),
+        key: args.key.into_bytes(),
+        requested_by: args.requested_by,
+        reason: args.reason,
+        grace: args.grace,
+        dry_run: args.dry_run,
+    };
+    let erasure = archive.erase(&request).await?;
+    let objects: Vec<_> = erasure
+        .objects
+        .iter()
+        .map(|o| {
+            serde_json::json!({
+                "object": o.old.path,
+                "replacedBy": o.new_path,
+                "erasedOffsets": o.erased_offsets,
+            })
+        })
+        .collect();
+    println!(
+        "{}",
+        serde_json::json!({
+            "erasure": erasure.id,
+            "folder": erasure.folder,
+            "state": erasure.state,
+            "records": erasure.records,
+            "objects": objects,
+            "dryRun": args.dry_run,
+        })
+    );
+    Ok(Outcome::Done)
+}
