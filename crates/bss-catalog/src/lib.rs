@@ -18,8 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bss_layout::catalog::{
-    complete_marker, folder_prefix, ordinals_with_key, parse_entries, partition_prefix,
-    retention_marker, CatalogEntry, Retention, Segment, SegmentError, SegmentHeader, SegmentName,
+    complete_marker, folder_prefix, ordinals_with_key, parse_entries, parse_entry,
+    partition_prefix, retention_marker, CatalogEntry, Retention, Segment, SegmentError,
+    SegmentHeader, SegmentName, SEGMENT_HEADER_BYTES,
 };
 use bss_layout::index::key_hash;
 use bytes::Bytes;
@@ -42,7 +43,7 @@ pub enum CatalogError {
     #[error("bucket error: {0}")]
     Bucket(#[from] object_store::Error),
     /// A segment does not decode.
-    #[error("catalog segment {path}: {source}")]
+    #[error("{path}: {source}")]
     Corrupt {
         /// Segment path.
         path: String,
@@ -324,7 +325,16 @@ impl Catalog {
             first: Bytes::new(),
             counters,
         };
-        reader.first = reader.part(0..segment.size.min(WHOLE_READ_BYTES)).await?;
+        // Small segments in one GET. Of a large one, a key lookup needs only the header, a directory
+        // slot pair, a bucket and the candidates' entry lines; a window needs all its entries.
+        let first_read = if segment.size <= WHOLE_READ_BYTES {
+            segment.size
+        } else if hash.is_some() {
+            SEGMENT_HEADER_BYTES as u64
+        } else {
+            WHOLE_READ_BYTES
+        };
+        reader.first = reader.part(0..first_read).await?;
         let header = SegmentHeader::parse(&reader.first).map_err(corrupt)?;
         if header.total_bytes() != segment.size {
             return Err(corrupt(SegmentError::from_reason(format!(
@@ -347,14 +357,23 @@ impl Catalog {
                 Some(ordinals)
             }
         };
-        let entries =
-            parse_entries(&reader.part(header.entries_range()).await?).map_err(corrupt)?;
         let chosen: Vec<CatalogEntry> = match ordinals {
-            None => entries,
-            Some(ordinals) => ordinals
-                .into_iter()
-                .filter_map(|o| entries.get(o as usize).cloned())
-                .collect(),
+            None => parse_entries(&reader.part(header.entries_range()).await?).map_err(corrupt)?,
+            Some(ordinals) => {
+                let mut chosen = Vec::with_capacity(ordinals.len());
+                for ordinal in ordinals {
+                    if u64::from(ordinal) >= header.entries {
+                        return Err(corrupt(SegmentError::from_reason(format!(
+                            "a key pair names entry {ordinal} of {}",
+                            header.entries
+                        ))));
+                    }
+                    let slots = reader.part(header.entry_slots_range(ordinal)).await?;
+                    let line = header.entry_range(&slots).map_err(corrupt)?;
+                    chosen.push(parse_entry(&reader.part(line).await?).map_err(corrupt)?);
+                }
+                chosen
+            }
         };
         Ok(chosen
             .into_iter()
@@ -587,6 +606,57 @@ mod tests {
             .expect("select");
         // One GET per small segment, plus the retention marker.
         assert_eq!((cost.lists, cost.segments, cost.gets), (1, 3, 4));
+    }
+
+    #[tokio::test]
+    async fn a_key_in_a_large_segment_costs_a_few_small_ranged_reads() {
+        let catalog = Catalog::new(Arc::new(InMemory::new()));
+        let entries: Vec<CatalogEntry> = (0..2000)
+            .map(|i| entry(0, i * 10, i * 1_000, i * 1_000 + 999))
+            .collect();
+        let keys: Vec<Vec<u64>> = (0..2000i64)
+            .map(|i| {
+                let mut keys: Vec<u64> = (0..20)
+                    .map(|k| key_hash(format!("k{i}-{k}").as_bytes()))
+                    .collect();
+                if i % 500 == 7 {
+                    keys.push(key_hash(b"needle"));
+                }
+                keys
+            })
+            .collect();
+        let path = catalog
+            .write_segment("f", 1, &entries, keys)
+            .await
+            .expect("write");
+        let size = catalog
+            .store
+            .head(&Path::from(path))
+            .await
+            .expect("head")
+            .size;
+        assert!(size > 4 * WHOLE_READ_BYTES, "a large segment: {size} bytes");
+        let (found, cost) = catalog
+            .select("f", None, None, Some(b"needle"))
+            .await
+            .expect("select");
+        assert_eq!(
+            paths(&found),
+            [
+                "f/0-10070.txt",
+                "f/0-15070.txt",
+                "f/0-5070.txt",
+                "f/0-70.txt"
+            ]
+        );
+        // Retention marker, header, directory slots, bucket, then two per candidate.
+        assert_eq!(cost.gets, 4 + 2 * 4, "{cost:?}");
+        assert!(cost.bytes < 8 * 1024, "{cost:?} of a {size}-byte segment");
+        let (window, _) = catalog
+            .select("f", Some(5_500), Some(7_200), None)
+            .await
+            .expect("select");
+        assert_eq!(paths(&window), ["f/0-50.txt", "f/0-60.txt", "f/0-70.txt"]);
     }
 
     #[tokio::test]

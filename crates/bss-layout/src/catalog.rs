@@ -283,13 +283,17 @@ pub fn encode_segment(entries: &[CatalogEntry], keys: &[Vec<u64>]) -> Vec<u8> {
 /// Encodes a segment from fingerprint pairs (sorted, deduplicated).
 fn encode_with_pairs(entries: &[CatalogEntry], pairs: Vec<(u32, u32)>) -> Vec<u8> {
     let mut block = Vec::with_capacity(entries.len() * 300);
+    // Where each entry line starts in the block, and the block's end: one entry can be read alone.
+    let mut starts = Vec::with_capacity(entries.len() + 1);
     for entry in entries {
+        starts.push(block.len() as u64);
         // Serializing plain strings and numbers cannot fail.
         if let Ok(line) = serde_json::to_vec(entry) {
             block.extend_from_slice(&line);
             block.push(b'\n');
         }
     }
+    starts.push(block.len() as u64);
     let count = pairs.len() as u64;
     let mut bits = 0u8;
     while bits < MAX_BUCKET_BITS && (count >> bits) > PAIRS_PER_BUCKET {
@@ -305,7 +309,7 @@ fn encode_with_pairs(entries: &[CatalogEntry], pairs: Vec<(u32, u32)>) -> Vec<u8
     }
     let name = SegmentName::for_entries("", 0, entries);
     let mut out = Vec::with_capacity(
-        SEGMENT_HEADER_BYTES + block.len() + 8 * (buckets + 1) + 8 * pairs.len(),
+        SEGMENT_HEADER_BYTES + block.len() + 8 * starts.len() + 8 * (buckets + 1) + 8 * pairs.len(),
     );
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[VERSION, bits, 0, 0]);
@@ -318,6 +322,9 @@ fn encode_with_pairs(entries: &[CatalogEntry], pairs: Vec<(u32, u32)>) -> Vec<u8
     out.extend_from_slice(&bound(|n| n.min_timestamp).to_le_bytes());
     out.extend_from_slice(&bound(|n| n.max_timestamp).to_le_bytes());
     out.extend_from_slice(&block);
+    for start in starts {
+        out.extend_from_slice(&start.to_le_bytes());
+    }
     for slot in directory {
         out.extend_from_slice(&slot.to_le_bytes());
     }
@@ -388,8 +395,27 @@ impl SegmentHeader {
         start..start.saturating_add(self.entries_bytes)
     }
 
+    /// Byte range of the two entry-table slots that bound entry `ordinal`'s line.
+    pub fn entry_slots_range(&self, ordinal: u32) -> Range<u64> {
+        let start = self.entries_range().end + 8 * u64::from(ordinal);
+        start..start + 16
+    }
+
+    /// Byte range of one entry line, from its two entry-table slots (as read from
+    /// [`Self::entry_slots_range`]).
+    pub fn entry_range(&self, slots: &[u8]) -> Result<Range<u64>, SegmentError> {
+        let (start, end) = (u64_slot(slots, 0)?, u64_slot(slots, 8)?);
+        if start > end || end > self.entries_bytes {
+            return Err(corrupt("entry table points outside the entries"));
+        }
+        let base = self.entries_range().start;
+        Ok(base + start..base + end)
+    }
+
     fn directory_start(&self) -> u64 {
-        self.entries_range().end
+        self.entries_range()
+            .end
+            .saturating_add(self.entries.saturating_add(1).saturating_mul(8))
     }
 
     fn pairs_start(&self) -> u64 {
@@ -410,14 +436,7 @@ impl SegmentHeader {
 
     /// Byte range of the pairs a directory slot pair (as read from [`Self::directory_range`]) bounds.
     pub fn bucket_range(&self, slots: &[u8]) -> Result<Range<u64>, SegmentError> {
-        let slot = |at: usize| {
-            slots
-                .get(at..at + 8)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_le_bytes)
-                .ok_or_else(|| corrupt("short directory"))
-        };
-        let (first, end) = (slot(0)?, slot(8)?);
+        let (first, end) = (u64_slot(slots, 0)?, u64_slot(slots, 8)?);
         if first > end || end > self.pairs {
             return Err(corrupt("directory points outside the pairs"));
         }
@@ -428,6 +447,19 @@ impl SegmentHeader {
     pub fn pairs_range(&self) -> Range<u64> {
         self.pairs_start()..self.total_bytes()
     }
+}
+
+fn u64_slot(slots: &[u8], at: usize) -> Result<u64, SegmentError> {
+    slots
+        .get(at..at + 8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .ok_or_else(|| corrupt("short table slot"))
+}
+
+/// Parses one entry line (as located by [`SegmentHeader::entry_range`]).
+pub fn parse_entry(line: &[u8]) -> Result<CatalogEntry, SegmentError> {
+    serde_json::from_slice(line).map_err(|e| corrupt(format!("entry: {e}")))
 }
 
 /// The ordinals of the entries whose keys include one with `hash`'s fingerprint, from a bucket's bytes.
@@ -480,6 +512,14 @@ impl Segment {
         let entries = parse_entries(range(header.entries_range()))?;
         if entries.len() as u64 != header.entries {
             return Err(corrupt("entry count differs from the header"));
+        }
+        for ordinal in 0..entries.len() as u32 {
+            let line = header.entry_range(range(header.entry_slots_range(ordinal)))?;
+            if parse_entry(range(line))? != entries[ordinal as usize] {
+                return Err(corrupt(format!(
+                    "entry table slot {ordinal} points elsewhere"
+                )));
+            }
         }
         let pairs = range(header.pairs_range())
             .chunks_exact(8)
