@@ -29,8 +29,10 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-/// Segments this small are fetched whole in one GET; larger ones by ranges.
+/// For a window, segments this small are fetched whole in one GET; larger ones by ranges.
 const WHOLE_READ_BYTES: u64 = 64 * 1024;
+/// For a key, which needs a few KiB of a segment: segments this small are fetched whole.
+const WHOLE_READ_BYTES_FOR_A_KEY: u64 = 8 * 1024;
 /// Segments read at once: each read is a few small GETs, latency-bound.
 const READ_CONCURRENCY: usize = 16;
 /// A selection that finds a listed segment gone (compacted away meanwhile) lists again, this often.
@@ -327,12 +329,10 @@ impl Catalog {
         };
         // Small segments in one GET. Of a large one, a key lookup needs only the header, a directory
         // slot pair, a bucket and the candidates' entry lines; a window needs all its entries.
-        let first_read = if segment.size <= WHOLE_READ_BYTES {
-            segment.size
-        } else if hash.is_some() {
-            SEGMENT_HEADER_BYTES as u64
-        } else {
-            WHOLE_READ_BYTES
+        let first_read = match hash {
+            Some(_) if segment.size <= WHOLE_READ_BYTES_FOR_A_KEY => segment.size,
+            Some(_) => SEGMENT_HEADER_BYTES as u64,
+            None => segment.size.min(WHOLE_READ_BYTES),
         };
         reader.first = reader.part(0..first_read).await?;
         let header = SegmentHeader::parse(&reader.first).map_err(corrupt)?;
