@@ -126,6 +126,25 @@ pub struct StopRequest {
     pub topic: String,
 }
 
+/// A key of a request body: its text's bytes, or base64 with `keyEncoding: "base64"`.
+pub fn decode_key(key: &str, encoding: Option<&str>) -> Result<Vec<u8>, ApiError> {
+    match encoding {
+        None => Ok(key.as_bytes().to_vec()),
+        Some("base64") => base64::engine::general_purpose::STANDARD
+            .decode(key.as_bytes())
+            .map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_body",
+                    "key: not valid base64 (keyEncoding is base64)",
+                )
+            }),
+        Some(other) => Err(ApiError::bad_request(
+            "invalid_body",
+            format!("keyEncoding: {other:?} is not supported (only \"base64\")"),
+        )),
+    }
+}
+
 /// The common options of a request.
 macro_rules! options {
     ($request:expr) => {
@@ -149,6 +168,10 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/reingestion/jobs/{id}", delete(stop_job))
         .route("/archive/{topic}/messages", get(crate::reads::messages))
         .route("/archive/{topic}/files", get(crate::reads::files))
+        .route(
+            "/archive/{topic}/erasures",
+            post(crate::erasures::start).get(crate::erasures::list),
+        )
         .route("/status/folders", get(folders))
         .route("/status/{folder}/count", get(count))
         .with_state(state)
@@ -289,23 +312,7 @@ async fn start_key(
     Body(request): Body<KeyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     non_empty("topic", &request.topic)?;
-    let key = match request.key_encoding.as_deref() {
-        None => request.key.clone().into_bytes(),
-        Some("base64") => base64::engine::general_purpose::STANDARD
-            .decode(request.key.as_bytes())
-            .map_err(|_| {
-                ApiError::bad_request(
-                    "invalid_body",
-                    "key: not valid base64 (keyEncoding is base64)",
-                )
-            })?,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_body",
-                format!("keyEncoding: {other:?} is not supported (only \"base64\")"),
-            ))
-        }
-    };
+    let key = decode_key(&request.key, request.key_encoding.as_deref())?;
     let (from, to) = window(request.start_date.as_deref(), request.stop_date.as_deref())?;
     let archived = state.config.resolve(&request.topic);
     let target = state

@@ -1,11 +1,12 @@
 //! Access control: API keys and OAuth2 bearer JWTs (HS256, RS256 from a PEM file or a JWKS URL), with
-//! two permissions, `read` (jobs, status, archive reads) and `reingest` (start and stop reingestions).
+//! three permissions, `read` (jobs, status, archive reads), `reingest` (start and stop reingestions)
+//! and `erase` (erase a key from the archive: `POST /archive/{topic}/erasures`).
 //! Health and metrics routes are open. `RELOADER_AUTH=none` turns checks off (local use; warned).
 //!
 //! - API keys: `X-API-Key: <key>`. The keys file has one key per line, `name:permissions:key`, where
-//!   permissions is `read`, `reingest` or `read+reingest`; `#` starts a comment.
+//!   permissions are `read`, `reingest` and `erase` joined by `+`; `#` starts a comment.
 //! - JWT: `Authorization: Bearer <token>`. Permissions come from the `scope` claim (space-separated)
-//!   or a `scp`/`permissions` array: `bss:read`, `bss:reingest`. `exp` is required; issuer and audience
+//!   or a `scp`/`permissions` array: `bss:read`, `bss:reingest`, `bss:erase`. `exp` is required; issuer and audience
 //!   are checked when configured.
 
 use std::collections::HashMap;
@@ -27,7 +28,14 @@ pub struct Permissions {
     pub read: bool,
     /// Start and stop reingestions.
     pub reingest: bool,
+    /// Erase a key from the archive.
+    pub erase: bool,
 }
+
+/// Who made a request (for audit records): the API key's name, the token's `sub`, or `anonymous`
+/// when checks are off. The middleware puts it in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct Caller(pub String);
 
 impl Permissions {
     fn parse(text: &str) -> Option<Self> {
@@ -36,6 +44,7 @@ impl Permissions {
             match part.trim() {
                 "read" => permissions.read = true,
                 "reingest" => permissions.reingest = true,
+                "erase" => permissions.erase = true,
                 _ => return None,
             }
         }
@@ -48,6 +57,7 @@ impl Permissions {
             match scope {
                 "bss:read" => permissions.read = true,
                 "bss:reingest" => permissions.reingest = true,
+                "bss:erase" => permissions.erase = true,
                 _ => {}
             }
         }
@@ -121,7 +131,7 @@ impl Authenticator {
                     ));
                 };
                 let permissions = Permissions::parse(permissions).ok_or_else(|| {
-                    format!("RELOADER_API_KEYS_FILE {path} line {}: permissions must be read, reingest or read+reingest", number + 1)
+                    format!("RELOADER_API_KEYS_FILE {path} line {}: permissions must be read, reingest or erase, joined by +", number + 1)
                 })?;
                 if key.len() < 16 {
                     return Err(format!("RELOADER_API_KEYS_FILE {path} line {}: key {name:?} is shorter than 16 characters", number + 1));
@@ -176,10 +186,10 @@ impl Authenticator {
         self.disabled
     }
 
-    fn check_api_key(&self, presented: &[u8]) -> Option<Permissions> {
+    fn check_api_key(&self, presented: &[u8]) -> Option<(Caller, Permissions)> {
         // Compare every key in full, without early exit, so timing reveals nothing about the keys.
         let mut found = None;
-        for (_, key, permissions) in &self.api_keys {
+        for (name, key, permissions) in &self.api_keys {
             let same = key.len() == presented.len()
                 && key
                     .iter()
@@ -187,13 +197,13 @@ impl Authenticator {
                     .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                     == 0;
             if same {
-                found = Some(*permissions);
+                found = Some((Caller(format!("api-key:{name}")), *permissions));
             }
         }
         found
     }
 
-    async fn check_jwt(&self, token: &str) -> Result<Permissions, String> {
+    async fn check_jwt(&self, token: &str) -> Result<(Caller, Permissions), String> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| format!("malformed token: {e}"))?;
         let mut candidates: Vec<DecodingKey> = self
@@ -224,7 +234,11 @@ impl Authenticator {
         let mut last_error = String::new();
         for key in candidates {
             match jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation) {
-                Ok(data) => return Ok(permissions_of(&data.claims)),
+                Ok(data) => {
+                    let subject = data.claims.get("sub").and_then(|s| s.as_str());
+                    let caller = Caller(format!("jwt:{}", subject.unwrap_or("(no sub)")));
+                    return Ok((caller, permissions_of(&data.claims)));
+                }
                 Err(e) => last_error = e.to_string(),
             }
         }
@@ -306,13 +320,18 @@ fn deny(status: StatusCode, code: &str, message: &str) -> Response {
 /// Middleware for the API routes: authenticates, then checks the permission the route needs.
 pub async fn require(
     State(auth): State<Arc<Authenticator>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     if auth.disabled {
+        request
+            .extensions_mut()
+            .insert(Caller("anonymous (RELOADER_AUTH=none)".into()));
         return next.run(request).await;
     }
-    let needs_reingest = matches!(*request.method(), Method::POST | Method::DELETE);
+    let changes = matches!(*request.method(), Method::POST | Method::DELETE);
+    let needs_erase = changes && request.uri().path().ends_with("/erasures");
+    let needs_reingest = changes && !needs_erase;
     let headers = request.headers();
     let permissions = if let Some(key) = headers.get("x-api-key") {
         auth.check_api_key(key.as_bytes())
@@ -331,17 +350,25 @@ pub async fn require(
     };
     match permissions {
         Err(reason) => deny(StatusCode::UNAUTHORIZED, "unauthenticated", &reason),
-        Ok(p) if needs_reingest && !p.reingest => deny(
+        Ok((_, p)) if needs_erase && !p.erase => deny(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this credential lacks the erase permission",
+        ),
+        Ok((_, p)) if needs_reingest && !p.reingest => deny(
             StatusCode::FORBIDDEN,
             "forbidden",
             "this credential lacks the reingest permission",
         ),
-        Ok(p) if !needs_reingest && !p.read => deny(
+        Ok((_, p)) if !changes && !p.read => deny(
             StatusCode::FORBIDDEN,
             "forbidden",
             "this credential lacks the read permission",
         ),
-        Ok(_) => next.run(request).await,
+        Ok((caller, _)) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
     }
 }
 
@@ -355,7 +382,7 @@ mod tests {
         let path = dir.path().join("keys");
         std::fs::write(
             &path,
-            "# comment\nops:read+reingest:0123456789abcdef0123\nviewer:read:fedcba9876543210fedc\n",
+            "# comment\nops:read+reingest:0123456789abcdef0123\nviewer:read:fedcba9876543210fedc\ndpo:erase:abcdefabcdefabcdef00\n",
         )
         .expect("write");
         let settings = AuthSettings {
@@ -363,21 +390,36 @@ mod tests {
             ..Default::default()
         };
         let auth = Authenticator::load(&settings).expect("valid");
+        let permissions = |key: &[u8]| auth.check_api_key(key).map(|(_, p)| p);
         assert_eq!(
-            auth.check_api_key(b"fedcba9876543210fedc"),
+            permissions(b"fedcba9876543210fedc"),
             Some(Permissions {
                 read: true,
-                reingest: false
+                ..Permissions::default()
             })
         );
         assert_eq!(
-            auth.check_api_key(b"0123456789abcdef0123"),
+            permissions(b"0123456789abcdef0123"),
             Some(Permissions {
                 read: true,
-                reingest: true
+                reingest: true,
+                erase: false
             })
         );
-        assert_eq!(auth.check_api_key(b"0123456789abcdef012"), None);
+        assert_eq!(
+            permissions(b"abcdefabcdefabcdef00"),
+            Some(Permissions {
+                erase: true,
+                ..Permissions::default()
+            })
+        );
+        assert_eq!(
+            auth.check_api_key(b"abcdefabcdefabcdef00")
+                .map(|(c, _)| c.0),
+            Some("api-key:dpo".to_owned()),
+            "the key's name identifies the caller in audit records"
+        );
+        assert!(auth.check_api_key(b"0123456789abcdef012").is_none());
 
         std::fs::write(&path, "ops:admin:0123456789abcdef0123\n").expect("write");
         assert!(Authenticator::load(&settings)
@@ -397,13 +439,13 @@ mod tests {
 
     #[test]
     fn scopes_map_to_permissions() {
-        let claims =
-            serde_json::json!({"scope": "openid bss:read", "permissions": ["bss:reingest"]});
+        let claims = serde_json::json!({"scope": "openid bss:read bss:erase", "permissions": ["bss:reingest"]});
         assert_eq!(
             permissions_of(&claims),
             Permissions {
                 read: true,
-                reingest: true
+                reingest: true,
+                erase: true
             }
         );
         assert_eq!(

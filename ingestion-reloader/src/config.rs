@@ -23,7 +23,7 @@ const OWN_ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "RELOADER_LINEAGE_HEADERS", key: "reloader.lineage-headers", default: "false", help: "add bss-source-topic/partition/offset and bss-job-id headers to republished records" },
     EnvVar { name: "RELOADER_REPLICA_ID", key: "reloader.replica-id", default: "$HOSTNAME", help: "name of this replica in job records" },
     EnvVar { name: "RELOADER_AUTH", key: "reloader.auth.mode", default: "required", help: "required: every API call needs an API key or a JWT; none: no checks (local use only, logged as a warning)" },
-    EnvVar { name: "RELOADER_API_KEYS_FILE", key: "reloader.auth.api-keys-file", default: "", help: "file of API keys, one `name:permissions:key` per line (permissions: read, reingest, read+reingest)" },
+    EnvVar { name: "RELOADER_API_KEYS_FILE", key: "reloader.auth.api-keys-file", default: "", help: "file of API keys, one `name:permissions:key` per line (permissions: read, reingest, erase, joined by +)" },
     EnvVar { name: "RELOADER_JWT_HS256_SECRET_FILE", key: "reloader.auth.jwt-hs256-secret-file", default: "", help: "file holding the HS256 secret (32+ characters) of accepted JWTs" },
     EnvVar { name: "RELOADER_JWT_RS256_PUBLIC_KEY_FILE", key: "reloader.auth.jwt-rs256-public-key-file", default: "", help: "PEM RSA public key of accepted RS256 JWTs" },
     EnvVar { name: "RELOADER_JWKS_URL", key: "reloader.auth.jwks-url", default: "", help: "JWKS URL of the identity provider (RS256 keys by kid, cached 10 minutes)" },

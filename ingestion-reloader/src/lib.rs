@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod erasures;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
@@ -79,6 +80,9 @@ pub fn archive_error(error: ArchiveError) -> ApiError {
         }
         ArchiveError::Bucket(e) => ApiError::from(e),
         ArchiveError::Corrupt { path, reason } => ApiError::Internal(format!("{path}: {reason}")),
+        e @ ArchiveError::NoCatalog(_) => {
+            ApiError::bad_request("catalog_incomplete", e.to_string())
+        }
         ArchiveError::Catalog(bss_catalog::CatalogError::Bucket(e)) => ApiError::from(e),
         ArchiveError::Catalog(e) => ApiError::Internal(e.to_string()),
     }

@@ -5,6 +5,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::api::{FileRequest, KeyRequest, StopRequest, TopicRequest};
+use crate::erasures::EraseBody;
 use crate::jobs::{Job, JobKind, JobState};
 use crate::replay::PayloadFilter;
 
@@ -110,6 +111,24 @@ fn archive_messages() {}
 #[allow(dead_code)]
 fn archive_files() {}
 
+#[utoipa::path(post, path = "/archive/{topic}/erasures", request_body = EraseBody, tag = "archive",
+    params(("topic" = String, Path)),
+    responses((status = 202, description = "{erasureId, message}: the erasure runs in the background"),
+        (status = 200, description = "with dryRun: the plan (objects, erasedOffsets, records)"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("apiKey" = []), ("bearer" = [])))]
+#[allow(dead_code)]
+fn erase_key() {}
+
+#[utoipa::path(get, path = "/archive/{topic}/erasures", tag = "archive",
+    params(("topic" = String, Path)),
+    responses((status = 200, description = "the erasure records of the topic's folder, oldest first"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("apiKey" = []), ("bearer" = [])))]
+#[allow(dead_code)]
+fn list_erasures() {}
+
 #[utoipa::path(get, path = "/status/folders", tag = "status", responses((status = 200, body = [String])), security(("apiKey" = []), ("bearer" = [])))]
 #[allow(dead_code)]
 fn folders() {}
@@ -123,8 +142,8 @@ fn count() {}
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Ingestion Reloader API", description = "Replays archived Kafka records from the bucket. Mia-Platform compatible routes plus key reingestion, jobs and synchronous reads."),
-    paths(reingest_topic, reingest_file, reingest_key, stop_topic, list_jobs, get_job, stop_job, archive_messages, archive_files, folders, count),
-    components(schemas(TopicRequest, FileRequest, KeyRequest, StopRequest, PayloadFilter, Job, JobKind, JobState, Started, ErrorBody)),
+    paths(reingest_topic, reingest_file, reingest_key, stop_topic, list_jobs, get_job, stop_job, archive_messages, archive_files, erase_key, list_erasures, folders, count),
+    components(schemas(TopicRequest, FileRequest, KeyRequest, StopRequest, EraseBody, PayloadFilter, Job, JobKind, JobState, Started, ErrorBody)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;

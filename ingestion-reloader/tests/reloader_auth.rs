@@ -224,3 +224,130 @@ fn without_credentials_or_an_explicit_none_the_service_does_not_start() {
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_needs_its_own_permission_and_records_who_asked() {
+    use bss_format::{Compression, Record, TimestampType};
+    // An archive of 60 records (keys k0…k5) in objects of 10, cataloged; another one without catalog.
+    let topic = bss_testkit::unique("erasable");
+    let uncataloged = bss_testkit::unique("uncataloged");
+    let store = s3_settings().store();
+    let records: Vec<Record> = (0..60)
+        .map(|o| Record {
+            topic: topic.as_str().into(),
+            partition: 0,
+            offset: o,
+            timestamp_ms: Some(1_700_000_000_000 + o),
+            timestamp_type: TimestampType::CreateTime,
+            key: Some(format!("k{}", o % 6).into_bytes()),
+            payload: Some(b"{}".to_vec()),
+            headers: vec![],
+        })
+        .collect();
+    bss_testkit::archive::write_objects(&store, &topic, &records, 10, Compression::Zstd).await;
+    bss_testkit::archive::catalog_folder(&store, &topic).await;
+    bss_testkit::archive::write_objects(&store, &uncataloged, &records, 10, Compression::Zstd)
+        .await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    let dpo_key = "dpo-key-00112233445566778899";
+    std::fs::write(
+        &keys,
+        format!("ops:read+reingest:{OPS_KEY}\ndpo:read+erase:{dpo_key}\n"),
+    )
+    .expect("keys");
+    let mut env = s3_settings().service_env();
+    env.extend([
+        ("KAFKA_BROKERS".to_owned(), bss_testkit::kafka_brokers()),
+        (
+            "RELOADER_API_KEYS_FILE".to_owned(),
+            keys.to_string_lossy().into_owned(),
+        ),
+    ]);
+    let mut reloader = Service::start(RELOADER, "reloader-erase", &env, &[]);
+    reloader.wait_ready(Duration::from_secs(30));
+    let call = |method: &str, path: &str, key: &str, body: Option<serde_json::Value>| {
+        let body = body.map(|b| b.to_string());
+        let (code, text) = http_request(
+            reloader.http_port,
+            method,
+            path,
+            &[("X-API-Key", key)],
+            body.as_deref().map(str::as_bytes),
+        )
+        .expect("answer");
+        (
+            code,
+            serde_json::from_str::<serde_json::Value>(&text)
+                .unwrap_or(serde_json::Value::String(text)),
+        )
+    };
+    let route = format!("/archive/{topic}/erasures");
+    let request = serde_json::json!({"key": "k3", "reason": "ticket 7", "graceSeconds": 0});
+
+    let (code, body) = call("POST", &route, OPS_KEY, Some(request.clone()));
+    assert_eq!(code, 403, "{body}");
+    assert!(body.to_string().contains("erase permission"), "{body}");
+    let (code, body) = call(
+        "POST",
+        &format!("/archive/{uncataloged}/erasures"),
+        dpo_key,
+        Some(request.clone()),
+    );
+    assert_eq!(
+        (code, body["code"].as_str()),
+        (400, Some("catalog_incomplete")),
+        "{body}"
+    );
+
+    let mut dry = request.clone();
+    dry["dryRun"] = true.into();
+    let (code, plan) = call("POST", &route, dpo_key, Some(dry));
+    assert_eq!((code, plan["records"].as_u64()), (200, Some(10)), "{plan}");
+    let (code, started) = call("POST", &route, dpo_key, Some(request));
+    assert_eq!(code, 202, "{started}");
+    let id = started["erasureId"].as_str().expect("id").to_owned();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let record = loop {
+        let (code, list) = call("GET", &route, dpo_key, None);
+        assert_eq!(code, 200, "{list}");
+        let found = list
+            .as_array()
+            .and_then(|l| l.iter().find(|e| e["id"] == id.as_str()).cloned());
+        if let Some(record) = found.filter(|r| r["state"] == "complete") {
+            break record;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{list}\n{}",
+            reloader.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(record["requestedBy"], "api-key:dpo", "{record}");
+    assert_eq!(record["reason"], "ticket 7");
+    assert_eq!(record["records"], 10);
+    assert!(
+        !record.to_string().contains("\"k3\""),
+        "the key itself is not kept: {record}"
+    );
+
+    let archive = bss_archive::Archive::new(store, std::sync::Arc::new(bss_archive::NoObserver));
+    let mut keys_left = Vec::new();
+    for object in archive
+        .select(&topic, None, None, None)
+        .await
+        .expect("select")
+        .into_values()
+        .flatten()
+    {
+        let mut chunks = archive.read(&object).await.expect("read");
+        while let Some(chunk) = chunks.recv().await {
+            keys_left.extend(chunk.expect("decode").into_iter().map(|r| r.key));
+        }
+    }
+    assert_eq!(keys_left.len(), 50);
+    assert!(!keys_left.contains(&Some(b"k3".to_vec())));
+}

@@ -96,6 +96,10 @@ pub struct RewrittenObject {
 /// What to erase.
 #[derive(Debug, Clone)]
 pub struct EraseRequest {
+    /// The erasure's id (from its start time and the key's hash).
+    pub id: String,
+    /// When it was asked for, epoch ms.
+    pub started_ms: i64,
     /// Archive folder.
     pub folder: String,
     /// The key, byte for byte.
@@ -108,6 +112,23 @@ pub struct EraseRequest {
     pub grace: Duration,
     /// Plan only: write nothing.
     pub dry_run: bool,
+}
+
+impl EraseRequest {
+    /// A request starting now; its id is known before it runs (a service answers with it).
+    pub fn new(folder: &str, key: Vec<u8>, requested_by: &str, reason: Option<String>) -> Self {
+        let started_ms = now_ms();
+        Self {
+            id: format!("{started_ms}-{:016x}", key_hash(&key)),
+            started_ms,
+            folder: folder.to_owned(),
+            key,
+            requested_by: requested_by.to_owned(),
+            reason,
+            grace: Duration::from_secs(600),
+            dry_run: false,
+        }
+    }
 }
 
 impl Archive {
@@ -134,10 +155,8 @@ impl Archive {
         let catalog = Catalog::new(self.store.clone());
         let folder = &request.folder;
         if !catalog.is_complete(folder).await? {
-            return Err(ArchiveError::Corrupt {
-                path: folder.clone(),
-                reason: "the folder has no complete catalog, so the objects holding a key cannot all be found: run `bss catalog rebuild` first".into(),
-            });
+            // Without it, the objects holding the key cannot all be found.
+            return Err(ArchiveError::NoCatalog(folder.clone()));
         }
         if !request.dry_run {
             for unfinished in self.erasures(folder).await? {
@@ -161,7 +180,7 @@ impl Archive {
         catalog: &Catalog,
         request: &EraseRequest,
     ) -> Result<Erasure, ArchiveError> {
-        let started = now_ms();
+        let started = request.started_ms;
         let hash = format!("{:016x}", key_hash(&request.key));
         let (mut candidates, _) = catalog
             .select(&request.folder, None, None, Some(&request.key))
@@ -195,7 +214,7 @@ impl Archive {
             });
         }
         Ok(Erasure {
-            id: format!("{started}-{hash}"),
+            id: request.id.clone(),
             folder: request.folder.clone(),
             key_hash: hash,
             requested_by: request.requested_by.clone(),

@@ -71,6 +71,9 @@ pub enum ArchiveError {
     /// The catalog cannot be read.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// The operation needs the folder's complete catalog (`bss catalog rebuild` makes it).
+    #[error("folder {0:?} has no complete catalog: run `bss catalog rebuild` first")]
+    NoCatalog(String),
     /// The object does not decode.
     #[error("object {path} is corrupt: {reason}")]
     Corrupt {

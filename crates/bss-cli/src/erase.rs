@@ -41,12 +41,14 @@ fn parse_grace(text: &str) -> Result<Duration, String> {
 pub async fn run(context: &Context, args: EraseArgs) -> anyhow::Result<Outcome> {
     let archive = context.archive()?;
     let request = EraseRequest {
-        folder: context.folder(&args.topic),
-        key: args.key.into_bytes(),
-        requested_by: args.requested_by,
-        reason: args.reason,
         grace: args.grace,
         dry_run: args.dry_run,
+        ..EraseRequest::new(
+            &context.folder(&args.topic),
+            args.key.into_bytes(),
+            &args.requested_by,
+            args.reason,
+        )
     };
     let erasure = archive.erase(&request).await?;
     let objects: Vec<_> = erasure

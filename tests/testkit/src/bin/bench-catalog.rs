@@ -77,7 +77,13 @@ struct Generated {
     keys: Vec<u64>,
 }
 
-fn generate(folder: &str, partition: i32, index: i64, per_partition: i64, needle: bool) -> Generated {
+fn generate(
+    folder: &str,
+    partition: i32,
+    index: i64,
+    per_partition: i64,
+    needle: bool,
+) -> Generated {
     let mut rng = rand::rngs::StdRng::seed_from_u64((partition as u64) << 32 | index as u64);
     let stride = SPAN_MS / per_partition;
     let first_ts = BASE_MS + index * stride + i64::from(partition) * 997;
@@ -296,7 +302,10 @@ async fn main() -> anyhow::Result<()> {
     for n in 0..5 {
         let from = BASE_MS + SPAN_MS / 6 * (n + 1) + 1_234_567;
         let to = from + HOUR_MS - 1;
-        let overlapping = truth.iter().filter(|e| e.may_overlap(Some(from), Some(to))).count();
+        let overlapping = truth
+            .iter()
+            .filter(|e| e.may_overlap(Some(from), Some(to)))
+            .count();
         let started = Instant::now();
         let selected: usize = archive
             .select(&folder, Some(from), Some(to), None)

@@ -1,0 +1,99 @@
+//! Right to erasure over HTTP: `POST /archive/{topic}/erasures` (permission `erase`) erases a key
+//! from the archive in the background (see `bss_archive::erase` for the steps and their crash
+//! safety) and answers at once with the erasure's id; `GET /archive/{topic}/erasures` lists the
+//! erasure records of the topic's folder (who, why, when, state, objects, records).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use bss_archive::erase::EraseRequest;
+use serde::Deserialize;
+
+use crate::api::{decode_key, Body};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::{archive_error, bucket_answer, AppState};
+
+/// Longest grace period a request may ask for.
+const MAX_GRACE_SECONDS: u64 = 7 * 24 * 3600;
+
+/// `POST /archive/{topic}/erasures`.
+#[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EraseBody {
+    /// The key, as text (or base64 with `keyEncoding: "base64"`).
+    pub key: String,
+    /// `base64` for binary keys.
+    pub key_encoding: Option<String>,
+    /// Why (e.g. a ticket number): kept in the erasure record.
+    pub reason: Option<String>,
+    /// Seconds to let replays that already selected an old object finish reading it before it is
+    /// deleted (default 600).
+    pub grace_seconds: Option<u64>,
+    /// Answer with the plan (objects, offsets) and change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Starts an erasure (or plans it, with `dryRun`).
+pub async fn start(
+    State(state): State<Arc<AppState>>,
+    UrlPath(topic): UrlPath<String>,
+    Extension(caller): Extension<Caller>,
+    Body(body): Body<EraseBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let key = decode_key(&body.key, body.key_encoding.as_deref())?;
+    let grace = body.grace_seconds.unwrap_or(600);
+    if grace > MAX_GRACE_SECONDS {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("graceSeconds: at most {MAX_GRACE_SECONDS}"),
+        ));
+    }
+    let folder = state.config.resolve(&topic).folder;
+    state.ensure_folder_has_objects(&folder).await?;
+    let request = EraseRequest {
+        grace: Duration::from_secs(grace),
+        dry_run: body.dry_run,
+        ..EraseRequest::new(&folder, key, &caller.0, body.reason)
+    };
+    if body.dry_run {
+        let plan = state.archive.erase(&request).await.map_err(archive_error)?;
+        return Ok((
+            StatusCode::OK,
+            Json(serde_json::to_value(plan).unwrap_or_default()),
+        ));
+    }
+    // Refused now rather than failing in the background.
+    let catalog = bss_catalog::Catalog::new(state.archive.store().clone());
+    if !bucket_answer(catalog.is_complete(&folder)).await? {
+        return Err(archive_error(bss_archive::ArchiveError::NoCatalog(folder)));
+    }
+    let id = request.id.clone();
+    let archive = state.archive.clone();
+    tokio::spawn(async move {
+        if let Err(error) = archive.erase(&request).await {
+            tracing::error!(erasure = %request.id, folder = %request.folder, error = %error, "erasure failed; the next erasure of the folder (or `bss erase`) finishes it");
+        }
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"erasureId": id, "message": "Erasure started"})),
+    ))
+}
+
+/// Lists the erasure records of the topic's folder, oldest first.
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    UrlPath(topic): UrlPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let folder = state.config.resolve(&topic).folder;
+    let erasures =
+        bucket_answer(async { state.archive.erasures(&folder).await.map_err(archive_error) })
+            .await?;
+    Ok(Json(erasures))
+}
