@@ -84,12 +84,7 @@ async fn erase(setup: &Setup, folder: &str, failpoint: Option<&str>) -> Run {
     if let Some(point) = failpoint {
         command.env("BSS_FAILPOINT", point);
     }
-    let output = command.output().await.expect("bss runs");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    common::run(command).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

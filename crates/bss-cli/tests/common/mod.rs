@@ -68,16 +68,7 @@ impl Setup {
 
     /// Runs `bss --config … args`, waiting at most two minutes.
     pub async fn bss(&self, args: &[&str]) -> Run {
-        let child = self.command(args).spawn().expect("bss starts");
-        let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-            .await
-            .expect("bss finished within two minutes")
-            .expect("bss output");
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        run(self.command(args)).await
     }
 
     /// The command, not started (for tests that signal it).
@@ -100,6 +91,20 @@ impl Setup {
     /// A path in the test's own directory.
     pub fn path(&self, name: &str) -> String {
         self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+}
+
+/// Runs a prepared `bss` command (see [`Setup::command`]), waiting at most two minutes.
+pub async fn run(mut command: tokio::process::Command) -> Run {
+    let child = command.spawn().expect("bss starts");
+    let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("bss finished within two minutes")
+        .expect("bss output");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
 
