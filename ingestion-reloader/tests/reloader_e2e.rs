@@ -700,7 +700,7 @@ async fn published_offsets(target: &str, expected: usize) -> BTreeMap<i32, Vec<i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn windows_inside_backlog_objects_miss_nothing_with_or_without_a_catalog() {
+async fn windows_inside_backlog_objects_miss_nothing_in_jobs_and_reads_with_or_without_a_catalog() {
     // A backlog archived in objects of 20 hourly records (each spans 19 hours), with record 25 three
     // days late and record 33 without a timestamp: windows start inside objects that began long before.
     const HOUR: i64 = 3_600_000;
@@ -776,17 +776,36 @@ async fn windows_inside_backlog_objects_miss_nothing_with_or_without_a_catalog()
                 want,
                 "{source} {from:?}..{to:?}"
             );
+            // The synchronous read API selects the same way.
+            let mut query = vec!["limit=1000".to_owned()];
+            query.extend(from.map(|f| format!("from={}", bss_format::time::format_iso_ms(f))));
+            query.extend(to.map(|t| format!("to={}", bss_format::time::format_iso_ms(t))));
+            let (status, page) = get(
+                &reloader,
+                &format!("/archive/{topic}/messages?{}", query.join("&")),
+            );
+            assert_eq!(status, 200, "{page}");
+            let mut read: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+            for message in page["messages"].as_array().expect("messages") {
+                read.entry(message["partition"].as_i64().expect("partition") as i32)
+                    .or_default()
+                    .push(message["offset"].as_i64().expect("offset"));
+            }
+            read.values_mut()
+                .for_each(|offsets| offsets.sort_unstable());
+            assert_eq!(read, want, "{source} read API {from:?}..{to:?}");
         }
         let selections = reloader
             .metric(&format!(
                 "bss_reloader_selections_total{{source=\"{source}\"}}"
             ))
             .unwrap_or(0.0);
-        assert_eq!(selections, windows.len() as f64, "{source}");
+        // One selection per job and one per read.
+        assert_eq!(selections, 2.0 * windows.len() as f64, "{source}");
     }
     assert_eq!(
         reloader.metric("bss_reloader_bucket_list_requests_total{kind=\"objects\"}"),
-        Some(windows.len() as f64),
+        Some(2.0 * windows.len() as f64),
         "data objects are listed only while the folder has no catalog"
     );
 }
