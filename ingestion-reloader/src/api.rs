@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::jobs::{Job, JobKind, JobState};
+use crate::rate::RateLimit;
 use crate::replay::{PayloadFilter, ReplaySpec};
 use crate::AppState;
 
@@ -44,8 +45,8 @@ pub struct Options<'a> {
     pub filter: Option<&'a PayloadFilter>,
     /// Produce to the source partition number (default: by key).
     pub keep_partition: bool,
-    /// Messages per second for this job (0: unlimited).
-    pub rate_limit: u32,
+    /// Records/s and bytes/s for the whole job (0: unlimited).
+    pub rate: RateLimit,
 }
 
 /// `POST /reingestion/topic`.
@@ -67,8 +68,10 @@ pub struct TopicRequest {
     /// Produce to the source partition number when the target has it (default: by key).
     #[serde(default)]
     pub keep_partition: bool,
-    /// Messages per second for this job (default: unlimited).
+    /// Records per second for the whole job, all partitions together (default: unlimited).
     pub rate_limit: Option<u32>,
+    /// Bytes (key + value + headers) per second for the whole job (default: unlimited).
+    pub byte_rate_limit: Option<u64>,
 }
 
 /// `POST /reingestion/file`.
@@ -86,8 +89,10 @@ pub struct FileRequest {
     /// Produce to the source partition number when the target has it (default: by key).
     #[serde(default)]
     pub keep_partition: bool,
-    /// Messages per second for this job (default: unlimited).
+    /// Records per second for the whole job, all partitions together (default: unlimited).
     pub rate_limit: Option<u32>,
+    /// Bytes (key + value + headers) per second for the whole job (default: unlimited).
+    pub byte_rate_limit: Option<u64>,
 }
 
 /// `POST /reingestion/key`.
@@ -114,8 +119,10 @@ pub struct KeyRequest {
     /// Produce to the source partition number when the target has it (default: by key).
     #[serde(default)]
     pub keep_partition: bool,
-    /// Messages per second for this job (default: unlimited).
+    /// Records per second for the whole job, all partitions together (default: unlimited).
     pub rate_limit: Option<u32>,
+    /// Bytes (key + value + headers) per second for the whole job (default: unlimited).
+    pub byte_rate_limit: Option<u64>,
 }
 
 /// `POST /reingestion/stop-reingestion`.
@@ -151,7 +158,10 @@ macro_rules! options {
         Options {
             filter: $request.filter.as_ref(),
             keep_partition: $request.keep_partition,
-            rate_limit: $request.rate_limit.unwrap_or(0),
+            rate: RateLimit {
+                records_per_second: $request.rate_limit.unwrap_or(0),
+                bytes_per_second: $request.byte_rate_limit.unwrap_or(0),
+            },
         }
     };
 }

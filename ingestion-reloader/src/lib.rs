@@ -10,6 +10,7 @@ pub mod error;
 pub mod jobs;
 pub mod metrics;
 pub mod openapi;
+pub mod rate;
 pub mod reads;
 pub mod replay;
 
@@ -190,7 +191,7 @@ impl AppState {
             filter: options.filter.cloned(),
             keep_partition: options.keep_partition,
             target_partitions,
-            rate_limit: options.rate_limit,
+            rate: options.rate,
             lineage_headers: self.config.lineage_headers,
             job_id: String::new(),
         }

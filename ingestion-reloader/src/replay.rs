@@ -3,7 +3,6 @@
 //! acknowledgement before counting an object done.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use bss_format::Record;
 use futures::{StreamExt, TryStreamExt};
@@ -12,6 +11,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer};
 use serde::Deserialize;
 
 use crate::metrics::Metrics;
+use crate::rate::{Limiter, RateLimit};
 use bss_archive::{in_window, Archive, ArchiveError, ArchivedObject};
 
 /// Source partitions replayed at once (each one strictly in offset order).
@@ -60,8 +60,8 @@ pub struct ReplaySpec {
     pub keep_partition: bool,
     /// Target partitions (for `keep_partition`).
     pub target_partitions: i32,
-    /// Messages per second, 0 = unlimited.
-    pub rate_limit: u32,
+    /// Records/s and bytes/s for the whole job.
+    pub rate: RateLimit,
     /// Add lineage headers.
     pub lineage_headers: bool,
     /// Job id (lineage header).
@@ -87,7 +87,7 @@ impl ReplaySpec {
             filter: None,
             keep_partition: false,
             target_partitions: 0,
-            rate_limit: 0,
+            rate: RateLimit::default(),
             lineage_headers: false,
             job_id: String::new(),
         }
@@ -155,7 +155,8 @@ pub async fn run(
         partitions.values().map(|v| v.len() as u64).sum(),
         Ordering::SeqCst,
     );
-    let started = Instant::now();
+    // One schedule for all the job's partitions.
+    let limiter = Limiter::new(spec.rate);
     if spec.latest_only {
         let mut latest: Option<Record> = None;
         for object in partitions.values().flatten() {
@@ -180,7 +181,7 @@ pub async fn run(
                 spec,
                 std::slice::from_ref(&record),
                 progress,
-                started,
+                &limiter,
                 &mut deliveries,
             )
             .await?;
@@ -189,19 +190,23 @@ pub async fn run(
         return Ok(());
     }
     futures::stream::iter(partitions.into_values())
-        .map(|objects| async move {
-            for object in objects {
-                let mut chunks = archive.read(&object).await?;
-                let mut deliveries = Vec::new();
-                while let Some(chunk) = chunks.recv().await {
-                    let records: Vec<Record> =
-                        chunk?.into_iter().filter(|r| selected(r, spec)).collect();
-                    enqueue(producer, spec, &records, progress, started, &mut deliveries).await?;
+        .map(|objects| {
+            let limiter = &limiter;
+            async move {
+                for object in objects {
+                    let mut chunks = archive.read(&object).await?;
+                    let mut deliveries = Vec::new();
+                    while let Some(chunk) = chunks.recv().await {
+                        let records: Vec<Record> =
+                            chunk?.into_iter().filter(|r| selected(r, spec)).collect();
+                        enqueue(producer, spec, &records, progress, limiter, &mut deliveries)
+                            .await?;
+                    }
+                    acknowledge(spec, deliveries, progress, metrics).await?;
+                    progress.objects_done.fetch_add(1, Ordering::SeqCst);
                 }
-                acknowledge(spec, deliveries, progress, metrics).await?;
-                progress.objects_done.fetch_add(1, Ordering::SeqCst);
+                Ok::<(), ReplayError>(())
             }
-            Ok::<(), ReplayError>(())
         })
         .buffer_unordered(PARTITIONS_IN_PARALLEL)
         .try_collect::<Vec<()>>()
@@ -228,7 +233,7 @@ async fn enqueue(
     spec: &ReplaySpec,
     records: &[Record],
     progress: &ReplayProgress,
-    started: Instant,
+    limiter: &Limiter,
     deliveries: &mut Vec<DeliveryFuture>,
 ) -> Result<(), ReplayError> {
     let fail = |source| ReplayError::Publish {
@@ -239,14 +244,7 @@ async fn enqueue(
         if progress.stop.load(Ordering::SeqCst) {
             break;
         }
-        if spec.rate_limit > 0 {
-            // Never ahead of `rate_limit` messages per second since the job started.
-            let sent = progress.published.load(Ordering::SeqCst) + deliveries.len() as u64;
-            let due = Duration::from_secs_f64(sent as f64 / f64::from(spec.rate_limit));
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                tokio::time::sleep(wait).await;
-            }
-        }
+        limiter.admit(record_bytes(record)).await;
         let (partition_text, offset_text) =
             (record.partition.to_string(), record.offset.to_string());
         let lineage: [(&str, &[u8]); 4] = [
@@ -264,6 +262,16 @@ async fn enqueue(
         deliveries.push(delivery);
     }
     Ok(())
+}
+
+/// What a record weighs for a bytes/s limit: key, value and headers.
+fn record_bytes(record: &Record) -> usize {
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len))
+        .sum();
+    record.key.as_ref().map_or(0, Vec::len) + record.payload.as_ref().map_or(0, Vec::len) + headers
 }
 
 /// Waits for every enqueued record's acknowledgement.

@@ -809,3 +809,59 @@ async fn windows_inside_backlog_objects_miss_nothing_in_jobs_and_reads_with_or_w
         "data objects are listed only while the folder has no catalog"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_hold_for_the_whole_job_across_partitions() {
+    // 8 partitions × 60 records; one job limited in records/s, another in bytes/s, each planned to
+    // take 24 s; both checked within ±5 % (their partitions share one schedule per job).
+    let f = fixture(8, 60, 20, 1000).await;
+    let records: Vec<&Record> = f.records.values().flatten().collect();
+    let bytes: usize = records
+        .iter()
+        .map(|r| {
+            r.key.as_ref().map_or(0, Vec::len)
+                + r.payload.as_ref().map_or(0, Vec::len)
+                + r.headers
+                    .iter()
+                    .map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len))
+                    .sum::<usize>()
+        })
+        .sum();
+    let planned = 24.0;
+    let records_per_second = ((records.len() - 1) as f64 / planned).round() as u64;
+    let bytes_per_second = (bytes as f64 / planned).round() as u64;
+    let reloader = start_reloader(&[]);
+    let mut jobs = Vec::new();
+    for limit in [
+        serde_json::json!({"rateLimit": records_per_second}),
+        serde_json::json!({"byteRateLimit": bytes_per_second}),
+    ] {
+        let target = unique("target");
+        create_topic(&target, 8).await;
+        let mut body = serde_json::json!({"topic": f.topic, "reIngestionTopic": target});
+        for (k, v) in limit.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        let (status, answer) = post(&reloader, "/reingestion/topic", body);
+        assert_eq!(status, 202, "{answer}");
+        jobs.push((
+            limit,
+            answer["requestId"].as_str().expect("id").to_owned(),
+            Instant::now(),
+        ));
+    }
+    let expected = [
+        (records.len() - 1) as f64 / records_per_second as f64,
+        bytes as f64 / bytes_per_second as f64,
+    ];
+    for ((limit, id, started), expected) in jobs.into_iter().zip(expected) {
+        let job = wait_job(&reloader, &id, Duration::from_secs(90));
+        let took = started.elapsed().as_secs_f64();
+        assert_eq!(job["state"], "completed", "{job}");
+        assert_eq!(job["messagesPublished"], records.len());
+        assert!(
+            (took / expected - 1.0).abs() <= 0.05,
+            "{limit}: took {took:.2} s, planned {expected:.2} s"
+        );
+    }
+}

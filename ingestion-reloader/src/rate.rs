@@ -1,0 +1,141 @@
+//! A job's rate limit, in records/s and bytes/s, shared by all its partitions: the generic cell
+//! rate algorithm (GCRA). Each record takes a slot of `max(1 / records per s, bytes / bytes per s)`
+//! after the previous one's; after a stall the schedule restarts from now, so nothing "owed" is paid
+//! in a burst.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Waits shorter than this are not slept (a timer cannot be more precise); the schedule still
+/// advances, so they are made up by the next sleep and the long-run rate stays exact.
+const SLEEP_GRANULARITY: Duration = Duration::from_millis(1);
+
+/// The limits of one job; 0 means unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Records per second.
+    pub records_per_second: u32,
+    /// Bytes (key + value + headers) per second.
+    pub bytes_per_second: u64,
+}
+
+impl RateLimit {
+    /// Whether any limit is set.
+    pub fn is_limited(&self) -> bool {
+        self.records_per_second > 0 || self.bytes_per_second > 0
+    }
+}
+
+/// Paces the records of one job.
+#[derive(Debug)]
+pub struct Limiter {
+    limit: RateLimit,
+    /// When the next record may go (the "theoretical arrival time").
+    next: Mutex<Instant>,
+}
+
+impl Limiter {
+    /// A limiter whose first record may go at once.
+    pub fn new(limit: RateLimit) -> Self {
+        Self {
+            limit,
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Waits until a record of `bytes` bytes may go.
+    pub async fn admit(&self, bytes: usize) {
+        if !self.limit.is_limited() {
+            return;
+        }
+        let mut cost = Duration::ZERO;
+        if self.limit.records_per_second > 0 {
+            cost = Duration::from_secs_f64(1.0 / f64::from(self.limit.records_per_second));
+        }
+        if self.limit.bytes_per_second > 0 {
+            cost = cost.max(Duration::from_secs_f64(
+                bytes as f64 / self.limit.bytes_per_second as f64,
+            ));
+        }
+        let slot = {
+            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let slot = (*next).max(Instant::now());
+            *next = slot + cost;
+            slot
+        };
+        let wait = slot.saturating_duration_since(Instant::now());
+        if wait >= SLEEP_GRANULARITY {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn elapsed_for(limiter: &Limiter, records: usize, bytes: usize) -> Duration {
+        let started = Instant::now();
+        for _ in 0..records {
+            limiter.admit(bytes).await;
+        }
+        started.elapsed()
+    }
+
+    fn close(actual: Duration, expected: Duration) -> bool {
+        actual.abs_diff(expected) <= Duration::from_millis(5)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn records_per_second_hold_and_a_stall_is_not_paid_back_in_a_burst() {
+        let limiter = Limiter::new(RateLimit {
+            records_per_second: 50,
+            bytes_per_second: 0,
+        });
+        // The first goes at once, the 100th 99 slots later.
+        let took = elapsed_for(&limiter, 100, 10).await;
+        assert!(close(took, Duration::from_millis(1980)), "{took:?}");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let took = elapsed_for(&limiter, 11, 10).await;
+        assert!(close(took, Duration::from_millis(200)), "{took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_tighter_of_the_two_limits_applies() {
+        let limiter = Limiter::new(RateLimit {
+            records_per_second: 1000,
+            bytes_per_second: 2000,
+        });
+        // 1000-byte records: 0.5 s each by bytes, 1 ms by count.
+        let took = elapsed_for(&limiter, 10, 1000).await;
+        assert!(close(took, Duration::from_millis(4500)), "{took:?}");
+        let unlimited = Limiter::new(RateLimit::default());
+        assert_eq!(elapsed_for(&unlimited, 1000, 1000).await, Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn partitions_share_one_schedule() {
+        let limiter = std::sync::Arc::new(Limiter::new(RateLimit {
+            records_per_second: 20,
+            bytes_per_second: 0,
+        }));
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let limiter = limiter.clone();
+                tokio::spawn(async move { elapsed_for(&limiter, 20, 1).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task");
+        }
+        // 160 records at 20/s across 8 partitions: 159 slots, not 8 × 20/s.
+        assert!(
+            close(started.elapsed(), Duration::from_millis(7950)),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}
