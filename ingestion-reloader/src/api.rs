@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, Path as UrlPath, State};
+use axum::extract::{FromRequest, Path as UrlPath, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
@@ -16,7 +16,7 @@ use crate::error::ApiError;
 use crate::jobs::{Job, JobKind, JobState};
 use crate::rate::RateLimit;
 use crate::replay::{PayloadFilter, ReplaySpec};
-use crate::AppState;
+use crate::{bucket_answer, AppState};
 
 /// JSON body extractor whose rejections use the API's error shape (and name the offending field).
 pub struct Body<T>(pub T);
@@ -356,8 +356,8 @@ async fn stop_topic(
 ) -> Result<impl IntoResponse, ApiError> {
     non_empty("topic", &request.topic)?;
     let mut stopped = Vec::new();
-    for job in state.jobs.list().await? {
-        if job.state == JobState::Running && job.topic == request.topic {
+    for job in bucket_answer(state.jobs.running()).await? {
+        if job.topic == request.topic {
             state.stop(&job.id).await?;
             stopped.push(job.id);
         }
@@ -369,8 +369,55 @@ async fn stop_topic(
     })))
 }
 
-async fn list_jobs(State(state): State<Arc<AppState>>) -> Result<Json<Vec<Job>>, ApiError> {
-    Ok(Json(state.jobs.list().await?))
+/// `GET /reingestion/jobs?since=`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct JobsQuery {
+    /// Also list the jobs started at or after this ISO-8601 time (default: the last 24 hours; at
+    /// most `RELOADER_JOB_RETENTION` back). Running jobs are always listed first.
+    pub since: Option<String>,
+    /// At most this many jobs besides the running ones, newest first (1–1000, default 100).
+    pub limit: Option<usize>,
+    /// The next page: jobs older than this job id (the last id of the previous page).
+    pub before: Option<String>,
+}
+
+async fn list_jobs(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<JobsQuery>,
+) -> Result<Json<Vec<Job>>, ApiError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let oldest = now - state.config.job_retention.as_millis() as i64;
+    let since = match query.since.as_deref() {
+        None => now - 24 * 3_600_000,
+        Some(text) => bss_format::time::parse_iso_ms(text).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("since: {text:?} is not an ISO-8601 date-time"),
+            )
+        })?,
+    };
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit: must be between 1 and 1000",
+        ));
+    }
+    if let Some(before) = query.before.as_deref() {
+        if !crate::jobs::is_job_id(before) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("before: {before:?} is not a job id"),
+            ));
+        }
+    }
+    let jobs = state
+        .jobs
+        .list(since.max(oldest), query.before.as_deref(), limit);
+    Ok(Json(bucket_answer(jobs).await?))
 }
 
 async fn get_job(

@@ -19,6 +19,7 @@ const OWN_KAFKA_ENV_VARS: &[EnvVar] = &[
 
 const OWN_ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "RELOADER_MAX_CONCURRENT_JOBS", key: "reloader.max-concurrent-jobs", default: "4", help: "reingestion jobs running at once on one replica; more are refused with 429" },
+    EnvVar { name: "RELOADER_JOB_RETENTION", key: "reloader.job-retention", default: "30d", help: "how long finished job records are kept (by the day the job started); `GET /reingestion/jobs?since=` reaches back at most this far" },
     EnvVar { name: "RELOADER_TIME_LOOKBACK", key: "reloader.time-lookback", default: "", help: "deprecated and ignored (still accepted): windows now select objects by their real smallest and largest timestamps, so no look-back is needed" },
     EnvVar { name: "RELOADER_LINEAGE_HEADERS", key: "reloader.lineage-headers", default: "false", help: "add bss-source-topic/partition/offset and bss-job-id headers to republished records" },
     EnvVar { name: "RELOADER_REPLICA_ID", key: "reloader.replica-id", default: "$HOSTNAME", help: "name of this replica in job records" },
@@ -103,6 +104,7 @@ struct RawReloader {
     #[serde(default)]
     auth: RawAuth,
     max_concurrent_jobs: Option<usize>,
+    job_retention: Option<NumberOrText>,
     time_lookback: Option<NumberOrText>,
     lineage_headers: Option<bool>,
     replica_id: Option<String>,
@@ -142,6 +144,8 @@ pub struct ReloaderConfig {
     pub topics: Vec<ArchivedTopic>,
     /// Cap of running jobs on this replica.
     pub max_concurrent_jobs: usize,
+    /// How long finished job records are kept.
+    pub job_retention: std::time::Duration,
     /// Whether lineage headers are added.
     pub lineage_headers: bool,
     /// This replica's name.
@@ -194,6 +198,16 @@ impl ReloaderConfig {
                 "must be greater than 0".into(),
             ));
         }
+        let job_retention = match &reloader.job_retention {
+            Some(value) => value.millis(&ENV_VARS, "reloader.job-retention")?,
+            None => 30 * 86_400_000,
+        };
+        if job_retention < 86_400_000 {
+            return Err(invalid(
+                "reloader.job-retention",
+                "must be at least 1d (records are pruned by day)".into(),
+            ));
+        }
         // Deprecated: still validated so a typo is reported, but no longer used.
         if let Some(lookback) = &reloader.time_lookback {
             lookback.millis(&ENV_VARS, "reloader.time-lookback")?;
@@ -236,6 +250,7 @@ impl ReloaderConfig {
             bucket,
             topics,
             max_concurrent_jobs,
+            job_retention: std::time::Duration::from_millis(job_retention),
             lineage_headers: reloader.lineage_headers.unwrap_or(false),
             replica_id,
             http_port: raw.http_port.unwrap_or(3000),

@@ -1,16 +1,21 @@
 //! Job records, kept in the bucket so every replica sees and stops every job without a database.
 //!
-//! - `.bss-jobs/<id>.json`: the record, written only by the replica running the job (created with a
-//!   write-once put, then rewritten with progress and a heartbeat every [`HEARTBEAT`]).
-//! - `.bss-jobs/<id>.stop`: a stop request, created by whichever replica receives it; the running
-//!   replica checks for it every [`STOP_POLL`], so a stop takes effect within a second.
+//! - `.bss-jobs/<yyyy-mm-dd>/<id>.json`: the record, under the day its id was made (ids start with
+//!   their creation time, so a record is found by id with one GET and a day is listed or pruned as a
+//!   whole). Written only by the replica running the job (created with a write-once put, then
+//!   rewritten with progress and a heartbeat every [`HEARTBEAT`]).
+//! - `.bss-jobs/running/<id>`: an index entry while the job runs, so listing running jobs and
+//!   stopping a topic's jobs cost O(running jobs), never O(every job ever).
+//! - `.bss-jobs/<yyyy-mm-dd>/<id>.stop`: a stop request, created by whichever replica receives it;
+//!   the running replica checks for it every [`STOP_POLL`], so a stop takes effect within a second.
 //! - A record still "running" whose heartbeat is older than [`STALE_AFTER`] belongs to a replica that
 //!   died: it is reported as "failed" ("replica … stopped responding"). Re-running a job is a new job.
+//! - Finished jobs are deleted a retention period after their day ([`JobStore::prune`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
@@ -168,13 +173,33 @@ pub struct JobStore {
     store: Arc<dyn ObjectStore>,
 }
 
+/// The day (UTC) a job id was made, from its leading seconds.
+fn day_of(id: &str) -> String {
+    let seconds = id
+        .get(..8)
+        .and_then(|h| i64::from_str_radix(h, 16).ok())
+        .unwrap_or(0);
+    day_of_ms(seconds * 1000)
+}
+
+fn day_of_ms(ms: i64) -> String {
+    bss_format::time::format_iso_ms(ms)[..10].to_owned()
+}
+
 fn record_path(id: &str) -> Path {
-    Path::from(format!("{JOBS_PREFIX}/{id}.json"))
+    Path::from(format!("{JOBS_PREFIX}/{}/{id}.json", day_of(id)))
 }
 
 fn stop_path(id: &str) -> Path {
-    Path::from(format!("{JOBS_PREFIX}/{id}.stop"))
+    Path::from(format!("{JOBS_PREFIX}/{}/{id}.stop", day_of(id)))
 }
+
+fn running_path(id: &str) -> Path {
+    Path::from(format!("{JOBS_PREFIX}/running/{id}"))
+}
+
+/// Records fetched at once when listing.
+const READ_CONCURRENCY: usize = 32;
 
 impl JobStore {
     /// Job records live in `store`.
@@ -182,7 +207,7 @@ impl JobStore {
         Self { store }
     }
 
-    /// Creates a record (write-once: ids never collide silently).
+    /// Creates a record (write-once: ids never collide silently) and its running index entry.
     pub async fn create(&self, job: &Job) -> Result<(), object_store::Error> {
         let body = serde_json::to_vec(job).expect("job serializes");
         let options = PutOptions {
@@ -191,18 +216,32 @@ impl JobStore {
         };
         self.store
             .put_opts(&record_path(&job.id), PutPayload::from(body), options)
+            .await?;
+        self.store
+            .put(&running_path(&job.id), PutPayload::from(job.topic.clone()))
             .await
             .map(|_| ())
     }
 
-    /// Rewrites a record with a fresh heartbeat (only the owner does this).
+    /// Rewrites a record with a fresh heartbeat (only the owner does this); a record that is no
+    /// longer running leaves the running index.
     pub async fn save(&self, job: &mut Job) -> Result<(), object_store::Error> {
         job.heartbeat_at = now_iso();
         let body = serde_json::to_vec(job).expect("job serializes");
         self.store
             .put(&record_path(&job.id), PutPayload::from(body))
-            .await
-            .map(|_| ())
+            .await?;
+        if job.state != JobState::Running {
+            self.unindex(&job.id).await?;
+        }
+        Ok(())
+    }
+
+    async fn unindex(&self, id: &str) -> Result<(), object_store::Error> {
+        match self.store.delete(&running_path(id)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// One job, `None` if unknown.
@@ -219,29 +258,121 @@ impl JobStore {
         }
     }
 
-    /// Every job, newest first.
-    pub async fn list(&self) -> Result<Vec<Job>, object_store::Error> {
-        let metas: Vec<_> = self
+    /// The jobs of the running index, newest first. Entries of jobs that ended (or whose replica
+    /// died) are dropped from the index on the way.
+    pub async fn running(&self) -> Result<Vec<Job>, object_store::Error> {
+        let ids: Vec<String> = self
             .store
-            .list(Some(&Path::from(JOBS_PREFIX)))
+            .list(Some(&Path::from(format!("{JOBS_PREFIX}/running"))))
+            .map_ok(|meta| meta.location.filename().unwrap_or_default().to_owned())
+            .try_filter(|id| std::future::ready(is_job_id(id)))
             .try_collect()
             .await?;
-        let mut jobs = Vec::new();
-        for meta in metas
-            .iter()
-            .filter(|m| m.location.as_ref().ends_with(".json"))
-        {
-            let id = meta
-                .location
-                .filename()
-                .and_then(|f| f.strip_suffix(".json"))
-                .unwrap_or_default();
-            if let Some(job) = self.get(id).await? {
-                jobs.push(job);
+        let found: Vec<(String, Option<Job>)> = futures::stream::iter(ids)
+            .map(|id| async move { self.get(&id).await.map(|job| (id, job)) })
+            .buffer_unordered(READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut running = Vec::new();
+        for (id, job) in found {
+            match job {
+                Some(job) if job.state == JobState::Running => running.push(job),
+                // Its replica died (shown failed) or its end was saved but the entry not removed.
+                _ => self.unindex(&id).await?,
             }
         }
-        jobs.sort_by(|a, b| b.id.cmp(&a.id));
+        running.sort_by(|a, b| b.id.cmp(&a.id));
+        Ok(running)
+    }
+
+    /// Running jobs, then the newest `limit` jobs started since `since_ms` (and before the job id
+    /// `before`, to page): newest first. Lists the days since then (names only) and reads only the
+    /// records it returns, never the whole history.
+    pub async fn list(
+        &self,
+        since_ms: i64,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Job>, object_store::Error> {
+        let mut jobs = if before.is_none() {
+            self.running().await?
+        } else {
+            Vec::new()
+        };
+        let known: std::collections::HashSet<String> = jobs.iter().map(|j| j.id.clone()).collect();
+        let mut ids = Vec::new();
+        let mut day = since_ms;
+        let today = day_of_ms(now_ms());
+        while day_of_ms(day) <= today {
+            let prefix = Path::from(format!("{JOBS_PREFIX}/{}", day_of_ms(day)));
+            let listed: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+            ids.extend(
+                listed
+                    .into_iter()
+                    .filter_map(|m| {
+                        m.location
+                            .filename()?
+                            .strip_suffix(".json")
+                            .map(str::to_owned)
+                    })
+                    .filter(|id| {
+                        is_job_id(id)
+                            && id_ms(id) >= since_ms - 999
+                            && before.is_none_or(|b| id.as_str() < b)
+                            && !known.contains(id)
+                    }),
+            );
+            day += 86_400_000;
+        }
+        ids.sort_by(|a, b| b.cmp(a));
+        ids.truncate(limit);
+        let mut page: Vec<Job> = futures::stream::iter(ids)
+            .map(|id| async move { self.get(&id).await })
+            .buffered(READ_CONCURRENCY)
+            .try_collect::<Vec<Option<Job>>>()
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        jobs.append(&mut page);
         Ok(jobs)
+    }
+
+    /// Deletes the records (and stop requests) of the days that ended `retention` ago, except
+    /// those of jobs still running. Returns how many records it deleted.
+    pub async fn prune(&self, retention: Duration) -> Result<usize, object_store::Error> {
+        let cutoff = day_of_ms(now_ms() - retention.as_millis() as i64);
+        let days = self
+            .store
+            .list_with_delimiter(Some(&Path::from(JOBS_PREFIX)))
+            .await?
+            .common_prefixes;
+        let running: std::collections::HashSet<String> =
+            self.running().await?.into_iter().map(|j| j.id).collect();
+        let mut deleted = 0;
+        for day in days {
+            let name = day.filename().unwrap_or_default();
+            // Day folders only (`yyyy-mm-dd` sorts as text), never the running index.
+            if name.len() != 10 || name.as_bytes()[4] != b'-' || name >= cutoff.as_str() {
+                continue;
+            }
+            let listed: Vec<_> = self.store.list(Some(&day)).try_collect().await?;
+            for meta in listed {
+                let id = meta.location.filename().unwrap_or_default();
+                let id = id.split('.').next().unwrap_or_default();
+                if running.contains(id) {
+                    continue;
+                }
+                match self.store.delete(&meta.location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                if meta.location.as_ref().ends_with(".json") {
+                    deleted += 1;
+                }
+            }
+        }
+        Ok(deleted)
     }
 
     /// Asks the job's replica to stop it.
@@ -260,6 +391,14 @@ impl JobStore {
             Err(e) => Err(e),
         }
     }
+}
+
+/// When a job id was made, epoch ms (second precision).
+fn id_ms(id: &str) -> i64 {
+    id.get(..8)
+        .and_then(|h| i64::from_str_radix(h, 16).ok())
+        .unwrap_or(0)
+        * 1000
 }
 
 #[cfg(test)]
@@ -293,6 +432,90 @@ mod tests {
         let stale = job.with_liveness();
         assert_eq!(stale.state, JobState::Failed);
         assert!(stale.error.as_deref().is_some_and(|e| e.contains("r1")));
-        assert_eq!(jobs.list().await.expect("list").len(), 1);
+        assert_eq!(
+            jobs.list(now_ms() - 3_600_000, None, 10)
+                .await
+                .expect("list")
+                .len(),
+            1
+        );
+    }
+
+    fn job_started_at(ms: i64, state: JobState) -> Job {
+        let id = format!("{:08x}{:016x}", ms / 1000, rand::random::<u64>());
+        let mut job = Job::start(
+            id,
+            JobKind::Topic,
+            "t".into(),
+            serde_json::json!({}),
+            "r".into(),
+        );
+        job.state = state;
+        job
+    }
+
+    #[tokio::test]
+    async fn running_jobs_are_indexed_and_old_finished_ones_pruned_by_day() {
+        let jobs = JobStore::new(Arc::new(InMemory::new()));
+        let day = 86_400_000;
+        let now = now_ms();
+        let mut created = Vec::new();
+        for (age_days, state) in [
+            (40, JobState::Completed),
+            (40, JobState::Running),
+            (10, JobState::Failed),
+            (0, JobState::Completed),
+            (0, JobState::Running),
+        ] {
+            let mut job = job_started_at(now - age_days * day, state);
+            jobs.create(&job).await.expect("create");
+            jobs.save(&mut job).await.expect("save");
+            created.push(job);
+        }
+        let running: Vec<String> = jobs
+            .running()
+            .await
+            .expect("running")
+            .into_iter()
+            .map(|j| j.id)
+            .collect();
+        let mut want = vec![created[4].id.clone(), created[1].id.clone()];
+        want.sort_by(|a, b| b.cmp(a));
+        assert_eq!(running, want, "only running jobs are in the index");
+        let ids = |jobs: Vec<Job>| -> Vec<String> { jobs.into_iter().map(|j| j.id).collect() };
+        let listed = ids(jobs.list(now - day, None, 10).await.expect("list"));
+        assert_eq!(
+            listed.len(),
+            3,
+            "today's two and the 40-day-old running one: {listed:?}"
+        );
+        let page = ids(jobs
+            .list(now - day, Some(&created[4].id), 10)
+            .await
+            .expect("page"));
+        assert_eq!(
+            page,
+            vec![created[3].id.clone()],
+            "the next page: older jobs only"
+        );
+
+        assert_eq!(
+            jobs.prune(Duration::from_secs(30 * 86_400))
+                .await
+                .expect("prune"),
+            1
+        );
+        assert!(
+            jobs.get(&created[0].id).await.expect("get").is_none(),
+            "old and finished: pruned"
+        );
+        assert!(
+            jobs.get(&created[1].id).await.expect("get").is_some(),
+            "old but running: kept"
+        );
+        assert!(
+            jobs.get(&created[2].id).await.expect("get").is_some(),
+            "within retention: kept"
+        );
     }
 }

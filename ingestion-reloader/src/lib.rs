@@ -388,10 +388,27 @@ pub async fn run(
         health.clone(),
         shutdown.clone(),
     ));
+    let pruner = tokio::spawn(prune_jobs_forever(Arc::clone(&state)));
     health.mark_started();
     let served = bss_telemetry::serve(app(state), port, shutdown.clone().cancelled_owned()).await;
     prober.abort();
+    pruner.abort();
     served.map_err(|e| anyhow::anyhow!("cannot serve on port {port}: {e}"))
+}
+
+/// Deletes finished job records older than the retention, at start and then hourly.
+async fn prune_jobs_forever(state: Arc<AppState>) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        match state.jobs.prune(state.config.job_retention).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "old job records pruned"),
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot prune old job records; retried in an hour")
+            }
+        }
+    }
 }
 
 async fn probe_forever(

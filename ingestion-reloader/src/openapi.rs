@@ -76,8 +76,8 @@ fn reingest_key() {}
 #[allow(dead_code)]
 fn stop_topic() {}
 
-#[utoipa::path(get, path = "/reingestion/jobs", tag = "jobs",
-    responses((status = 200, body = [Job]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)),
+#[utoipa::path(get, path = "/reingestion/jobs", tag = "jobs", params(crate::api::JobsQuery),
+    responses((status = 200, body = [Job]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("apiKey" = []), ("bearer" = [])))]
 #[allow(dead_code)]
 fn list_jobs() {}

@@ -865,3 +865,157 @@ async fn rate_limits_hold_for_the_whole_job_across_partitions() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_finished_jobs_are_pruned_and_never_read_to_list_or_stop_running_ones() {
+    use futures::StreamExt;
+    use object_store::path::Path;
+    use object_store::ObjectStoreExt;
+    // 5,000 finished job records of one topic (the documented layout `.bss-jobs/<day>/<id>.json`):
+    // half started 40 days ago, half 2 days ago; plus two running jobs of the same topic. On the S3
+    // API of SeaweedFS: moto lists every object of the run on each LIST.
+    let s3 = bss_testkit::bucket::seaweed_s3_settings();
+    let topic = unique("many-jobs");
+    let store = s3.store();
+    let archived: Vec<Record> = (0..200).map(|o| record(&topic, 0, o, Some(b"k"))).collect();
+    write_objects(&store, &topic, &archived, 50, Compression::Zstd).await;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let day = 86_400_000;
+    let records: Vec<(String, i64)> = (0..5000)
+        .map(|n| {
+            let started = now_ms - if n % 2 == 0 { 40 * day } else { 2 * day } + n;
+            (
+                format!("{:08x}{:016x}", started / 1000, rand_id(n)),
+                started,
+            )
+        })
+        .collect();
+    futures::stream::iter(records.iter())
+        .map(|(id, started)| {
+            let store = store.clone();
+            let iso = bss_format::time::format_iso_ms(*started);
+            let record = serde_json::json!({
+                "id": id, "kind": "topic", "topic": topic, "request": {}, "state": "completed",
+                "objectsTotal": 1, "objectsDone": 1, "messagesPublished": 1, "replica": "gone",
+                "startedAt": iso, "endedAt": iso, "heartbeatAt": iso, "error": null
+            });
+            async move {
+                let path = format!(".bss-jobs/{}/{id}.json", &iso[..10]);
+                store
+                    .put(&Path::from(path), record.to_string().into_bytes().into())
+                    .await
+                    .expect("put job record");
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+
+    let reloader = start_reloader(&[
+        ("RELOADER_JOB_RETENTION", "30d"),
+        ("BUCKET_ENDPOINT", &s3.endpoint),
+    ]);
+    let target = unique("target");
+    create_topic(&target, 1).await;
+    let mut running = Vec::new();
+    for _ in 0..2 {
+        let (status, body) = post(
+            &reloader,
+            "/reingestion/topic",
+            serde_json::json!({"topic": topic, "reIngestionTopic": target, "rateLimit": 2}),
+        );
+        assert_eq!(status, 202, "{body}");
+        running.push(body["requestId"].as_str().expect("id").to_owned());
+    }
+
+    // The replica prunes at start: the 40-day-old records go, the recent ones stay.
+    let (old, recent) = (&records[0].0, &records[1].0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while get(&reloader, &format!("/reingestion/jobs/{old}")).0 != 404 {
+        assert!(Instant::now() < deadline, "old records never pruned");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        get(&reloader, &format!("/reingestion/jobs/{recent}")).0,
+        200
+    );
+
+    let started = Instant::now();
+    let (status, listed) = get(&reloader, "/reingestion/jobs");
+    let list_default = started.elapsed();
+    assert_eq!(status, 200, "{listed}");
+    let ours = |jobs: &serde_json::Value| -> Vec<String> {
+        jobs.as_array()
+            .expect("jobs")
+            .iter()
+            .filter(|j| j["topic"] == topic.as_str())
+            .map(|j| j["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    let mut want = running.clone();
+    want.sort_by(|a, b| b.cmp(a));
+    assert_eq!(
+        ours(&listed),
+        want,
+        "the last 24 hours: only the running jobs"
+    );
+    // Three days back, in pages of 100 (running jobs head the first page).
+    let since = bss_format::time::format_iso_ms(now_ms - 3 * day);
+    let mut seen = Vec::new();
+    let mut before: Option<String> = None;
+    let mut pages = Vec::new();
+    loop {
+        let query = match &before {
+            None => format!("/reingestion/jobs?since={since}&limit=100"),
+            Some(b) => format!("/reingestion/jobs?since={since}&limit=100&before={b}"),
+        };
+        let started = Instant::now();
+        let (status, page) = get(&reloader, &query);
+        pages.push(started.elapsed());
+        assert_eq!(status, 200, "{page}");
+        let page = page.as_array().expect("jobs").clone();
+        let Some(last) = page.last() else { break };
+        before = Some(last["id"].as_str().expect("id").to_owned());
+        seen.extend(ours(&serde_json::Value::Array(page)));
+    }
+    let list_three_days = pages.iter().max().copied().unwrap_or_default();
+    let unique_seen: std::collections::BTreeSet<&String> = seen.iter().collect();
+    assert_eq!(
+        (seen.len(), unique_seen.len()),
+        (2500 + 2, 2500 + 2),
+        "every recent job once"
+    );
+
+    let started = Instant::now();
+    let (status, stopped) = post(
+        &reloader,
+        "/reingestion/stop-reingestion",
+        serde_json::json!({"topic": topic}),
+    );
+    let stop_by_topic = started.elapsed();
+    assert_eq!(status, 200, "{stopped}");
+    let mut stopped_ids: Vec<String> = stopped["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| j.as_str().expect("id").to_owned())
+        .collect();
+    stopped_ids.sort_by(|a, b| b.cmp(a));
+    assert_eq!(stopped_ids, want);
+    for id in &running {
+        let job = wait_job(&reloader, id, Duration::from_secs(30));
+        assert_eq!(job["state"], "stopped", "{job}");
+    }
+    // Figures for docs/benchmarks.md (moto, debug build); not asserted.
+    println!(
+        "jobs: list (24 h) {list_default:?}, slowest page of 100 (3 days, 2,500 records) {list_three_days:?}, stop by topic {stop_by_topic:?}"
+    );
+}
+
+/// A deterministic 64-bit filler for fake job ids.
+fn rand_id(n: i64) -> u64 {
+    (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xdead_beef
+}

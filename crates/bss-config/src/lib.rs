@@ -287,6 +287,7 @@ pub fn parse_duration_ms(text: &str) -> Option<u64> {
         "s" => 1_000,
         "m" | "min" => 60_000,
         "h" => 3_600_000,
+        "d" => 86_400_000,
         _ => return None,
     };
     number.checked_mul(factor)
@@ -365,6 +366,7 @@ mod tests {
         assert_eq!(parse_duration_ms("30s"), Some(30_000));
         assert_eq!(parse_duration_ms("250"), Some(250));
         assert_eq!(parse_duration_ms("2m"), Some(120_000));
+        assert_eq!(parse_duration_ms("30d"), Some(30 * 86_400_000));
         assert_eq!(parse_duration_ms("soon"), None);
     }
 }

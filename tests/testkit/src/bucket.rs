@@ -66,6 +66,17 @@ impl S3Settings {
     }
 }
 
+/// SeaweedFS through its S3 API: for tests that put thousands of objects (moto keeps every object
+/// of the run in memory and lists them all on every LIST).
+pub fn seaweed_s3_settings() -> S3Settings {
+    let (endpoint, bucket) = gcs_settings();
+    S3Settings {
+        endpoint,
+        bucket,
+        ..s3_settings()
+    }
+}
+
 /// SeaweedFS endpoint and bucket, used through object_store's GCS client.
 pub fn gcs_settings() -> (String, String) {
     (
