@@ -246,16 +246,21 @@ impl JobStore {
 
     /// One job, `None` if unknown.
     pub async fn get(&self, id: &str) -> Result<Option<Job>, object_store::Error> {
-        match self.store.get(&record_path(id)).await {
-            Ok(result) => {
-                let bytes = result.bytes().await?;
-                Ok(serde_json::from_slice::<Job>(&bytes)
-                    .ok()
-                    .map(Job::with_liveness))
+        // Versions before the day folders wrote `.bss-jobs/<id>.json`.
+        let flat = Path::from(format!("{JOBS_PREFIX}/{id}.json"));
+        for path in [record_path(id), flat] {
+            match self.store.get(&path).await {
+                Ok(result) => {
+                    let bytes = result.bytes().await?;
+                    return Ok(serde_json::from_slice::<Job>(&bytes)
+                        .ok()
+                        .map(Job::with_liveness));
+                }
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
             }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
         }
+        Ok(None)
     }
 
     /// The jobs of the running index, newest first. Entries of jobs that ended (or whose replica
@@ -342,14 +347,26 @@ impl JobStore {
     /// those of jobs still running. Returns how many records it deleted.
     pub async fn prune(&self, retention: Duration) -> Result<usize, object_store::Error> {
         let cutoff = day_of_ms(now_ms() - retention.as_millis() as i64);
-        let days = self
+        let top = self
             .store
             .list_with_delimiter(Some(&Path::from(JOBS_PREFIX)))
-            .await?
-            .common_prefixes;
+            .await?;
+        let days = top.common_prefixes;
         let running: std::collections::HashSet<String> =
             self.running().await?.into_iter().map(|j| j.id).collect();
         let mut deleted = 0;
+        // Records of versions before the day folders, by the day of their id.
+        for meta in top.objects {
+            let id = meta.location.filename().unwrap_or_default();
+            let id = id.split('.').next().unwrap_or_default();
+            if is_job_id(id) && day_of(id) < cutoff && !running.contains(id) {
+                match self.store.delete(&meta.location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                deleted += usize::from(meta.location.as_ref().ends_with(".json"));
+            }
+        }
         for day in days {
             let name = day.filename().unwrap_or_default();
             // Day folders only (`yyyy-mm-dd` sorts as text), never the running index.
