@@ -72,6 +72,10 @@ pub struct TopicRequest {
     pub rate_limit: Option<u32>,
     /// Bytes (key + value + headers) per second for the whole job (default: unlimited).
     pub byte_rate_limit: Option<u64>,
+    /// Answer with a preview (objects, bytes, records per partition, sample records) and publish
+    /// nothing.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// `POST /reingestion/file`.
@@ -93,6 +97,10 @@ pub struct FileRequest {
     pub rate_limit: Option<u32>,
     /// Bytes (key + value + headers) per second for the whole job (default: unlimited).
     pub byte_rate_limit: Option<u64>,
+    /// Answer with a preview (objects, bytes, records per partition, sample records) and publish
+    /// nothing.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// `POST /reingestion/key`.
@@ -123,6 +131,10 @@ pub struct KeyRequest {
     pub rate_limit: Option<u32>,
     /// Bytes (key + value + headers) per second for the whole job (default: unlimited).
     pub byte_rate_limit: Option<u64>,
+    /// Answer with a preview (objects, bytes, records per partition, sample records) and publish
+    /// nothing.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// `POST /reingestion/stop-reingestion`.
@@ -281,6 +293,7 @@ async fn start_topic(
         topic: request.topic.clone(),
         spec,
         request: serde_json::to_value(&request).unwrap_or_default(),
+        dry_run: request.dry_run,
     };
     state.start(plan).await
 }
@@ -313,6 +326,7 @@ async fn start_file(
         topic: name.topic,
         spec,
         request: serde_json::to_value(&request).unwrap_or_default(),
+        dry_run: request.dry_run,
     };
     state.start(plan).await
 }
@@ -346,6 +360,7 @@ async fn start_key(
         topic: request.topic.clone(),
         spec,
         request: serde_json::to_value(&request).unwrap_or_default(),
+        dry_run: request.dry_run,
     };
     state.start(plan).await
 }
@@ -487,6 +502,8 @@ pub struct Plan {
     pub spec: ReplaySpec,
     /// Request body, recorded in the job.
     pub request: serde_json::Value,
+    /// Preview only.
+    pub dry_run: bool,
 }
 
 #[cfg(test)]

@@ -266,13 +266,7 @@ impl JobStore {
     /// The jobs of the running index, newest first. Entries of jobs that ended (or whose replica
     /// died) are dropped from the index on the way.
     pub async fn running(&self) -> Result<Vec<Job>, object_store::Error> {
-        let ids: Vec<String> = self
-            .store
-            .list(Some(&Path::from(format!("{JOBS_PREFIX}/running"))))
-            .map_ok(|meta| meta.location.filename().unwrap_or_default().to_owned())
-            .try_filter(|id| std::future::ready(is_job_id(id)))
-            .try_collect()
-            .await?;
+        let ids = self.running_ids().await?;
         let found: Vec<(String, Option<Job>)> = futures::stream::iter(ids)
             .map(|id| async move { self.get(&id).await.map(|job| (id, job)) })
             .buffer_unordered(READ_CONCURRENCY)
@@ -290,6 +284,15 @@ impl JobStore {
         Ok(running)
     }
 
+    async fn running_ids(&self) -> Result<Vec<String>, object_store::Error> {
+        self.store
+            .list(Some(&Path::from(format!("{JOBS_PREFIX}/running"))))
+            .map_ok(|meta| meta.location.filename().unwrap_or_default().to_owned())
+            .try_filter(|id| std::future::ready(is_job_id(id)))
+            .try_collect()
+            .await
+    }
+
     /// Running jobs, then the newest `limit` jobs started since `since_ms` (and before the job id
     /// `before`, to page): newest first. Lists the days since then (names only) and reads only the
     /// records it returns, never the whole history.
@@ -299,12 +302,14 @@ impl JobStore {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Job>, object_store::Error> {
+        // Running jobs head the first page, and only it.
         let mut jobs = if before.is_none() {
             self.running().await?
         } else {
             Vec::new()
         };
-        let known: std::collections::HashSet<String> = jobs.iter().map(|j| j.id.clone()).collect();
+        let known: std::collections::HashSet<String> =
+            self.running_ids().await?.into_iter().collect();
         let mut ids = Vec::new();
         let mut day = since_ms;
         let today = day_of_ms(now_ms());
@@ -477,14 +482,14 @@ mod tests {
         let day = 86_400_000;
         let now = now_ms();
         let mut created = Vec::new();
-        for (age_days, state) in [
-            (40, JobState::Completed),
-            (40, JobState::Running),
-            (10, JobState::Failed),
-            (0, JobState::Completed),
+        for (age, state) in [
+            (40 * day, JobState::Completed),
+            (40 * day, JobState::Running),
+            (10 * day, JobState::Failed),
+            (3_600_000, JobState::Completed),
             (0, JobState::Running),
         ] {
-            let mut job = job_started_at(now - age_days * day, state);
+            let mut job = job_started_at(now - age, state);
             jobs.create(&job).await.expect("create");
             jobs.save(&mut job).await.expect("save");
             created.push(job);

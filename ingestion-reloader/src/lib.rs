@@ -10,6 +10,7 @@ pub mod error;
 pub mod jobs;
 pub mod metrics;
 pub mod openapi;
+pub mod preview;
 pub mod rate;
 pub mod reads;
 pub mod replay;
@@ -220,7 +221,10 @@ impl AppState {
     }
 
     /// Records and starts a job; answers 202 with its id.
-    pub async fn start(self: &Arc<Self>, plan: Plan) -> Result<impl IntoResponse, ApiError> {
+    pub async fn start(self: &Arc<Self>, plan: Plan) -> Result<axum::response::Response, ApiError> {
+        if plan.dry_run {
+            return Ok(Json(preview::preview(&self.archive, &plan.spec).await?).into_response());
+        }
         let permit = Arc::clone(&self.slots).try_acquire_owned().map_err(|_| {
             ApiError::TooManyJobs(format!(
                 "{} reingestions already run on this replica; retry later",
@@ -278,7 +282,8 @@ impl AppState {
         Ok((
             StatusCode::ACCEPTED,
             Json(serde_json::json!({ "requestId": id, "message": "Reingestion started" })),
-        ))
+        )
+            .into_response())
     }
 
     async fn execute(

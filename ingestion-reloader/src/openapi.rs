@@ -50,21 +50,21 @@ impl Modify for Security {
 }
 
 #[utoipa::path(post, path = "/reingestion/topic", request_body = TopicRequest, tag = "reingestion",
-    responses((status = 202, body = Started), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    responses((status = 202, body = Started), (status = 200, description = "with dryRun: the preview (objects, bytes, records per partition, samples); nothing is published"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("apiKey" = []), ("bearer" = [])))]
 #[allow(dead_code)]
 fn reingest_topic() {}
 
 #[utoipa::path(post, path = "/reingestion/file", request_body = FileRequest, tag = "reingestion",
-    responses((status = 202, body = Started), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    responses((status = 202, body = Started), (status = 200, description = "with dryRun: the preview (objects, bytes, records per partition, samples); nothing is published"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("apiKey" = []), ("bearer" = [])))]
 #[allow(dead_code)]
 fn reingest_file() {}
 
 #[utoipa::path(post, path = "/reingestion/key", request_body = KeyRequest, tag = "reingestion",
-    responses((status = 202, body = Started), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    responses((status = 202, body = Started), (status = 200, description = "with dryRun: the preview (objects, bytes, records per partition, samples); nothing is published"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("apiKey" = []), ("bearer" = [])))]
 #[allow(dead_code)]

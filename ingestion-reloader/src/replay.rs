@@ -131,6 +131,26 @@ pub enum ReplayError {
     },
 }
 
+/// The objects a replay reads, by source partition, each in offset order: from the folder (catalog
+/// or listing) or among the given objects, by window and key.
+pub async fn select_objects(
+    archive: &Archive,
+    spec: &ReplaySpec,
+) -> Result<std::collections::BTreeMap<i32, Vec<ArchivedObject>>, ArchiveError> {
+    match &spec.folder {
+        Some(folder) => {
+            archive
+                .select(folder, spec.from_ms, spec.to_ms, spec.key.as_deref())
+                .await
+        }
+        None => {
+            archive
+                .prune(&spec.objects, spec.from_ms, spec.to_ms, spec.key.as_deref())
+                .await
+        }
+    }
+}
+
 /// Replays the pruned objects. Returns when every published record is acknowledged.
 pub async fn run(
     archive: &Archive,
@@ -139,18 +159,7 @@ pub async fn run(
     progress: &ReplayProgress,
     metrics: &Metrics,
 ) -> Result<(), ReplayError> {
-    let partitions = match &spec.folder {
-        Some(folder) => {
-            archive
-                .select(folder, spec.from_ms, spec.to_ms, spec.key.as_deref())
-                .await?
-        }
-        None => {
-            archive
-                .prune(&spec.objects, spec.from_ms, spec.to_ms, spec.key.as_deref())
-                .await?
-        }
-    };
+    let partitions = select_objects(archive, spec).await?;
     progress.objects_total.store(
         partitions.values().map(|v| v.len() as u64).sum(),
         Ordering::SeqCst,

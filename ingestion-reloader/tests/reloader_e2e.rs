@@ -1019,3 +1019,100 @@ async fn thousands_of_finished_jobs_are_pruned_and_never_read_to_list_or_stop_ru
 fn rand_id(n: i64) -> u64 {
     (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xdead_beef
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_previews_every_route_and_publishes_nothing() {
+    // 2 partitions × 30 records in objects of 10, cataloged; keys k0…k6.
+    let f = fixture(2, 30, 10, 7).await;
+    bss_testkit::archive::catalog_folder(&f.store, &f.topic).await;
+    let target = unique("target");
+    create_topic(&target, 2).await;
+    let reloader = start_reloader(&[]);
+    let preview = |path: &str, body: serde_json::Value| {
+        let (status, answer) = post(&reloader, path, body);
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["dryRun"], true);
+        answer
+    };
+
+    let whole = preview(
+        "/reingestion/topic",
+        serde_json::json!({"topic": f.topic, "reIngestionTopic": target, "dryRun": true}),
+    );
+    assert_eq!(
+        (
+            whole["objects"].as_u64(),
+            whole["records"].as_u64(),
+            whole["recordsExact"].as_bool()
+        ),
+        (Some(6), Some(60), Some(true)),
+        "{whole}"
+    );
+    let partitions = whole["partitions"].as_array().expect("partitions");
+    assert_eq!(partitions.len(), 2);
+    assert!(partitions
+        .iter()
+        .all(|p| p["records"] == 30 && p["objects"] == 3));
+    let samples = whole["samples"].as_array().expect("samples");
+    assert_eq!(samples.len(), 5);
+    assert!(
+        samples[0]["headers"]
+            .as_array()
+            .is_some_and(|h| h.len() == 2),
+        "{}",
+        samples[0]
+    );
+
+    // A window cutting objects: the objects overlapping it, records an upper bound.
+    let window = preview(
+        "/reingestion/topic",
+        serde_json::json!({"topic": f.topic, "reIngestionTopic": target, "dryRun": true,
+            "startDate": bss_format::time::format_iso_ms(BASE_TS + 5_000),
+            "stopDate": bss_format::time::format_iso_ms(BASE_TS + 14_000)}),
+    );
+    assert_eq!(
+        (
+            window["objects"].as_u64(),
+            window["records"].as_u64(),
+            window["recordsExact"].as_bool()
+        ),
+        (Some(4), Some(40), Some(false)),
+        "{window}"
+    );
+    assert!(window["samples"]
+        .as_array()
+        .expect("samples")
+        .iter()
+        .all(|s| {
+            let offset = s["offset"].as_i64().expect("offset");
+            (5..=14).contains(&offset)
+        }));
+
+    let key = preview(
+        "/reingestion/key",
+        serde_json::json!({"topic": f.topic, "key": "k3", "reIngestionTopic": target, "dryRun": true}),
+    );
+    assert!(
+        key["samples"]
+            .as_array()
+            .expect("samples")
+            .iter()
+            .all(|s| s["key"] == "k3"),
+        "{key}"
+    );
+    let file = preview(
+        "/reingestion/file",
+        serde_json::json!({"fileName": f.paths[0], "reIngestionTopic": target, "dryRun": true}),
+    );
+    assert_eq!(file["objects"], 1, "{file}");
+
+    // Nothing was published and no job was recorded.
+    assert!(read_topic(&target, 1, Duration::from_secs(3))
+        .await
+        .is_empty());
+    let (_, jobs) = get(&reloader, "/reingestion/jobs");
+    assert!(
+        !jobs.to_string().contains(&f.topic),
+        "a preview is not a job: {jobs}"
+    );
+}
