@@ -188,6 +188,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/reingestion/jobs", get(list_jobs))
         .route("/reingestion/jobs/{id}", get(get_job))
         .route("/reingestion/jobs/{id}", delete(stop_job))
+        .route("/reingestion/jobs/{id}/resume", post(resume_job))
         .route("/archive/{topic}/messages", get(crate::reads::messages))
         .route("/archive/{topic}/files", get(crate::reads::files))
         .route(
@@ -275,6 +276,11 @@ async fn start_topic(
     State(state): State<Arc<AppState>>,
     Body(request): Body<TopicRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let plan = topic_plan(&state, request).await?;
+    state.start(plan).await
+}
+
+async fn topic_plan(state: &Arc<AppState>, request: TopicRequest) -> Result<Plan, ApiError> {
     non_empty("topic", &request.topic)?;
     refuse_selector(request.custom_selector_name.as_ref())?;
     let (from, to) = window(request.start_date.as_deref(), request.stop_date.as_deref())?;
@@ -295,13 +301,18 @@ async fn start_topic(
         request: serde_json::to_value(&request).unwrap_or_default(),
         dry_run: request.dry_run,
     };
-    state.start(plan).await
+    Ok(plan)
 }
 
 async fn start_file(
     State(state): State<Arc<AppState>>,
     Body(request): Body<FileRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let plan = file_plan(&state, request).await?;
+    state.start(plan).await
+}
+
+async fn file_plan(state: &Arc<AppState>, request: FileRequest) -> Result<Plan, ApiError> {
     refuse_selector(request.custom_selector_name.as_ref())?;
     let name = validate_file_name(&request.file_name)?;
     let object = crate::bucket_answer(async {
@@ -328,13 +339,18 @@ async fn start_file(
         request: serde_json::to_value(&request).unwrap_or_default(),
         dry_run: request.dry_run,
     };
-    state.start(plan).await
+    Ok(plan)
 }
 
 async fn start_key(
     State(state): State<Arc<AppState>>,
     Body(request): Body<KeyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let plan = key_plan(&state, request).await?;
+    state.start(plan).await
+}
+
+async fn key_plan(state: &Arc<AppState>, request: KeyRequest) -> Result<Plan, ApiError> {
     non_empty("topic", &request.topic)?;
     let key = decode_key(&request.key, request.key_encoding.as_deref())?;
     let (from, to) = window(request.start_date.as_deref(), request.stop_date.as_deref())?;
@@ -362,7 +378,7 @@ async fn start_key(
         request: serde_json::to_value(&request).unwrap_or_default(),
         dry_run: request.dry_run,
     };
-    state.start(plan).await
+    Ok(plan)
 }
 
 async fn stop_topic(
@@ -433,6 +449,32 @@ async fn list_jobs(
         .jobs
         .list(since.max(oldest), query.before.as_deref(), limit);
     Ok(Json(bucket_answer(jobs).await?))
+}
+
+/// Resumes an interrupted, failed or stopped job from its checkpoints, with its original request.
+async fn resume_job(
+    State(state): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let job = state.job(&id).await?;
+    let unreadable = |e: serde_json::Error| {
+        ApiError::Internal(format!(
+            "job {id} holds a request this version cannot read: {e}"
+        ))
+    };
+    let request = job.request.clone();
+    let plan = match job.kind {
+        JobKind::Topic => {
+            topic_plan(&state, serde_json::from_value(request).map_err(unreadable)?).await?
+        }
+        JobKind::File => {
+            file_plan(&state, serde_json::from_value(request).map_err(unreadable)?).await?
+        }
+        JobKind::Key => {
+            key_plan(&state, serde_json::from_value(request).map_err(unreadable)?).await?
+        }
+    };
+    state.resume(job, plan).await
 }
 
 async fn get_job(

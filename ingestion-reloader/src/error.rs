@@ -23,6 +23,14 @@ pub enum ApiError {
         /// What is missing.
         message: String,
     },
+    /// The request conflicts with the resource's state (e.g. resuming a job that is running).
+    #[error("{message}")]
+    Conflict {
+        /// Machine-readable code.
+        code: &'static str,
+        /// What conflicts.
+        message: String,
+    },
     /// The body is over the size limit.
     #[error("{0}")]
     TooLarge(String),
@@ -53,6 +61,14 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    /// A 409 with a code.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
 }
 
 impl From<object_store::Error> for ApiError {
@@ -66,6 +82,7 @@ impl IntoResponse for ApiError {
         let (status, code, message) = match &self {
             Self::BadRequest { code, message } => (StatusCode::BAD_REQUEST, *code, message.clone()),
             Self::NotFound { code, message } => (StatusCode::NOT_FOUND, *code, message.clone()),
+            Self::Conflict { code, message } => (StatusCode::CONFLICT, *code, message.clone()),
             Self::TooLarge(message) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",

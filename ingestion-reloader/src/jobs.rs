@@ -53,6 +53,9 @@ pub enum JobState {
     Stopped,
     /// Ended with an error (see `error`), or its replica died.
     Failed,
+    /// Its replica shut down (a scale-down, a rolling update): resume it from its checkpoints with
+    /// `POST /reingestion/jobs/{id}/resume`.
+    Interrupted,
 }
 
 /// A job record, as stored and as returned by the API.
@@ -86,6 +89,13 @@ pub struct Job {
     pub heartbeat_at: String,
     /// Why it failed.
     pub error: Option<String>,
+    /// Per source partition, the offset from which nothing is acknowledged yet (everything before
+    /// it is published): where a resumed run starts.
+    #[serde(default)]
+    pub checkpoints: std::collections::BTreeMap<i32, i64>,
+    /// How many times it was resumed.
+    #[serde(default)]
+    pub run: u32,
 }
 
 fn now_iso() -> String {
@@ -133,7 +143,17 @@ impl Job {
             ended_at: None,
             heartbeat_at: now,
             error: None,
+            checkpoints: Default::default(),
+            run: 0,
         }
+    }
+
+    /// Whether it can be resumed: it ended without completing, or its replica stopped responding.
+    pub fn resumable(&self) -> bool {
+        matches!(
+            self.state,
+            JobState::Interrupted | JobState::Failed | JobState::Stopped
+        )
     }
 
     /// Copies a running replay's counters into the record.
@@ -142,6 +162,12 @@ impl Job {
         self.objects_total = progress.objects_total.load(Ordering::SeqCst);
         self.objects_done = progress.objects_done.load(Ordering::SeqCst);
         self.messages_published = progress.published.load(Ordering::SeqCst);
+        let acknowledged = progress
+            .checkpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        self.checkpoints.extend(acknowledged);
     }
 
     /// Ends the job.
@@ -395,6 +421,37 @@ impl JobStore {
             }
         }
         Ok(deleted)
+    }
+
+    /// Claims run `run` of a job for this replica: write-once, so of replicas resuming the same
+    /// job at once exactly one wins (`false` for the others).
+    pub async fn claim_run(&self, id: &str, run: u32) -> Result<bool, object_store::Error> {
+        let marker = Path::from(format!("{JOBS_PREFIX}/{}/{id}.run-{run}", day_of(id)));
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&marker, PutPayload::from_static(b"claimed"), options)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Puts a resumed job back in the running index, and clears an earlier stop request.
+    pub async fn reopen(&self, id: &str, topic: &str) -> Result<(), object_store::Error> {
+        match self.store.delete(&stop_path(id)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        self.store
+            .put(&running_path(id), PutPayload::from(topic.to_owned()))
+            .await
+            .map(|_| ())
     }
 
     /// Asks the job's replica to stop it.

@@ -56,7 +56,13 @@ pub struct AppState {
     slots: Arc<Semaphore>,
     local: Mutex<HashMap<String, Arc<ReplayProgress>>>,
     shutdown: CancellationToken,
+    /// The running jobs' tasks, drained at shutdown.
+    tasks: tokio_util::task::TaskTracker,
 }
+
+/// How long a stopping replica waits for its jobs to hand themselves back (within the chart's
+/// termination grace period).
+const JOB_DRAIN: Duration = Duration::from_secs(20);
 
 /// How long a request handler waits for the bucket before answering 503. The bucket client retries
 /// for minutes (right for jobs, which should ride out a blip); an HTTP caller should hear at once.
@@ -112,6 +118,7 @@ impl AppState {
             health,
             local: Mutex::new(HashMap::new()),
             shutdown,
+            tasks: tokio_util::task::TaskTracker::new(),
         }
     }
 
@@ -195,6 +202,7 @@ impl AppState {
             rate: options.rate,
             lineage_headers: self.config.lineage_headers,
             job_id: String::new(),
+            resume_from: Default::default(),
         }
     }
 
@@ -220,40 +228,105 @@ impl AppState {
         Ok(())
     }
 
-    /// Records and starts a job; answers 202 with its id.
+    /// Records and starts a job; answers 202 with its id (or `200` and a preview for a dry run).
     pub async fn start(self: &Arc<Self>, plan: Plan) -> Result<axum::response::Response, ApiError> {
         if plan.dry_run {
             return Ok(Json(preview::preview(&self.archive, &plan.spec).await?).into_response());
         }
-        let permit = Arc::clone(&self.slots).try_acquire_owned().map_err(|_| {
-            ApiError::TooManyJobs(format!(
-                "{} reingestions already run on this replica; retry later",
-                self.config.max_concurrent_jobs
-            ))
-        })?;
-        let id = new_job_id();
-        let mut job = Job::start(
-            id.clone(),
+        let permit = self.slot()?;
+        let job = Job::start(
+            new_job_id(),
             plan.kind,
             plan.topic.clone(),
             plan.request,
             self.config.replica_id.clone(),
         );
         bucket_answer(self.jobs.create(&job)).await?;
+        tracing::info!(job = %job.id, kind = ?plan.kind, topic = %plan.topic, target = %plan.spec.target, "reingestion started");
+        let id = job.id.clone();
+        self.launch(job, plan.spec, permit);
+        Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "requestId": id, "message": "Reingestion started" })),
+        )
+            .into_response())
+    }
+
+    /// Resumes an interrupted, failed or stopped job from its checkpoints, on this replica.
+    pub async fn resume(
+        self: &Arc<Self>,
+        mut job: Job,
+        plan: Plan,
+    ) -> Result<axum::response::Response, ApiError> {
+        if !job.resumable() {
+            return Err(ApiError::conflict(
+                "not_resumable",
+                format!("job {} is {:?}", job.id, job.state).to_lowercase(),
+            ));
+        }
+        let permit = self.slot()?;
+        if !bucket_answer(self.jobs.claim_run(&job.id, job.run + 1)).await? {
+            return Err(ApiError::conflict(
+                "not_resumable",
+                format!("job {} is being resumed by another request", job.id),
+            ));
+        }
+        job.run += 1;
+        job.state = JobState::Running;
+        job.replica = self.config.replica_id.clone();
+        job.error = None;
+        job.ended_at = None;
+        bucket_answer(self.jobs.save(&mut job)).await?;
+        bucket_answer(self.jobs.reopen(&job.id, &job.topic)).await?;
+        tracing::info!(job = %job.id, run = job.run, checkpoints = ?job.checkpoints, "reingestion resumed");
+        let id = job.id.clone();
+        let mut spec = plan.spec;
+        spec.resume_from = job.checkpoints.clone();
+        self.launch(job, spec, permit);
+        Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "requestId": id, "message": "Reingestion resumed" })),
+        )
+            .into_response())
+    }
+
+    /// A job slot of this replica, or 429; 503 while it shuts down.
+    fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        if self.shutdown.is_cancelled() {
+            return Err(ApiError::Unavailable(
+                "this replica is shutting down; retry on another".into(),
+            ));
+        }
+        Arc::clone(&self.slots).try_acquire_owned().map_err(|_| {
+            ApiError::TooManyJobs(format!(
+                "{} reingestions already run on this replica; retry later",
+                self.config.max_concurrent_jobs
+            ))
+        })
+    }
+
+    /// Runs a recorded job in the background until it ends, then saves its final record.
+    fn launch(
+        self: &Arc<Self>,
+        mut job: Job,
+        mut spec: ReplaySpec,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
         let progress = Arc::new(ReplayProgress::default());
         self.local
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), Arc::clone(&progress));
+            .insert(job.id.clone(), Arc::clone(&progress));
         self.metrics.job_started();
-        tracing::info!(job = %id, kind = ?plan.kind, topic = %plan.topic, target = %plan.spec.target, "reingestion started");
+        spec.job_id = job.id.clone();
         let state = Arc::clone(self);
-        let mut spec = plan.spec;
-        spec.job_id = id.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let outcome = state.execute(&mut job, spec, &progress).await;
             let (end_state, error) = match outcome {
                 Ok(()) => (JobState::Completed, None),
+                Err(ReplayError::Stopped) if progress.interrupted.load(Ordering::SeqCst) => {
+                    (JobState::Interrupted, None)
+                }
                 Err(ReplayError::Stopped) => (JobState::Stopped, None),
                 Err(e) => (JobState::Failed, Some(e.to_string())),
             };
@@ -279,11 +352,6 @@ impl AppState {
             tracing::info!(job = %job.id, state = ?end_state, messages = job.messages_published, objects = job.objects_done, error = ?error, "reingestion ended");
             drop(permit);
         });
-        Ok((
-            StatusCode::ACCEPTED,
-            Json(serde_json::json!({ "requestId": id, "message": "Reingestion started" })),
-        )
-            .into_response())
     }
 
     async fn execute(
@@ -306,6 +374,8 @@ impl AppState {
             tokio::select! {
                 outcome = &mut replay => return outcome,
                 _ = self.shutdown.cancelled(), if !progress.stop.load(Ordering::SeqCst) => {
+                    // A planned shutdown hands the job back at an object boundary.
+                    progress.interrupted.store(true, Ordering::SeqCst);
                     progress.stop.store(true, Ordering::SeqCst);
                 }
                 _ = stop_poll.tick() => {
@@ -395,7 +465,23 @@ pub async fn run(
     ));
     let pruner = tokio::spawn(prune_jobs_forever(Arc::clone(&state)));
     health.mark_started();
-    let served = bss_telemetry::serve(app(state), port, shutdown.clone().cancelled_owned()).await;
+    let served = bss_telemetry::serve(
+        app(Arc::clone(&state)),
+        port,
+        shutdown.clone().cancelled_owned(),
+    )
+    .await;
+    // Running jobs stop at their next record, keep what is acknowledged as checkpoints and save
+    // their record as interrupted.
+    state.tasks.close();
+    if tokio::time::timeout(JOB_DRAIN, state.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "jobs did not save their final record within {JOB_DRAIN:?}; they show as failed once their heartbeat is stale"
+        );
+    }
     prober.abort();
     pruner.abort();
     served.map_err(|e| anyhow::anyhow!("cannot serve on port {port}: {e}"))

@@ -95,6 +95,13 @@ fn get_job() {}
 #[allow(dead_code)]
 fn stop_job() {}
 
+#[utoipa::path(post, path = "/reingestion/jobs/{id}/resume", tag = "jobs", params(("id" = String, Path, description = "job id")),
+    responses((status = 202, body = Started), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("apiKey" = []), ("bearer" = [])))]
+#[allow(dead_code)]
+fn resume_job() {}
+
 #[utoipa::path(get, path = "/archive/{topic}/messages", tag = "archive",
     params(("topic" = String, Path), ("key" = Option<String>, Query), ("from" = Option<String>, Query, description = "inclusive ISO-8601"),
         ("to" = Option<String>, Query, description = "inclusive ISO-8601"), ("limit" = Option<u32>, Query, description = "1..=1000, default 100"),
@@ -142,7 +149,7 @@ fn count() {}
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Ingestion Reloader API", description = "Replays archived Kafka records from the bucket. Mia-Platform compatible routes plus key reingestion, jobs and synchronous reads."),
-    paths(reingest_topic, reingest_file, reingest_key, stop_topic, list_jobs, get_job, stop_job, archive_messages, archive_files, erase_key, list_erasures, folders, count),
+    paths(reingest_topic, reingest_file, reingest_key, stop_topic, list_jobs, get_job, stop_job, resume_job, archive_messages, archive_files, erase_key, list_erasures, folders, count),
     components(schemas(TopicRequest, FileRequest, KeyRequest, StopRequest, EraseBody, PayloadFilter, Job, JobKind, JobState, Started, ErrorBody)),
     modifiers(&Security)
 )]

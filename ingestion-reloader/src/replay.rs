@@ -66,6 +66,8 @@ pub struct ReplaySpec {
     pub lineage_headers: bool,
     /// Job id (lineage header).
     pub job_id: String,
+    /// Per source partition, where a resumed run starts (records before are published already).
+    pub resume_from: std::collections::BTreeMap<i32, i64>,
 }
 
 impl ReplaySpec {
@@ -90,6 +92,7 @@ impl ReplaySpec {
             rate: RateLimit::default(),
             lineage_headers: false,
             job_id: String::new(),
+            resume_from: Default::default(),
         }
     }
 
@@ -110,6 +113,10 @@ pub struct ReplayProgress {
     pub published: AtomicU64,
     /// Set to stop between records.
     pub stop: AtomicBool,
+    /// Set with `stop` when the stop is this replica shutting down (the job is handed back).
+    pub interrupted: AtomicBool,
+    /// Per source partition, the offset after the last fully acknowledged object.
+    pub checkpoints: std::sync::Mutex<std::collections::BTreeMap<i32, i64>>,
 }
 
 /// How a replay ended.
@@ -198,20 +205,44 @@ pub async fn run(
         }
         return Ok(());
     }
-    futures::stream::iter(partitions.into_values())
-        .map(|objects| {
+    futures::stream::iter(partitions)
+        .map(|(partition, objects)| {
             let limiter = &limiter;
+            // A resumed run skips what its checkpoint says is published: whole objects when the next
+            // one starts at or before it, and the records before it.
+            let resume = spec
+                .resume_from
+                .get(&partition)
+                .copied()
+                .unwrap_or(i64::MIN);
+            let starts: Vec<i64> = objects.iter().map(|o| o.name.first_offset).collect();
             async move {
-                for object in objects {
+                for (n, object) in objects.into_iter().enumerate() {
+                    if starts.get(n + 1).is_some_and(|next| *next <= resume) {
+                        progress.objects_done.fetch_add(1, Ordering::SeqCst);
+                        continue;
+                    }
                     let mut chunks = archive.read(&object).await?;
                     let mut deliveries = Vec::new();
+                    let mut last_offset = None;
                     while let Some(chunk) = chunks.recv().await {
-                        let records: Vec<Record> =
-                            chunk?.into_iter().filter(|r| selected(r, spec)).collect();
+                        let chunk = chunk?;
+                        last_offset = chunk.last().map(|r| r.offset).or(last_offset);
+                        let records: Vec<Record> = chunk
+                            .into_iter()
+                            .filter(|r| r.offset >= resume && selected(r, spec))
+                            .collect();
                         enqueue(producer, spec, &records, progress, limiter, &mut deliveries)
                             .await?;
                     }
                     acknowledge(spec, deliveries, progress, metrics).await?;
+                    if let Some(last) = last_offset {
+                        progress
+                            .checkpoints
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(partition, last + 1);
+                    }
                     progress.objects_done.fetch_add(1, Ordering::SeqCst);
                 }
                 Ok::<(), ReplayError>(())

@@ -1116,3 +1116,167 @@ async fn a_dry_run_previews_every_route_and_publishes_nothing() {
         "a preview is not a job: {jobs}"
     );
 }
+
+/// (partition, offset) of a published record (the offset from its payload).
+fn source_of(record: &TestRecord) -> (i32, i64) {
+    let payload: serde_json::Value =
+        serde_json::from_slice(record.payload.as_deref().expect("payload")).expect("json payload");
+    (
+        record.partition,
+        payload["offset"].as_i64().expect("offset"),
+    )
+}
+
+/// Every record published on `target`, in order, once `distinct` different ones arrived.
+async fn published_in_order(target: &str, distinct: usize) -> Vec<(i32, i64)> {
+    bss_testkit::kafka::read_topic_until(target, Duration::from_secs(30), move |records| {
+        records
+            .iter()
+            .map(|r| source_of(&r.record))
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            >= distinct
+    })
+    .await
+    .iter()
+    .map(|r| source_of(&r.record))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_handed_back_at_shutdown_or_lost_with_its_replica_resumes_from_its_checkpoints() {
+    // 2 partitions × 100 records in objects of 10, replayed at 25 records/s (8 s in all).
+    let f = fixture(2, 100, 10, 1000).await;
+    let mut first = start_reloader(&[]);
+    let target = unique("target");
+    create_topic(&target, 2).await;
+    let (status, body) = post(
+        &first,
+        "/reingestion/topic",
+        serde_json::json!({"topic": f.topic, "reIngestionTopic": target, "keepPartition": true, "rateLimit": 25}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let id = body["requestId"].as_str().expect("id").to_owned();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // A planned shutdown: the job is handed back, not failed.
+    assert!(
+        first.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        first.log()
+    );
+    let second = start_reloader(&[]);
+    let job = wait_job(&second, &id, Duration::from_secs(5));
+    assert_eq!(job["state"], "interrupted", "{job}");
+    let checkpoints = job["checkpoints"].as_object().expect("checkpoints").clone();
+    assert!(!checkpoints.is_empty(), "{job}");
+    let handed_back = job["messagesPublished"].as_u64().expect("count");
+    assert!(handed_back > 0 && handed_back < 200, "{job}");
+
+    let (status, body) = post(
+        &second,
+        &format!("/reingestion/jobs/{id}/resume"),
+        serde_json::json!({}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = post(
+        &second,
+        &format!("/reingestion/jobs/{id}/resume"),
+        serde_json::json!({}),
+    );
+    assert_eq!(status, 409, "a running job is not resumed twice: {body}");
+    let job = wait_job(&second, &id, Duration::from_secs(60));
+    assert_eq!(
+        (job["state"].as_str(), job["run"].as_u64()),
+        (Some("completed"), Some(1)),
+        "{job}"
+    );
+
+    // Every record at least once, in per-partition order apart from the records of the objects in
+    // flight at the shutdown (at most one object of 10 per partition is published again).
+    let published = published_in_order(&target, 200).await;
+    for partition in 0..2 {
+        let offsets: Vec<i64> = published
+            .iter()
+            .filter(|(p, _)| *p == partition)
+            .map(|(_, o)| *o)
+            .collect();
+        let distinct: std::collections::BTreeSet<i64> = offsets.iter().copied().collect();
+        assert_eq!(
+            distinct,
+            (0..100).collect(),
+            "partition {partition}: every record"
+        );
+        assert!(
+            offsets.len() <= 100 + 10,
+            "partition {partition}: {} published",
+            offsets.len()
+        );
+        // Without the records published again, the order is the partition's.
+        let mut seen = std::collections::BTreeSet::new();
+        let first_times: Vec<i64> = offsets
+            .iter()
+            .copied()
+            .filter(|o| seen.insert(*o))
+            .collect();
+        assert!(
+            first_times.windows(2).all(|w| w[0] < w[1]),
+            "partition {partition}: {offsets:?} (checkpoints {checkpoints:?})"
+        );
+    }
+    let (status, body) = post(
+        &second,
+        &format!("/reingestion/jobs/{id}/resume"),
+        serde_json::json!({}),
+    );
+    assert_eq!(status, 409, "a completed job is not resumed: {body}");
+
+    // A replica killed outright: its job shows failed once its heartbeat is stale, and resumes from
+    // the checkpoints of its last heartbeat.
+    let mut second = second;
+    let target = unique("target");
+    create_topic(&target, 2).await;
+    let (status, body) = post(
+        &second,
+        "/reingestion/topic",
+        serde_json::json!({"topic": f.topic, "reIngestionTopic": target, "keepPartition": true, "rateLimit": 25}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let id = body["requestId"].as_str().expect("id").to_owned();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    second.kill();
+    let third = start_reloader(&[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        let (_, job) = get(&third, &format!("/reingestion/jobs/{id}"));
+        if job["state"] == "failed" {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "{job}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        job["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("stopped responding")),
+        "{job}"
+    );
+    let (status, body) = post(
+        &third,
+        &format!("/reingestion/jobs/{id}/resume"),
+        serde_json::json!({}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let job = wait_job(&third, &id, Duration::from_secs(60));
+    assert_eq!(job["state"], "completed", "{job}");
+    let published = published_in_order(&target, 200).await;
+    let distinct: std::collections::BTreeSet<&(i32, i64)> = published.iter().collect();
+    assert_eq!(distinct.len(), 200, "every record");
+    // Published again: what was acknowledged after the last heartbeat (2 s at 25/s) plus the
+    // objects in flight (one of 10 per partition).
+    assert!(
+        published.len() <= 200 + 50 + 20,
+        "{} published",
+        published.len()
+    );
+}
