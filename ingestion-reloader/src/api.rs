@@ -457,24 +457,28 @@ async fn resume_job(
     UrlPath(id): UrlPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let job = state.job(&id).await?;
+    let plan = plan_of(&state, &job).await?;
+    state.resume(job, plan).await
+}
+
+/// The plan of a recorded job, from its original request (to resume it).
+pub async fn plan_of(state: &Arc<AppState>, job: &Job) -> Result<Plan, ApiError> {
     let unreadable = |e: serde_json::Error| {
         ApiError::Internal(format!(
-            "job {id} holds a request this version cannot read: {e}"
+            "job {} holds a request this version cannot read: {e}",
+            job.id
         ))
     };
     let request = job.request.clone();
-    let plan = match job.kind {
+    match job.kind {
         JobKind::Topic => {
-            topic_plan(&state, serde_json::from_value(request).map_err(unreadable)?).await?
+            topic_plan(state, serde_json::from_value(request).map_err(unreadable)?).await
         }
         JobKind::File => {
-            file_plan(&state, serde_json::from_value(request).map_err(unreadable)?).await?
+            file_plan(state, serde_json::from_value(request).map_err(unreadable)?).await
         }
-        JobKind::Key => {
-            key_plan(&state, serde_json::from_value(request).map_err(unreadable)?).await?
-        }
-    };
-    state.resume(job, plan).await
+        JobKind::Key => key_plan(state, serde_json::from_value(request).map_err(unreadable)?).await,
+    }
 }
 
 async fn get_job(

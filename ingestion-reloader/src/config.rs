@@ -20,6 +20,7 @@ const OWN_KAFKA_ENV_VARS: &[EnvVar] = &[
 const OWN_ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "RELOADER_MAX_CONCURRENT_JOBS", key: "reloader.max-concurrent-jobs", default: "4", help: "reingestion jobs running at once on one replica; more are refused with 429" },
     EnvVar { name: "RELOADER_JOB_RETENTION", key: "reloader.job-retention", default: "30d", help: "how long finished job records are kept (by the day the job started); `GET /reingestion/jobs?since=` reaches back at most this far" },
+    EnvVar { name: "RELOADER_JOBS_PREFIX", key: "reloader.jobs-prefix", default: ".bss-jobs", help: "where job records live in the bucket (must start with `.bss-`); give each deployment sharing a bucket its own, so none lists, stops or takes over another's jobs" },
     EnvVar { name: "RELOADER_TIME_LOOKBACK", key: "reloader.time-lookback", default: "", help: "deprecated and ignored (still accepted): windows now select objects by their real smallest and largest timestamps, so no look-back is needed" },
     EnvVar { name: "RELOADER_LINEAGE_HEADERS", key: "reloader.lineage-headers", default: "false", help: "add bss-source-topic/partition/offset and bss-job-id headers to republished records" },
     EnvVar { name: "RELOADER_REPLICA_ID", key: "reloader.replica-id", default: "$HOSTNAME", help: "name of this replica in job records" },
@@ -105,6 +106,7 @@ struct RawReloader {
     auth: RawAuth,
     max_concurrent_jobs: Option<usize>,
     job_retention: Option<NumberOrText>,
+    jobs_prefix: Option<String>,
     time_lookback: Option<NumberOrText>,
     lineage_headers: Option<bool>,
     replica_id: Option<String>,
@@ -146,6 +148,8 @@ pub struct ReloaderConfig {
     pub max_concurrent_jobs: usize,
     /// How long finished job records are kept.
     pub job_retention: std::time::Duration,
+    /// Where job records live.
+    pub jobs_prefix: String,
     /// Whether lineage headers are added.
     pub lineage_headers: bool,
     /// This replica's name.
@@ -208,6 +212,16 @@ impl ReloaderConfig {
                 "must be at least 1d (records are pruned by day)".into(),
             ));
         }
+        let jobs_prefix = reloader
+            .jobs_prefix
+            .unwrap_or_else(|| crate::jobs::JOBS_PREFIX.to_owned());
+        let valid_segment = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+        if !jobs_prefix.starts_with(".bss-") || !jobs_prefix.chars().all(valid_segment) {
+            return Err(invalid(
+                "reloader.jobs-prefix",
+                format!("{jobs_prefix:?} must start with `.bss-` (hidden from the archive's folders) and hold only letters, digits, `-`, `_` and `.`"),
+            ));
+        }
         // Deprecated: still validated so a typo is reported, but no longer used.
         if let Some(lookback) = &reloader.time_lookback {
             lookback.millis(&ENV_VARS, "reloader.time-lookback")?;
@@ -251,6 +265,7 @@ impl ReloaderConfig {
             topics,
             max_concurrent_jobs,
             job_retention: std::time::Duration::from_millis(job_retention),
+            jobs_prefix,
             lineage_headers: reloader.lineage_headers.unwrap_or(false),
             replica_id,
             http_port: raw.http_port.unwrap_or(3000),

@@ -9,7 +9,10 @@
 //! - `.bss-jobs/<yyyy-mm-dd>/<id>.stop`: a stop request, created by whichever replica receives it;
 //!   the running replica checks for it every [`STOP_POLL`], so a stop takes effect within a second.
 //! - A record still "running" whose heartbeat is older than [`STALE_AFTER`] belongs to a replica that
-//!   died: it is reported as "failed" ("replica … stopped responding"). Re-running a job is a new job.
+//!   died: it is reported as "failed" ("its replica stopped responding"). Such jobs, and jobs handed
+//!   back at a shutdown ("interrupted"), stay in the running index until a replica takes them over
+//!   (`.bss-jobs/<day>/<id>.run-<n>`, write-once, decides which) and resumes them from their
+//!   checkpoints.
 //! - Finished jobs are deleted a retention period after their day ([`JobStore::prune`]).
 
 use std::sync::Arc;
@@ -20,14 +23,17 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
-/// Prefix of job records and stop requests.
+/// Default prefix of job records (`RELOADER_JOBS_PREFIX`): deployments sharing a bucket each use
+/// their own, so none lists, stops or takes over another's jobs.
 pub const JOBS_PREFIX: &str = ".bss-jobs";
 /// How often a running job's record is rewritten.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// How often a running job looks for a stop request.
 pub const STOP_POLL: Duration = Duration::from_millis(250);
-/// A running record without a heartbeat for this long is reported failed.
+/// A running record without a heartbeat for this long is reported failed (and taken over).
 pub const STALE_AFTER: Duration = Duration::from_secs(10);
+/// How a stale job's error starts.
+const STALE_REASON: &str = "its replica stopped responding";
 
 /// What a job replays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -177,6 +183,16 @@ impl Job {
         self.ended_at = Some(now_iso());
     }
 
+    /// Whether it is a running job whose replica stopped responding (as [`Self::with_liveness`]
+    /// shows it).
+    pub fn is_stale(&self) -> bool {
+        self.state == JobState::Failed
+            && self
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with(STALE_REASON))
+    }
+
     /// A running job whose replica stopped heart-beating is shown as failed.
     fn with_liveness(mut self) -> Self {
         if self.state == JobState::Running {
@@ -184,7 +200,7 @@ impl Job {
             if now_ms() - last > STALE_AFTER.as_millis() as i64 {
                 self.state = JobState::Failed;
                 self.error = Some(format!(
-                    "replica {} stopped responding (last heartbeat {}); the job can be started again",
+                    "{STALE_REASON} (replica {}, last heartbeat {}); another replica takes it over from its checkpoints",
                     self.replica, self.heartbeat_at
                 ));
             }
@@ -197,6 +213,7 @@ impl Job {
 #[derive(Clone)]
 pub struct JobStore {
     store: Arc<dyn ObjectStore>,
+    prefix: String,
 }
 
 /// The day (UTC) a job id was made, from its leading seconds.
@@ -212,25 +229,34 @@ fn day_of_ms(ms: i64) -> String {
     bss_format::time::format_iso_ms(ms)[..10].to_owned()
 }
 
-fn record_path(id: &str) -> Path {
-    Path::from(format!("{JOBS_PREFIX}/{}/{id}.json", day_of(id)))
-}
+impl JobStore {
+    fn record_path(&self, id: &str) -> Path {
+        Path::from(format!("{}/{}/{id}.json", self.prefix, day_of(id)))
+    }
 
-fn stop_path(id: &str) -> Path {
-    Path::from(format!("{JOBS_PREFIX}/{}/{id}.stop", day_of(id)))
-}
+    fn stop_path(&self, id: &str) -> Path {
+        Path::from(format!("{}/{}/{id}.stop", self.prefix, day_of(id)))
+    }
 
-fn running_path(id: &str) -> Path {
-    Path::from(format!("{JOBS_PREFIX}/running/{id}"))
+    fn running_path(&self, id: &str) -> Path {
+        Path::from(format!("{}/running/{id}", self.prefix))
+    }
+
+    fn run_path(&self, id: &str, run: u32) -> Path {
+        Path::from(format!("{}/{}/{id}.run-{run}", self.prefix, day_of(id)))
+    }
 }
 
 /// Records fetched at once when listing.
 const READ_CONCURRENCY: usize = 32;
 
 impl JobStore {
-    /// Job records live in `store`.
-    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
-        Self { store }
+    /// Job records live in `store` under `prefix`.
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Self {
+        Self {
+            store,
+            prefix: prefix.to_owned(),
+        }
     }
 
     /// Creates a record (write-once: ids never collide silently) and its running index entry.
@@ -241,10 +267,13 @@ impl JobStore {
             ..Default::default()
         };
         self.store
-            .put_opts(&record_path(&job.id), PutPayload::from(body), options)
+            .put_opts(&self.record_path(&job.id), PutPayload::from(body), options)
             .await?;
         self.store
-            .put(&running_path(&job.id), PutPayload::from(job.topic.clone()))
+            .put(
+                &self.running_path(&job.id),
+                PutPayload::from(job.topic.clone()),
+            )
             .await
             .map(|_| ())
     }
@@ -255,16 +284,17 @@ impl JobStore {
         job.heartbeat_at = now_iso();
         let body = serde_json::to_vec(job).expect("job serializes");
         self.store
-            .put(&record_path(&job.id), PutPayload::from(body))
+            .put(&self.record_path(&job.id), PutPayload::from(body))
             .await?;
-        if job.state != JobState::Running {
+        // An interrupted job stays indexed: another replica takes it over from there.
+        if !matches!(job.state, JobState::Running | JobState::Interrupted) {
             self.unindex(&job.id).await?;
         }
         Ok(())
     }
 
     async fn unindex(&self, id: &str) -> Result<(), object_store::Error> {
-        match self.store.delete(&running_path(id)).await {
+        match self.store.delete(&self.running_path(id)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }
@@ -273,8 +303,8 @@ impl JobStore {
     /// One job, `None` if unknown.
     pub async fn get(&self, id: &str) -> Result<Option<Job>, object_store::Error> {
         // Versions before the day folders wrote `.bss-jobs/<id>.json`.
-        let flat = Path::from(format!("{JOBS_PREFIX}/{id}.json"));
-        for path in [record_path(id), flat] {
+        let flat = Path::from(format!("{}/{id}.json", self.prefix));
+        for path in [self.record_path(id), flat] {
             match self.store.get(&path).await {
                 Ok(result) => {
                     let bytes = result.bytes().await?;
@@ -289,30 +319,69 @@ impl JobStore {
         Ok(None)
     }
 
-    /// The jobs of the running index, newest first. Entries of jobs that ended (or whose replica
-    /// died) are dropped from the index on the way.
+    /// The jobs of the running index that run, newest first.
     pub async fn running(&self) -> Result<Vec<Job>, object_store::Error> {
+        let mut running: Vec<Job> = self
+            .indexed()
+            .await?
+            .into_iter()
+            .filter(|job| job.state == JobState::Running)
+            .collect();
+        running.sort_by(|a, b| b.id.cmp(&a.id));
+        Ok(running)
+    }
+
+    /// The jobs to take over, oldest first: handed back at a shutdown (`interrupted`), or whose
+    /// replica stopped responding (a stale heartbeat, shown `failed`).
+    pub async fn orphans(&self) -> Result<Vec<Job>, object_store::Error> {
+        let mut orphans: Vec<Job> = self
+            .indexed()
+            .await?
+            .into_iter()
+            .filter(|job| job.state != JobState::Running)
+            .collect();
+        orphans.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(orphans)
+    }
+
+    /// The records of the running index (liveness applied). Entries of jobs that ended are dropped
+    /// from the index on the way; interrupted and stale ones stay until taken over.
+    async fn indexed(&self) -> Result<Vec<Job>, object_store::Error> {
         let ids = self.running_ids().await?;
         let found: Vec<(String, Option<Job>)> = futures::stream::iter(ids)
             .map(|id| async move { self.get(&id).await.map(|job| (id, job)) })
             .buffer_unordered(READ_CONCURRENCY)
             .try_collect()
             .await?;
-        let mut running = Vec::new();
+        let mut indexed = Vec::new();
         for (id, job) in found {
             match job {
-                Some(job) if job.state == JobState::Running => running.push(job),
-                // Its replica died (shown failed) or its end was saved but the entry not removed.
+                Some(job)
+                    if job.state == JobState::Running
+                        || job.state == JobState::Interrupted
+                        || job.is_stale() =>
+                {
+                    indexed.push(job)
+                }
                 _ => self.unindex(&id).await?,
             }
         }
-        running.sort_by(|a, b| b.id.cmp(&a.id));
-        Ok(running)
+        Ok(indexed)
+    }
+
+    /// Whether another replica claimed a later run of the job (took it over).
+    pub async fn superseded(&self, id: &str, run: u32) -> Result<bool, object_store::Error> {
+        let marker = self.run_path(id, run + 1);
+        match self.store.head(&marker).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     async fn running_ids(&self) -> Result<Vec<String>, object_store::Error> {
         self.store
-            .list(Some(&Path::from(format!("{JOBS_PREFIX}/running"))))
+            .list(Some(&Path::from(format!("{}/running", self.prefix))))
             .map_ok(|meta| meta.location.filename().unwrap_or_default().to_owned())
             .try_filter(|id| std::future::ready(is_job_id(id)))
             .try_collect()
@@ -340,7 +409,7 @@ impl JobStore {
         let mut day = since_ms;
         let today = day_of_ms(now_ms());
         while day_of_ms(day) <= today {
-            let prefix = Path::from(format!("{JOBS_PREFIX}/{}", day_of_ms(day)));
+            let prefix = Path::from(format!("{}/{}", self.prefix, day_of_ms(day)));
             let listed: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
             ids.extend(
                 listed
@@ -380,7 +449,7 @@ impl JobStore {
         let cutoff = day_of_ms(now_ms() - retention.as_millis() as i64);
         let top = self
             .store
-            .list_with_delimiter(Some(&Path::from(JOBS_PREFIX)))
+            .list_with_delimiter(Some(&Path::from(self.prefix.as_str())))
             .await?;
         let days = top.common_prefixes;
         let running: std::collections::HashSet<String> =
@@ -426,7 +495,7 @@ impl JobStore {
     /// Claims run `run` of a job for this replica: write-once, so of replicas resuming the same
     /// job at once exactly one wins (`false` for the others).
     pub async fn claim_run(&self, id: &str, run: u32) -> Result<bool, object_store::Error> {
-        let marker = Path::from(format!("{JOBS_PREFIX}/{}/{id}.run-{run}", day_of(id)));
+        let marker = self.run_path(id, run);
         let options = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
@@ -444,12 +513,12 @@ impl JobStore {
 
     /// Puts a resumed job back in the running index, and clears an earlier stop request.
     pub async fn reopen(&self, id: &str, topic: &str) -> Result<(), object_store::Error> {
-        match self.store.delete(&stop_path(id)).await {
+        match self.store.delete(&self.stop_path(id)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
         self.store
-            .put(&running_path(id), PutPayload::from(topic.to_owned()))
+            .put(&self.running_path(id), PutPayload::from(topic.to_owned()))
             .await
             .map(|_| ())
     }
@@ -457,14 +526,14 @@ impl JobStore {
     /// Asks the job's replica to stop it.
     pub async fn request_stop(&self, id: &str) -> Result<(), object_store::Error> {
         self.store
-            .put(&stop_path(id), PutPayload::from_static(b"stop"))
+            .put(&self.stop_path(id), PutPayload::from_static(b"stop"))
             .await
             .map(|_| ())
     }
 
     /// Whether a stop was requested.
     pub async fn stop_requested(&self, id: &str) -> Result<bool, object_store::Error> {
-        match self.store.head(&stop_path(id)).await {
+        match self.store.head(&self.stop_path(id)).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e),
@@ -488,7 +557,7 @@ mod tests {
 
     #[tokio::test]
     async fn records_round_trip_and_stale_running_jobs_show_as_failed() {
-        let jobs = JobStore::new(Arc::new(InMemory::new()));
+        let jobs = JobStore::new(Arc::new(InMemory::new()), JOBS_PREFIX);
         let id = new_job_id();
         assert!(is_job_id(&id) && !is_job_id("../x") && !is_job_id(&"g".repeat(24)));
         let mut job = Job::start(
@@ -535,7 +604,7 @@ mod tests {
 
     #[tokio::test]
     async fn running_jobs_are_indexed_and_old_finished_ones_pruned_by_day() {
-        let jobs = JobStore::new(Arc::new(InMemory::new()));
+        let jobs = JobStore::new(Arc::new(InMemory::new()), JOBS_PREFIX);
         let day = 86_400_000;
         let now = now_ms();
         let mut created = Vec::new();

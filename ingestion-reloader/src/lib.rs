@@ -18,7 +18,7 @@ pub mod replay;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{Options, Plan};
 use crate::config::ReloaderConfig;
 use crate::error::ApiError;
-use crate::jobs::{new_job_id, Job, JobState, JobStore, HEARTBEAT, STOP_POLL};
+use crate::jobs::{new_job_id, Job, JobState, JobStore, HEARTBEAT, STALE_AFTER, STOP_POLL};
 use crate::metrics::Metrics;
 use crate::replay::{ReplayError, ReplayProgress, ReplaySpec};
 use bss_archive::{Archive, ArchiveError};
@@ -59,6 +59,9 @@ pub struct AppState {
     /// The running jobs' tasks, drained at shutdown.
     tasks: tokio_util::task::TaskTracker,
 }
+
+/// How often a replica looks for jobs to take over.
+const TAKEOVER_POLL: Duration = Duration::from_secs(3);
 
 /// How long a stopping replica waits for its jobs to hand themselves back (within the chart's
 /// termination grace period).
@@ -111,7 +114,7 @@ impl AppState {
             auth: Arc::new(auth),
             slots: Arc::new(Semaphore::new(config.max_concurrent_jobs)),
             archive: Archive::new(Arc::clone(&store), Arc::new(metrics.clone())),
-            jobs: JobStore::new(store),
+            jobs: JobStore::new(store, &config.jobs_prefix),
             config,
             producer,
             metrics,
@@ -332,7 +335,9 @@ impl AppState {
             };
             job.record_progress(&progress);
             job.end(end_state, error.clone());
-            for attempt in 0..10u32 {
+            // The record belongs to the replica that took the job over.
+            let attempts = if progress.superseded.load(Ordering::SeqCst) { 0 } else { 10 };
+            for attempt in 0..attempts {
                 match state.jobs.save(&mut job).await {
                     Ok(()) => break,
                     Err(e) => {
@@ -370,6 +375,7 @@ impl AppState {
         tokio::pin!(replay);
         let mut stop_poll = tokio::time::interval(STOP_POLL);
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        let mut last_saved = Instant::now();
         loop {
             tokio::select! {
                 outcome = &mut replay => return outcome,
@@ -384,9 +390,22 @@ impl AppState {
                     }
                 }
                 _ = heartbeat.tick() => {
+                    // Taken over meanwhile (this replica looked dead): stop, and write nothing more.
+                    if self.jobs.superseded(&job.id, job.run).await.unwrap_or(false) {
+                        tracing::warn!(job = %job.id, run = job.run, "another replica took this job over; stopping here");
+                        progress.superseded.store(true, Ordering::SeqCst);
+                        progress.stop.store(true, Ordering::SeqCst);
+                        continue;
+                    }
                     job.record_progress(progress);
-                    if let Err(e) = self.jobs.save(job).await {
-                        tracing::warn!(job = %job.id, error = %e, "cannot save job progress");
+                    match self.jobs.save(job).await {
+                        Ok(()) => last_saved = Instant::now(),
+                        Err(e) => tracing::warn!(job = %job.id, error = %e, "cannot save job progress"),
+                    }
+                    // Unable to heartbeat for long, it will be taken over: hand it back first.
+                    if last_saved.elapsed() > STALE_AFTER / 2 {
+                        progress.interrupted.store(true, Ordering::SeqCst);
+                        progress.stop.store(true, Ordering::SeqCst);
                     }
                 }
             }
@@ -464,6 +483,7 @@ pub async fn run(
         shutdown.clone(),
     ));
     let pruner = tokio::spawn(prune_jobs_forever(Arc::clone(&state)));
+    let takeover = tokio::spawn(take_over_forever(Arc::clone(&state)));
     health.mark_started();
     let served = bss_telemetry::serve(
         app(Arc::clone(&state)),
@@ -484,7 +504,44 @@ pub async fn run(
     }
     prober.abort();
     pruner.abort();
+    takeover.abort();
     served.map_err(|e| anyhow::anyhow!("cannot serve on port {port}: {e}"))
+}
+
+/// Takes over, while this replica has free job slots, the jobs handed back by a stopping replica
+/// or left by one that died; a write-once claim per run makes sure only one replica resumes each.
+async fn take_over_forever(state: Arc<AppState>) {
+    let mut every = tokio::time::interval(TAKEOVER_POLL);
+    loop {
+        every.tick().await;
+        if state.shutdown.is_cancelled() {
+            return;
+        }
+        let orphans = match state.jobs.orphans().await {
+            Ok(orphans) => orphans,
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot look for jobs to take over");
+                continue;
+            }
+        };
+        for job in orphans {
+            if state.slots.available_permits() == 0 {
+                break;
+            }
+            let id = job.id.clone();
+            let resumed = match api::plan_of(&state, &job).await {
+                Ok(plan) => state.resume(job, plan).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            match resumed {
+                Ok(()) => tracing::info!(job = %id, "job taken over"),
+                Err(ApiError::Conflict { .. }) => {} // Another replica was faster.
+                Err(error) => {
+                    tracing::warn!(job = %id, error = %error, "cannot take this job over")
+                }
+            }
+        }
+    }
 }
 
 /// Deletes finished job records older than the retention, at start and then hourly.

@@ -115,6 +115,8 @@ pub struct ReplayProgress {
     pub stop: AtomicBool,
     /// Set with `stop` when the stop is this replica shutting down (the job is handed back).
     pub interrupted: AtomicBool,
+    /// Set with `stop` when another replica took the job over.
+    pub superseded: AtomicBool,
     /// Per source partition, the offset after the last fully acknowledged object.
     pub checkpoints: std::sync::Mutex<std::collections::BTreeMap<i32, i64>>,
 }

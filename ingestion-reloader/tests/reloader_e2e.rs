@@ -84,6 +84,11 @@ fn start_reloader(extra: &[(&str, &str)]) -> Service {
     env.push(("KAFKA_BROKERS".into(), bss_testkit::kafka_brokers()));
     env.push(("LOG_LEVEL".into(), "debug".into()));
     env.push(("RELOADER_AUTH".into(), "none".into()));
+    // Reloaders of other tests share the bucket: each gets its own job records (replicas of one
+    // test share them by passing the same prefix).
+    if !extra.iter().any(|(k, _)| *k == "RELOADER_JOBS_PREFIX") {
+        env.push(("RELOADER_JOBS_PREFIX".into(), unique(".bss-jobs-test")));
+    }
     env.extend(
         extra
             .iter()
@@ -333,12 +338,19 @@ async fn file_reingestion_of_our_object_and_of_a_mia_platform_txt_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_is_stopped_from_another_replica_and_a_dead_replicas_job_shows_failed() {
+async fn a_job_is_stopped_from_another_replica_and_a_dead_replicas_job_is_taken_over() {
     let f = fixture(1, 400, 50, 1000).await;
     let target = unique("target");
     create_topic(&target, 1).await;
-    let mut first = start_reloader(&[("RELOADER_REPLICA_ID", "replica-a")]);
-    let second = start_reloader(&[("RELOADER_REPLICA_ID", "replica-b")]);
+    let jobs = unique(".bss-jobs-test");
+    let mut first = start_reloader(&[
+        ("RELOADER_REPLICA_ID", "replica-a"),
+        ("RELOADER_JOBS_PREFIX", &jobs),
+    ]);
+    let second = start_reloader(&[
+        ("RELOADER_REPLICA_ID", "replica-b"),
+        ("RELOADER_JOBS_PREFIX", &jobs),
+    ]);
 
     // Stop from the other replica: takes effect within a second.
     let (status, body) = post(
@@ -386,11 +398,27 @@ async fn a_job_is_stopped_from_another_replica_and_a_dead_replicas_job_shows_fai
     let id = body["requestId"].as_str().expect("id").to_owned();
     std::thread::sleep(Duration::from_millis(2500));
     first.kill();
-    let job = wait_job(&second, &id, Duration::from_secs(20));
-    assert_eq!(job["state"], "failed", "{job}");
-    assert!(
-        job["error"].as_str().expect("error").contains("replica-a"),
-        "{job}"
+    // The surviving replica takes it over once the heartbeat is stale.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, job) = get(&second, &format!("/reingestion/jobs/{id}"));
+        if job["replica"] == "replica-b" && job["state"] == "running" {
+            assert_eq!(job["run"], 1, "{job}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{job}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, body) = post(
+        &second,
+        "/reingestion/stop-reingestion",
+        serde_json::json!({"topic": f.topic}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["jobs"], serde_json::json!([id]), "{body}");
+    assert_eq!(
+        wait_job(&second, &id, Duration::from_secs(10))["state"],
+        "stopped"
     );
 
     // Mia's stop route answers 200 even when nothing runs.
@@ -876,6 +904,8 @@ async fn thousands_of_finished_jobs_are_pruned_and_never_read_to_list_or_stop_ru
     // API of SeaweedFS: moto lists every object of the run on each LIST.
     let s3 = bss_testkit::bucket::seaweed_s3_settings();
     let topic = unique("many-jobs");
+    let jobs = unique(".bss-jobs-test");
+    let jobs = jobs.as_str();
     let store = s3.store();
     let archived: Vec<Record> = (0..200).map(|o| record(&topic, 0, o, Some(b"k"))).collect();
     write_objects(&store, &topic, &archived, 50, Compression::Zstd).await;
@@ -903,7 +933,7 @@ async fn thousands_of_finished_jobs_are_pruned_and_never_read_to_list_or_stop_ru
                 "startedAt": iso, "endedAt": iso, "heartbeatAt": iso, "error": null
             });
             async move {
-                let path = format!(".bss-jobs/{}/{id}.json", &iso[..10]);
+                let path = format!("{jobs}/{}/{id}.json", &iso[..10]);
                 store
                     .put(&Path::from(path), record.to_string().into_bytes().into())
                     .await
@@ -916,6 +946,7 @@ async fn thousands_of_finished_jobs_are_pruned_and_never_read_to_list_or_stop_ru
 
     let reloader = start_reloader(&[
         ("RELOADER_JOB_RETENTION", "30d"),
+        ("RELOADER_JOBS_PREFIX", jobs),
         ("BUCKET_ENDPOINT", &s3.endpoint),
     ]);
     let target = unique("target");
@@ -1144,139 +1175,162 @@ async fn published_in_order(target: &str, distinct: usize) -> Vec<(i32, i64)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_handed_back_at_shutdown_or_lost_with_its_replica_resumes_from_its_checkpoints() {
+async fn jobs_of_a_stopping_or_dead_replica_are_taken_over_from_their_checkpoints() {
     // 2 partitions × 100 records in objects of 10, replayed at 25 records/s (8 s in all).
     let f = fixture(2, 100, 10, 1000).await;
-    let mut first = start_reloader(&[]);
+    let body = |target: &str| serde_json::json!({"topic": f.topic, "reIngestionTopic": target, "keepPartition": true, "rateLimit": 25});
+    let check = |published: &[(i32, i64)], again: usize| {
+        for partition in 0..2 {
+            let offsets: Vec<i64> = published
+                .iter()
+                .filter(|(p, _)| *p == partition)
+                .map(|(_, o)| *o)
+                .collect();
+            let distinct: std::collections::BTreeSet<i64> = offsets.iter().copied().collect();
+            assert_eq!(
+                distinct,
+                (0..100).collect(),
+                "partition {partition}: every record"
+            );
+            // Without the records published again, the order is the partition's.
+            let mut seen = std::collections::BTreeSet::new();
+            let first_times: Vec<i64> = offsets
+                .iter()
+                .copied()
+                .filter(|o| seen.insert(*o))
+                .collect();
+            assert!(
+                first_times.windows(2).all(|w| w[0] < w[1]),
+                "partition {partition}: {offsets:?}"
+            );
+        }
+        assert!(
+            published.len() <= 200 + again,
+            "{} published",
+            published.len()
+        );
+    };
+
+    // A planned shutdown hands the job back; the other replica takes it over within seconds.
+    let jobs = unique(".bss-jobs-test");
+    let mut first = start_reloader(&[
+        ("RELOADER_REPLICA_ID", "first"),
+        ("RELOADER_JOBS_PREFIX", &jobs),
+    ]);
+    let mut second = start_reloader(&[
+        ("RELOADER_REPLICA_ID", "second"),
+        ("RELOADER_JOBS_PREFIX", &jobs),
+    ]);
     let target = unique("target");
     create_topic(&target, 2).await;
-    let (status, body) = post(
-        &first,
-        "/reingestion/topic",
-        serde_json::json!({"topic": f.topic, "reIngestionTopic": target, "keepPartition": true, "rateLimit": 25}),
-    );
-    assert_eq!(status, 202, "{body}");
-    let id = body["requestId"].as_str().expect("id").to_owned();
+    let (status, answer) = post(&first, "/reingestion/topic", body(&target));
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["requestId"].as_str().expect("id").to_owned();
     tokio::time::sleep(Duration::from_secs(3)).await;
-
-    // A planned shutdown: the job is handed back, not failed.
     assert!(
         first.terminate(Duration::from_secs(30)).success(),
         "{}",
         first.log()
     );
-    let second = start_reloader(&[]);
-    let job = wait_job(&second, &id, Duration::from_secs(5));
-    assert_eq!(job["state"], "interrupted", "{job}");
-    let checkpoints = job["checkpoints"].as_object().expect("checkpoints").clone();
-    assert!(!checkpoints.is_empty(), "{job}");
-    let handed_back = job["messagesPublished"].as_u64().expect("count");
-    assert!(handed_back > 0 && handed_back < 200, "{job}");
-
-    let (status, body) = post(
-        &second,
-        &format!("/reingestion/jobs/{id}/resume"),
-        serde_json::json!({}),
+    assert!(
+        first.log().contains("interrupted") || first.log().contains("Interrupted"),
+        "{}",
+        first.log()
     );
-    assert_eq!(status, 202, "{body}");
-    let (status, body) = post(
-        &second,
-        &format!("/reingestion/jobs/{id}/resume"),
-        serde_json::json!({}),
-    );
-    assert_eq!(status, 409, "a running job is not resumed twice: {body}");
-    let job = wait_job(&second, &id, Duration::from_secs(60));
+    let job = wait_until_done(&second, &id, Duration::from_secs(60));
     assert_eq!(
-        (job["state"].as_str(), job["run"].as_u64()),
-        (Some("completed"), Some(1)),
+        (
+            job["state"].as_str(),
+            job["run"].as_u64(),
+            job["replica"].as_str()
+        ),
+        (Some("completed"), Some(1), Some("second")),
         "{job}"
     );
+    // Published again: the objects in flight at the shutdown, one of 10 per partition at most.
+    check(&published_in_order(&target, 200).await, 20);
 
-    // Every record at least once, in per-partition order apart from the records of the objects in
-    // flight at the shutdown (at most one object of 10 per partition is published again).
-    let published = published_in_order(&target, 200).await;
-    for partition in 0..2 {
-        let offsets: Vec<i64> = published
-            .iter()
-            .filter(|(p, _)| *p == partition)
-            .map(|(_, o)| *o)
-            .collect();
-        let distinct: std::collections::BTreeSet<i64> = offsets.iter().copied().collect();
-        assert_eq!(
-            distinct,
-            (0..100).collect(),
-            "partition {partition}: every record"
-        );
-        assert!(
-            offsets.len() <= 100 + 10,
-            "partition {partition}: {} published",
-            offsets.len()
-        );
-        // Without the records published again, the order is the partition's.
-        let mut seen = std::collections::BTreeSet::new();
-        let first_times: Vec<i64> = offsets
-            .iter()
-            .copied()
-            .filter(|o| seen.insert(*o))
-            .collect();
-        assert!(
-            first_times.windows(2).all(|w| w[0] < w[1]),
-            "partition {partition}: {offsets:?} (checkpoints {checkpoints:?})"
-        );
-    }
-    let (status, body) = post(
-        &second,
-        &format!("/reingestion/jobs/{id}/resume"),
-        serde_json::json!({}),
-    );
-    assert_eq!(status, 409, "a completed job is not resumed: {body}");
-
-    // A replica killed outright: its job shows failed once its heartbeat is stale, and resumes from
-    // the checkpoints of its last heartbeat.
-    let mut second = second;
+    // A replica killed outright: its job is taken over once its heartbeat is stale, from the
+    // checkpoints of its last heartbeat.
+    let third = start_reloader(&[
+        ("RELOADER_REPLICA_ID", "third"),
+        ("RELOADER_JOBS_PREFIX", &jobs),
+    ]);
     let target = unique("target");
     create_topic(&target, 2).await;
-    let (status, body) = post(
-        &second,
-        "/reingestion/topic",
-        serde_json::json!({"topic": f.topic, "reIngestionTopic": target, "keepPartition": true, "rateLimit": 25}),
-    );
-    assert_eq!(status, 202, "{body}");
-    let id = body["requestId"].as_str().expect("id").to_owned();
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (status, answer) = post(&second, "/reingestion/topic", body(&target));
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["requestId"].as_str().expect("id").to_owned();
+    tokio::time::sleep(Duration::from_secs(3)).await;
     second.kill();
-    let third = start_reloader(&[]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let job = loop {
-        let (_, job) = get(&third, &format!("/reingestion/jobs/{id}"));
-        if job["state"] == "failed" {
-            break job;
-        }
-        assert!(Instant::now() < deadline, "{job}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    assert!(
-        job["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("stopped responding")),
+    let job = wait_until_done(&third, &id, Duration::from_secs(60));
+    assert_eq!(
+        (job["state"].as_str(), job["replica"].as_str()),
+        (Some("completed"), Some("third")),
         "{job}"
     );
-    let (status, body) = post(
+    // Published again: what was acknowledged after the last heartbeat (2 s at 25/s) plus the
+    // objects in flight.
+    check(&published_in_order(&target, 200).await, 50 + 20);
+
+    // A stopped job is resumed on request, from its checkpoints.
+    let target = unique("target");
+    create_topic(&target, 2).await;
+    let (_, answer) = post(&third, "/reingestion/topic", body(&target));
+    let id = answer["requestId"].as_str().expect("id").to_owned();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, _) = http_request(
+        third.http_port,
+        "DELETE",
+        &format!("/reingestion/jobs/{id}"),
+        &[],
+        None,
+    )
+    .expect("answer");
+    assert_eq!(status, 202);
+    assert_eq!(
+        wait_job(&third, &id, Duration::from_secs(10))["state"],
+        "stopped"
+    );
+    let (status, answer) = post(
         &third,
         &format!("/reingestion/jobs/{id}/resume"),
         serde_json::json!({}),
     );
-    assert_eq!(status, 202, "{body}");
-    let job = wait_job(&third, &id, Duration::from_secs(60));
-    assert_eq!(job["state"], "completed", "{job}");
-    let published = published_in_order(&target, 200).await;
-    let distinct: std::collections::BTreeSet<&(i32, i64)> = published.iter().collect();
-    assert_eq!(distinct.len(), 200, "every record");
-    // Published again: what was acknowledged after the last heartbeat (2 s at 25/s) plus the
-    // objects in flight (one of 10 per partition).
-    assert!(
-        published.len() <= 200 + 50 + 20,
-        "{} published",
-        published.len()
+    assert_eq!(status, 202, "{answer}");
+    let (status, answer) = post(
+        &third,
+        &format!("/reingestion/jobs/{id}/resume"),
+        serde_json::json!({}),
     );
+    assert_eq!(status, 409, "a running job is not resumed twice: {answer}");
+    assert_eq!(
+        wait_job(&third, &id, Duration::from_secs(60))["state"],
+        "completed"
+    );
+    check(&published_in_order(&target, 200).await, 20);
+    let (status, answer) = post(
+        &third,
+        &format!("/reingestion/jobs/{id}/resume"),
+        serde_json::json!({}),
+    );
+    assert_eq!(status, 409, "a completed job is not resumed: {answer}");
+}
+
+/// Waits until the job completes, stops, or fails for a reason other than a lost replica.
+fn wait_until_done(service: &Service, id: &str, timeout: Duration) -> serde_json::Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (_, job) = get(service, &format!("/reingestion/jobs/{id}"));
+        let taken_over_soon = job["state"] == "interrupted"
+            || (job["state"] == "failed"
+                && job["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("stopped responding")));
+        if job["state"] != "running" && !taken_over_soon {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "{job}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
