@@ -103,6 +103,10 @@ class ChartTest(unittest.TestCase):
         self.assertNotIn("replicas", reloader["spec"])
         (hpa,) = find(docs, "HorizontalPodAutoscaler")
         self.assertEqual(hpa["spec"]["maxReplicas"], 6)
+        # Scale-down is slow and one replica at a time: each removal hands jobs over.
+        scale_down = hpa["spec"]["behavior"]["scaleDown"]
+        self.assertEqual(scale_down["stabilizationWindowSeconds"], 600)
+        self.assertEqual(scale_down["policies"], [{"type": "Pods", "value": 1, "periodSeconds": 120}])
 
     def test_each_service_can_be_switched_off(self):
         docs = render("storer.enabled=false")
