@@ -21,6 +21,8 @@ const OWN_ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "RELOADER_MAX_CONCURRENT_JOBS", key: "reloader.max-concurrent-jobs", default: "4", help: "reingestion jobs running at once on one replica; more are refused with 429" },
     EnvVar { name: "RELOADER_JOB_RETENTION", key: "reloader.job-retention", default: "30d", help: "how long finished job records are kept (by the day the job started); `GET /reingestion/jobs?since=` reaches back at most this far" },
     EnvVar { name: "RELOADER_JOBS_PREFIX", key: "reloader.jobs-prefix", default: ".bss-jobs", help: "where job records live in the bucket (must start with `.bss-`); give each deployment sharing a bucket its own, so none lists, stops or takes over another's jobs" },
+    EnvVar { name: "RELOADER_EXACTLY_ONCE", key: "reloader.exactly-once", default: "false", help: "publish each object of a job in a Kafka transaction with the job's checkpoints, so read_committed consumers of the target see every record exactly once across takeovers (needs RELOADER_CHECKPOINT_TOPIC and a broker with transactions)" },
+    EnvVar { name: "RELOADER_CHECKPOINT_TOPIC", key: "reloader.checkpoint-topic", default: "", help: "existing topic (compacted, one partition is enough) where exactly-once jobs commit their checkpoints" },
     EnvVar { name: "RELOADER_TIME_LOOKBACK", key: "reloader.time-lookback", default: "", help: "deprecated and ignored (still accepted): windows now select objects by their real smallest and largest timestamps, so no look-back is needed" },
     EnvVar { name: "RELOADER_LINEAGE_HEADERS", key: "reloader.lineage-headers", default: "false", help: "add bss-source-topic/partition/offset and bss-job-id headers to republished records" },
     EnvVar { name: "RELOADER_REPLICA_ID", key: "reloader.replica-id", default: "$HOSTNAME", help: "name of this replica in job records" },
@@ -107,6 +109,8 @@ struct RawReloader {
     max_concurrent_jobs: Option<usize>,
     job_retention: Option<NumberOrText>,
     jobs_prefix: Option<String>,
+    exactly_once: Option<bool>,
+    checkpoint_topic: Option<String>,
     time_lookback: Option<NumberOrText>,
     lineage_headers: Option<bool>,
     replica_id: Option<String>,
@@ -150,6 +154,8 @@ pub struct ReloaderConfig {
     pub job_retention: std::time::Duration,
     /// Where job records live.
     pub jobs_prefix: String,
+    /// With exactly-once publication: the checkpoint topic.
+    pub exactly_once: Option<String>,
     /// Whether lineage headers are added.
     pub lineage_headers: bool,
     /// This replica's name.
@@ -222,6 +228,19 @@ impl ReloaderConfig {
                 format!("{jobs_prefix:?} must start with `.bss-` (hidden from the archive's folders) and hold only letters, digits, `-`, `_` and `.`"),
             ));
         }
+        let exactly_once = match (
+            reloader.exactly_once.unwrap_or(false),
+            reloader.checkpoint_topic,
+        ) {
+            (false, _) => None,
+            (true, Some(topic)) if !topic.trim().is_empty() => Some(topic),
+            (true, _) => {
+                return Err(invalid(
+                    "reloader.checkpoint-topic",
+                    "is required when reloader.exactly-once is true".into(),
+                ))
+            }
+        };
         // Deprecated: still validated so a typo is reported, but no longer used.
         if let Some(lookback) = &reloader.time_lookback {
             lookback.millis(&ENV_VARS, "reloader.time-lookback")?;
@@ -266,6 +285,7 @@ impl ReloaderConfig {
             max_concurrent_jobs,
             job_retention: std::time::Duration::from_millis(job_retention),
             jobs_prefix,
+            exactly_once,
             lineage_headers: reloader.lineage_headers.unwrap_or(false),
             replica_id,
             http_port: raw.http_port.unwrap_or(3000),

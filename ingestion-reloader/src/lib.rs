@@ -15,6 +15,7 @@ pub mod rate;
 pub mod reads;
 pub mod replay;
 mod runner;
+pub mod transactions;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::metrics::Metrics;
 use crate::rate::{Limiter, RateLimit};
+use crate::transactions::Transactions;
 use bss_archive::{in_window, Archive, ArchiveError, ArchivedObject};
 
 /// Source partitions replayed at once (each one strictly in offset order).
@@ -164,10 +165,13 @@ pub async fn select_objects(
 pub async fn run(
     archive: &Archive,
     producer: &FutureProducer,
+    transactions: Option<&Transactions>,
     spec: &ReplaySpec,
     progress: &ReplayProgress,
     metrics: &Metrics,
 ) -> Result<(), ReplayError> {
+    // With transactions, every record goes through the job's transactional producer.
+    let producer = transactions.map_or(producer, |t| &t.producer);
     let partitions = select_objects(archive, spec).await?;
     progress.objects_total.store(
         partitions.values().map(|v| v.len() as u64).sum(),
@@ -194,6 +198,7 @@ pub async fn run(
         }
         if let Some(record) = latest {
             let mut deliveries = Vec::with_capacity(1);
+            let transaction = Transaction::open(transactions, spec).await?;
             enqueue(
                 producer,
                 spec,
@@ -203,6 +208,7 @@ pub async fn run(
                 &mut deliveries,
             )
             .await?;
+            transaction.commit(progress, None).await?;
             acknowledge(spec, deliveries, progress, metrics).await?;
         }
         return Ok(());
@@ -224,6 +230,8 @@ pub async fn run(
                         progress.objects_done.fetch_add(1, Ordering::SeqCst);
                         continue;
                     }
+                    // With transactions: one object per transaction, partitions taking turns.
+                    let transaction = Transaction::open(transactions, spec).await?;
                     let mut chunks = archive.read(&object).await?;
                     let mut deliveries = Vec::new();
                     let mut last_offset = None;
@@ -237,6 +245,9 @@ pub async fn run(
                         enqueue(producer, spec, &records, progress, limiter, &mut deliveries)
                             .await?;
                     }
+                    transaction
+                        .commit(progress, last_offset.map(|last| (partition, last + 1)))
+                        .await?;
                     acknowledge(spec, deliveries, progress, metrics).await?;
                     if let Some(last) = last_offset {
                         progress
@@ -304,6 +315,67 @@ async fn enqueue(
         deliveries.push(delivery);
     }
     Ok(())
+}
+
+/// The open transaction of one object (nothing when the job runs without transactions).
+struct Transaction<'a> {
+    open: Option<(&'a Transactions, tokio::sync::MutexGuard<'a, ()>)>,
+    target: &'a str,
+}
+
+impl<'a> Transaction<'a> {
+    async fn open(
+        transactions: Option<&'a Transactions>,
+        spec: &'a ReplaySpec,
+    ) -> Result<Self, ReplayError> {
+        let Some(transactions) = transactions else {
+            return Ok(Self {
+                open: None,
+                target: &spec.target,
+            });
+        };
+        let turn = transactions.turn.lock().await;
+        transactions
+            .begin()
+            .map_err(|source| ReplayError::Publish {
+                topic: spec.target.clone(),
+                source,
+            })?;
+        Ok(Self {
+            open: Some((transactions, turn)),
+            target: &spec.target,
+        })
+    }
+
+    /// Commits with the job's checkpoints moved to `advance`; a stopped job's object is aborted
+    /// instead, so it is published by the next run, whole.
+    async fn commit(
+        self,
+        progress: &ReplayProgress,
+        advance: Option<(i32, i64)>,
+    ) -> Result<(), ReplayError> {
+        let Some((transactions, _turn)) = self.open else {
+            return Ok(());
+        };
+        if progress.stop.load(Ordering::SeqCst) {
+            transactions.abort().await;
+            return Err(ReplayError::Stopped);
+        }
+        let mut checkpoints = progress
+            .checkpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        checkpoints.extend(advance);
+        if let Err(source) = transactions.commit(&checkpoints).await {
+            transactions.abort().await;
+            return Err(ReplayError::Publish {
+                topic: self.target.to_owned(),
+                source,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// What a record weighs for a bytes/s limit: key, value and headers.

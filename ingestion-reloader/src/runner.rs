@@ -13,6 +13,7 @@ use crate::api::{self, Plan};
 use crate::error::ApiError;
 use crate::jobs::{self, new_job_id, Job, JobState, HEARTBEAT, STALE_AFTER, STOP_POLL};
 use crate::replay::{self, ReplayError, ReplayProgress, ReplaySpec};
+use crate::transactions::{committed_checkpoints, Transactions};
 use crate::{bucket_answer, preview, AppState};
 
 /// How often a replica looks for jobs to take over.
@@ -190,12 +191,40 @@ impl AppState {
     async fn execute(
         &self,
         job: &mut Job,
-        spec: ReplaySpec,
+        mut spec: ReplaySpec,
         progress: &ReplayProgress,
     ) -> Result<(), ReplayError> {
+        let transactions = match &self.config.exactly_once {
+            None => None,
+            Some(checkpoint_topic) => {
+                let setup = async {
+                    let transactions =
+                        Transactions::start(&self.config.kafka, checkpoint_topic, &job.id).await?;
+                    // Only what a committed transaction published is done: its checkpoints are
+                    // the ones that count (the record's may lag behind them).
+                    let committed =
+                        committed_checkpoints(&self.config.kafka, checkpoint_topic, &job.id)
+                            .await?;
+                    Ok::<_, rdkafka::error::KafkaError>((transactions, committed))
+                };
+                let (transactions, committed) =
+                    setup.await.map_err(|source| ReplayError::Publish {
+                        topic: checkpoint_topic.clone(),
+                        source,
+                    })?;
+                spec.resume_from = committed.clone();
+                progress
+                    .checkpoints
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(committed);
+                Some(transactions)
+            }
+        };
         let replay = replay::run(
             &self.archive,
             &self.producer,
+            transactions.as_ref(),
             &spec,
             progress,
             &self.metrics,

@@ -1334,3 +1334,79 @@ fn wait_until_done(service: &Service, id: &str, timeout: Duration) -> serde_json
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_into_the_target_across_five_kills() {
+    // On noida-db, the test broker that honours transactions: 2 partitions × 150 records in
+    // objects of 10, replayed at 30 records/s with transactions; the replica running the job is
+    // killed with SIGKILL at 5 random moments and another takes it over each time.
+    let brokers = bss_testkit::time_aware_kafka_brokers();
+    let f = fixture(2, 150, 10, 1000).await;
+    let target = unique("target");
+    let checkpoints = unique("checkpoints");
+    bss_testkit::kafka::create_topic_on(&brokers, &target, 2).await;
+    bss_testkit::kafka::create_topic_on(&brokers, &checkpoints, 1).await;
+    let jobs = unique(".bss-jobs-test");
+    let replica = |n: usize| {
+        start_reloader(&[
+            ("KAFKA_BROKERS", brokers.as_str()),
+            ("RELOADER_EXACTLY_ONCE", "true"),
+            ("RELOADER_CHECKPOINT_TOPIC", checkpoints.as_str()),
+            ("RELOADER_JOBS_PREFIX", jobs.as_str()),
+            ("RELOADER_REPLICA_ID", &format!("replica-{n}")),
+        ])
+    };
+    let mut running = replica(0);
+    let (status, body) = post(
+        &running,
+        "/reingestion/topic",
+        serde_json::json!({"topic": f.topic, "reIngestionTopic": target, "keepPartition": true, "rateLimit": 30}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let id = body["requestId"].as_str().expect("id").to_owned();
+    for kill in 1..=5 {
+        // A random moment while the job runs on this replica.
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let (_, job) = get(&running, &format!("/reingestion/jobs/{id}"));
+            if job["state"] == "running"
+                && job["replica"] == format!("replica-{}", kill - 1).as_str()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "kill {kill}: {job}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300 + rand::random::<u64>() % 1200)).await;
+        running.kill();
+        running = replica(kill);
+    }
+    let job = wait_until_done(&running, &id, Duration::from_secs(120));
+    assert_eq!(
+        (job["state"].as_str(), job["run"].as_u64()),
+        (Some("completed"), Some(5)),
+        "{job}"
+    );
+
+    let read = bss_testkit::kafka::read_topic_in(
+        &bss_testkit::kafka::Cluster::plain(&brokers),
+        &target,
+        Duration::from_secs(30),
+        |records| records.len() >= 300,
+        true,
+    )
+    .await;
+    let published: Vec<(i32, i64)> = read.iter().map(|r| source_of(&r.record)).collect();
+    for partition in 0..2 {
+        let offsets: Vec<i64> = published
+            .iter()
+            .filter(|(p, _)| *p == partition)
+            .map(|(_, o)| *o)
+            .collect();
+        assert_eq!(
+            offsets,
+            (0..150).collect::<Vec<i64>>(),
+            "partition {partition}: each record exactly once, in order (read_committed)"
+        );
+    }
+}

@@ -80,6 +80,18 @@ pub fn create_producer(kafka: &KafkaConfig) -> Result<FutureProducer, KafkaError
     producer_config(kafka).create()
 }
 
+/// A transactional producer (exactly-once publication): the settings of [`create_producer`] and
+/// `transactional_id`, which fences any earlier producer with the same id once
+/// `init_transactions` runs.
+pub fn create_transactional_producer(
+    kafka: &KafkaConfig,
+    transactional_id: &str,
+) -> Result<FutureProducer, KafkaError> {
+    let mut config = producer_config(kafka);
+    config.set("transactional.id", transactional_id);
+    config.create()
+}
+
 /// The settings of [`create_producer`].
 fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
     let mut config = ClientConfig::new();

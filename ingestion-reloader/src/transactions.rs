@@ -1,0 +1,157 @@
+//! Exactly-once publication (`RELOADER_EXACTLY_ONCE`): each object of a job is published in one
+//! Kafka transaction together with the job's checkpoints, written to the checkpoint topic
+//! (`RELOADER_CHECKPOINT_TOPIC`, key = job id). A consumer of the target with
+//! `isolation.level=read_committed` sees an object's records if and only if the checkpoint that
+//! covers them is committed; a replica that takes a job over reads the last committed checkpoint,
+//! and its producer (same `transactional.id`, `bss-reloader-<job id>`) fences the previous owner's,
+//! whose open transaction the broker aborts.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bss_config::KafkaConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+/// How long librdkafka may take to initialize, commit or abort a transaction.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long reading the checkpoint topic to its end may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The transactional publisher of one job run.
+pub struct Transactions {
+    /// Its producer (records and checkpoints).
+    pub producer: FutureProducer,
+    topic: String,
+    job_id: String,
+    /// One transaction at a time: a job's partitions take turns, one object each.
+    pub turn: tokio::sync::Mutex<()>,
+}
+
+impl Transactions {
+    /// Creates the job's transactional producer and initializes it (fencing an earlier owner).
+    pub async fn start(
+        kafka: &KafkaConfig,
+        checkpoint_topic: &str,
+        job_id: &str,
+    ) -> Result<Self, KafkaError> {
+        let producer =
+            bss_kafka::create_transactional_producer(kafka, &format!("bss-reloader-{job_id}"))?;
+        let blocking = producer.clone();
+        tokio::task::spawn_blocking(move || blocking.init_transactions(TRANSACTION_TIMEOUT))
+            .await
+            .map_err(|_| KafkaError::Canceled)??;
+        Ok(Self {
+            producer,
+            topic: checkpoint_topic.to_owned(),
+            job_id: job_id.to_owned(),
+            turn: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Opens a transaction.
+    pub fn begin(&self) -> Result<(), KafkaError> {
+        self.producer.begin_transaction()
+    }
+
+    /// Adds the checkpoints to the open transaction, then commits it.
+    pub async fn commit(&self, checkpoints: &BTreeMap<i32, i64>) -> Result<(), KafkaError> {
+        let value = serde_json::json!({ "checkpoints": checkpoints }).to_string();
+        self.producer
+            .send_result(
+                FutureRecord::to(&self.topic)
+                    .key(self.job_id.as_bytes())
+                    .payload(value.as_bytes()),
+            )
+            .map_err(|(e, _)| e)?;
+        let blocking = self.producer.clone();
+        tokio::task::spawn_blocking(move || blocking.commit_transaction(TRANSACTION_TIMEOUT))
+            .await
+            .map_err(|_| KafkaError::Canceled)?
+    }
+
+    /// Aborts the open transaction (nothing of it becomes visible to read_committed consumers).
+    pub async fn abort(&self) {
+        let blocking = self.producer.clone();
+        let aborted =
+            tokio::task::spawn_blocking(move || blocking.abort_transaction(TRANSACTION_TIMEOUT))
+                .await;
+        if let Ok(Err(error)) = aborted {
+            tracing::warn!(job = %self.job_id, error = %error, "cannot abort the transaction; the broker aborts it when it times out or the job is taken over");
+        }
+    }
+}
+
+/// The last committed checkpoints of `job_id` in the checkpoint topic (empty when it has none).
+pub async fn committed_checkpoints(
+    kafka: &KafkaConfig,
+    checkpoint_topic: &str,
+    job_id: &str,
+) -> Result<BTreeMap<i32, i64>, KafkaError> {
+    let mut config = bss_kafka::client_config(kafka);
+    config
+        .set("group.id", format!("bss-reloader-checkpoints-{job_id}"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed");
+    let consumer: BaseConsumer = config.create()?;
+    let (topic, job_id) = (checkpoint_topic.to_owned(), job_id.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let metadata = consumer.fetch_metadata(Some(&topic), READ_TIMEOUT)?;
+        let partitions = metadata
+            .topics()
+            .first()
+            .filter(|t| t.error().is_none())
+            .map(|t| t.partitions().len() as i32)
+            .ok_or(KafkaError::MetadataFetch(
+                rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+            ))?;
+        let mut ends = BTreeMap::new();
+        let mut assignment = TopicPartitionList::new();
+        for partition in 0..partitions {
+            let (low, high) = consumer.fetch_watermarks(&topic, partition, READ_TIMEOUT)?;
+            if high > low {
+                ends.insert(partition, high);
+                assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;
+            }
+        }
+        consumer.assign(&assignment)?;
+        let deadline = Instant::now() + READ_TIMEOUT;
+        let mut latest = BTreeMap::new();
+        // Transaction markers take offsets but are never delivered: a partition is read to its end
+        // when the consumer's position reaches the end it had.
+        while !ends.is_empty() {
+            if Instant::now() > deadline {
+                return Err(KafkaError::Canceled);
+            }
+            if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+                let message = message?;
+                if message.key() == Some(job_id.as_bytes()) {
+                    let value: serde_json::Value = message
+                        .payload()
+                        .and_then(|p| serde_json::from_slice(p).ok())
+                        .unwrap_or_default();
+                    latest = value["checkpoints"]
+                        .as_object()
+                        .map(|m| {
+                            m.iter()
+                                .filter_map(|(k, v)| Some((k.parse().ok()?, v.as_i64()?)))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                }
+            }
+            let position = consumer.position()?;
+            ends.retain(|partition, end| {
+                !matches!(
+                    position.find_partition(&topic, *partition).map(|p| p.offset()),
+                    Some(Offset::Offset(at)) if at >= *end
+                )
+            });
+        }
+        Ok(latest)
+    })
+    .await
+    .map_err(|_| KafkaError::Canceled)?
+}
