@@ -393,6 +393,15 @@ async fn stop_topic(
             stopped.push(job.id);
         }
     }
+    for job in bucket_answer(state.jobs.orphans()).await? {
+        if job.topic == request.topic {
+            let id = job.id.clone();
+            if !state.stop_orphan(job).await? {
+                state.stop(&id).await?;
+            }
+            stopped.push(id);
+        }
+    }
     Ok(Json(serde_json::json!({
         "code": "stopped",
         "message": format!("stop requested for {} running reingestion(s) of {}", stopped.len(), request.topic),
@@ -493,7 +502,16 @@ async fn stop_job(
     UrlPath(id): UrlPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let job = state.job(&id).await?;
-    if job.state == JobState::Running {
+    let orphan = job.state == JobState::Interrupted || job.is_stale();
+    if orphan && state.stop_orphan(job.clone()).await? {
+        return Ok((
+            StatusCode::OK,
+            Json(
+                serde_json::json!({"code": "stopped", "message": "stopped before it was taken over", "requestId": id}),
+            ),
+        ));
+    }
+    if job.state == JobState::Running || orphan {
         state.stop(&id).await?;
         Ok((
             StatusCode::ACCEPTED,

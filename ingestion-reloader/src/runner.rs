@@ -60,6 +60,20 @@ impl AppState {
         Ok(())
     }
 
+    /// Stops a job waiting to be taken over (interrupted, or left by a dead replica) at once: it
+    /// claims the job's next run, so no replica resumes it. `false` when a replica resumed it first
+    /// (it runs again: ask it to stop with [`Self::stop`]).
+    pub async fn stop_orphan(&self, mut job: Job) -> Result<bool, ApiError> {
+        if !bucket_answer(self.jobs.claim_run(&job.id, job.run + 1)).await? {
+            return Ok(false);
+        }
+        job.run += 1;
+        job.end(JobState::Stopped, None);
+        bucket_answer(self.jobs.save(&mut job)).await?;
+        tracing::info!(job = %job.id, "reingestion stopped while waiting to be taken over");
+        Ok(true)
+    }
+
     /// Records and starts a job; answers 202 with its id (or `200` and a preview for a dry run).
     pub async fn start(self: &Arc<Self>, plan: Plan) -> Result<axum::response::Response, ApiError> {
         if plan.dry_run {

@@ -1410,3 +1410,57 @@ async fn exactly_once_into_the_target_across_five_kills() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_waiting_to_be_taken_over_can_be_stopped() {
+    // The only other replica has no free slot, so the handed-back job waits; a stop ends it there.
+    let f = fixture(1, 100, 10, 1000).await;
+    let jobs = unique(".bss-jobs-test");
+    let target = unique("target");
+    create_topic(&target, 1).await;
+    let mut first = start_reloader(&[("RELOADER_JOBS_PREFIX", &jobs)]);
+    let busy = start_reloader(&[
+        ("RELOADER_JOBS_PREFIX", &jobs),
+        ("RELOADER_MAX_CONCURRENT_JOBS", "1"),
+    ]);
+    let slow = serde_json::json!({"topic": f.topic, "reIngestionTopic": target, "rateLimit": 2});
+    let (status, occupying) = post(&busy, "/reingestion/topic", slow.clone());
+    assert_eq!(status, 202, "{occupying}");
+    let (status, waiting) = post(&first, "/reingestion/topic", slow);
+    assert_eq!(status, 202, "{waiting}");
+    let id = waiting["requestId"].as_str().expect("id").to_owned();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(first.terminate(Duration::from_secs(30)).success());
+    assert_eq!(
+        get(&busy, &format!("/reingestion/jobs/{id}")).1["state"],
+        "interrupted"
+    );
+
+    let (status, answer) = http_request(
+        busy.http_port,
+        "DELETE",
+        &format!("/reingestion/jobs/{id}"),
+        &[],
+        None,
+    )
+    .expect("answer");
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("\"stopped\""), "{answer}");
+    // Stopping the busy replica's job frees its slot: the stopped job is not taken over.
+    let occupying = occupying["requestId"].as_str().expect("id");
+    http_request(
+        busy.http_port,
+        "DELETE",
+        &format!("/reingestion/jobs/{occupying}"),
+        &[],
+        None,
+    )
+    .expect("answer");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (_, job) = get(&busy, &format!("/reingestion/jobs/{id}"));
+    assert_eq!(
+        (job["state"].as_str(), job["run"].as_u64()),
+        (Some("stopped"), Some(1)),
+        "{job}"
+    );
+}
