@@ -716,13 +716,8 @@ async fn a_bucket_outage_answers_503_with_retry_after() {
 async fn published_offsets(target: &str, expected: usize) -> BTreeMap<i32, Vec<i64>> {
     let mut offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
     for published in read_topic(target, expected, Duration::from_secs(20)).await {
-        let payload: serde_json::Value =
-            serde_json::from_slice(published.record.payload.as_deref().expect("payload"))
-                .expect("json payload");
-        offsets
-            .entry(published.record.partition)
-            .or_default()
-            .push(payload["offset"].as_i64().expect("offset"));
+        let (partition, offset) = source_of(&published.record);
+        offsets.entry(partition).or_default().push(offset);
     }
     offsets
 }
