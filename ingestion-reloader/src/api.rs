@@ -387,20 +387,16 @@ async fn stop_topic(
 ) -> Result<impl IntoResponse, ApiError> {
     non_empty("topic", &request.topic)?;
     let mut stopped = Vec::new();
-    for job in bucket_answer(state.jobs.running()).await? {
-        if job.topic == request.topic {
-            state.stop(&job.id).await?;
-            stopped.push(job.id);
+    for job in bucket_answer(state.jobs.indexed()).await? {
+        if job.topic != request.topic {
+            continue;
         }
-    }
-    for job in bucket_answer(state.jobs.orphans()).await? {
-        if job.topic == request.topic {
-            let id = job.id.clone();
-            if !state.stop_orphan(job).await? {
-                state.stop(&id).await?;
-            }
-            stopped.push(id);
+        let id = job.id.clone();
+        // A job waiting to be taken over ends at once, unless a replica resumed it first.
+        if job.state == JobState::Running || !state.stop_orphan(job).await? {
+            state.stop(&id).await?;
         }
+        stopped.push(id);
     }
     Ok(Json(serde_json::json!({
         "code": "stopped",

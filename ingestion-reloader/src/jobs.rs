@@ -218,11 +218,7 @@ pub struct JobStore {
 
 /// The day (UTC) a job id was made, from its leading seconds.
 fn day_of(id: &str) -> String {
-    let seconds = id
-        .get(..8)
-        .and_then(|h| i64::from_str_radix(h, 16).ok())
-        .unwrap_or(0);
-    day_of_ms(seconds * 1000)
+    day_of_ms(id_ms(id))
 }
 
 fn day_of_ms(ms: i64) -> String {
@@ -294,7 +290,11 @@ impl JobStore {
     }
 
     async fn unindex(&self, id: &str) -> Result<(), object_store::Error> {
-        match self.store.delete(&self.running_path(id)).await {
+        self.delete_if_present(&self.running_path(id)).await
+    }
+
+    async fn delete_if_present(&self, path: &Path) -> Result<(), object_store::Error> {
+        match self.store.delete(path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }
@@ -319,18 +319,6 @@ impl JobStore {
         Ok(None)
     }
 
-    /// The jobs of the running index that run, newest first.
-    pub async fn running(&self) -> Result<Vec<Job>, object_store::Error> {
-        let mut running: Vec<Job> = self
-            .indexed()
-            .await?
-            .into_iter()
-            .filter(|job| job.state == JobState::Running)
-            .collect();
-        running.sort_by(|a, b| b.id.cmp(&a.id));
-        Ok(running)
-    }
-
     /// The jobs to take over, oldest first: handed back at a shutdown (`interrupted`), or whose
     /// replica stopped responding (a stale heartbeat, shown `failed`).
     pub async fn orphans(&self) -> Result<Vec<Job>, object_store::Error> {
@@ -344,10 +332,14 @@ impl JobStore {
         Ok(orphans)
     }
 
-    /// The records of the running index (liveness applied). Entries of jobs that ended are dropped
-    /// from the index on the way; interrupted and stale ones stay until taken over.
-    async fn indexed(&self) -> Result<Vec<Job>, object_store::Error> {
+    /// The records of the running index (liveness applied): running jobs and jobs waiting to be
+    /// taken over. Entries of jobs that ended are dropped from the index on the way.
+    pub async fn indexed(&self) -> Result<Vec<Job>, object_store::Error> {
         let ids = self.running_ids().await?;
+        self.indexed_among(ids).await
+    }
+
+    async fn indexed_among(&self, ids: Vec<String>) -> Result<Vec<Job>, object_store::Error> {
         let found: Vec<(String, Option<Job>)> = futures::stream::iter(ids)
             .map(|id| async move { self.get(&id).await.map(|job| (id, job)) })
             .buffer_unordered(READ_CONCURRENCY)
@@ -397,14 +389,17 @@ impl JobStore {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Job>, object_store::Error> {
-        // Running jobs head the first page, and only it.
+        // The running index (running jobs and jobs waiting to be taken over) heads the first page,
+        // and only it.
+        let index = self.running_ids().await?;
+        let known: std::collections::HashSet<String> = index.iter().cloned().collect();
         let mut jobs = if before.is_none() {
-            self.running().await?
+            let mut indexed = self.indexed_among(index).await?;
+            indexed.sort_by(|a, b| b.id.cmp(&a.id));
+            indexed
         } else {
             Vec::new()
         };
-        let known: std::collections::HashSet<String> =
-            self.running_ids().await?.into_iter().collect();
         let mut ids = Vec::new();
         let mut day = since_ms;
         let today = day_of_ms(now_ms());
@@ -444,50 +439,49 @@ impl JobStore {
     }
 
     /// Deletes the records (and stop requests) of the days that ended `retention` ago, except
-    /// those of jobs still running. Returns how many records it deleted.
+    /// those of jobs in the running index (running or waiting to be taken over). Returns how many
+    /// records it deleted.
     pub async fn prune(&self, retention: Duration) -> Result<usize, object_store::Error> {
         let cutoff = day_of_ms(now_ms() - retention.as_millis() as i64);
         let top = self
             .store
             .list_with_delimiter(Some(&Path::from(self.prefix.as_str())))
             .await?;
-        let days = top.common_prefixes;
-        let running: std::collections::HashSet<String> =
-            self.running().await?.into_iter().map(|j| j.id).collect();
-        let mut deleted = 0;
-        // Records of versions before the day folders, by the day of their id.
-        for meta in top.objects {
-            let id = meta.location.filename().unwrap_or_default();
-            let id = id.split('.').next().unwrap_or_default();
-            if is_job_id(id) && day_of(id) < cutoff && !running.contains(id) {
-                match self.store.delete(&meta.location).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e),
-                }
-                deleted += usize::from(meta.location.as_ref().ends_with(".json"));
-            }
-        }
-        for day in days {
+        let indexed: std::collections::HashSet<String> =
+            self.running_ids().await?.into_iter().collect();
+        // Records of versions before the day folders sit at the top, dated by their id.
+        let mut expired: Vec<Path> = top
+            .objects
+            .into_iter()
+            .map(|meta| meta.location)
+            .filter(|path| {
+                let id = path
+                    .filename()
+                    .and_then(|f| f.split('.').next())
+                    .unwrap_or_default();
+                is_job_id(id) && day_of(id) < cutoff
+            })
+            .collect();
+        for day in top.common_prefixes {
             let name = day.filename().unwrap_or_default();
             // Day folders only (`yyyy-mm-dd` sorts as text), never the running index.
             if name.len() != 10 || name.as_bytes()[4] != b'-' || name >= cutoff.as_str() {
                 continue;
             }
             let listed: Vec<_> = self.store.list(Some(&day)).try_collect().await?;
-            for meta in listed {
-                let id = meta.location.filename().unwrap_or_default();
-                let id = id.split('.').next().unwrap_or_default();
-                if running.contains(id) {
-                    continue;
-                }
-                match self.store.delete(&meta.location).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e),
-                }
-                if meta.location.as_ref().ends_with(".json") {
-                    deleted += 1;
-                }
+            expired.extend(listed.into_iter().map(|meta| meta.location));
+        }
+        let mut deleted = 0;
+        for path in expired {
+            let id = path
+                .filename()
+                .and_then(|f| f.split('.').next())
+                .unwrap_or_default();
+            if indexed.contains(id) {
+                continue;
             }
+            self.delete_if_present(&path).await?;
+            deleted += usize::from(path.as_ref().ends_with(".json"));
         }
         Ok(deleted)
     }
@@ -513,10 +507,7 @@ impl JobStore {
 
     /// Puts a resumed job back in the running index, and clears an earlier stop request.
     pub async fn reopen(&self, id: &str, topic: &str) -> Result<(), object_store::Error> {
-        match self.store.delete(&self.stop_path(id)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(e),
-        }
+        self.delete_if_present(&self.stop_path(id)).await?;
         self.store
             .put(&self.running_path(id), PutPayload::from(topic.to_owned()))
             .await
@@ -620,13 +611,14 @@ mod tests {
             jobs.save(&mut job).await.expect("save");
             created.push(job);
         }
-        let running: Vec<String> = jobs
-            .running()
+        let mut running: Vec<String> = jobs
+            .indexed()
             .await
-            .expect("running")
+            .expect("indexed")
             .into_iter()
             .map(|j| j.id)
             .collect();
+        running.sort_by(|a, b| b.cmp(a));
         let mut want = vec![created[4].id.clone(), created[1].id.clone()];
         want.sort_by(|a, b| b.cmp(a));
         assert_eq!(running, want, "only running jobs are in the index");

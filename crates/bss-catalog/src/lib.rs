@@ -11,7 +11,7 @@
 //!   the inputs can still read them; a reader that finds one gone starts over and sees the merge.
 #![warn(missing_docs)]
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -489,21 +489,21 @@ impl Catalog {
                     break;
                 }
             }
+            let inputs_merged = segments.len();
             let merged = Segment::merge(segments);
-            let decoded = Segment::decode(&merged).map_err(|source| CatalogError::Corrupt {
-                path: "(merge)".into(),
-                source,
-            })?;
-            let Some(name) = SegmentName::for_entries(folder, level as u8 + 1, &decoded.entries)
+            let Some(name) = SegmentName::for_entries(folder, level as u8 + 1, &merged.entries)
             else {
                 continue;
             };
             self.store
-                .put(&Path::from(name.path()), Bytes::from(merged).into())
+                .put(
+                    &Path::from(name.path()),
+                    Bytes::from(merged.encode()).into(),
+                )
                 .await?;
-            done.merged += inputs.len().min(policy.fanout[level] * 2);
+            done.merged += inputs_merged;
             done.written += 1;
-            tracing::info!(folder, topic, partition, level = level + 1, objects = decoded.entries.len(), segment = %name.path(), "catalog segments merged");
+            tracing::info!(folder, topic, partition, level = level + 1, objects = merged.entries.len(), segment = %name.path(), "catalog segments merged");
         }
         Ok(done)
     }
@@ -533,10 +533,26 @@ impl RangeReader<'_> {
 
 /// The segments not covered by another listed one (a merge that holds all they hold).
 fn live(listed: Vec<ListedSegment>) -> Vec<ListedSegment> {
-    let names: Vec<SegmentName> = listed.iter().map(|s| s.name.clone()).collect();
+    // Only segments of the same partition can cover one another: compare within partitions.
+    let mut by_partition: HashMap<(&str, i32), Vec<&SegmentName>> = HashMap::new();
+    for segment in &listed {
+        by_partition
+            .entry((segment.name.topic.as_str(), segment.name.partition))
+            .or_default()
+            .push(&segment.name);
+    }
+    let covered: Vec<bool> = listed
+        .iter()
+        .map(|s| {
+            by_partition[&(s.name.topic.as_str(), s.name.partition)]
+                .iter()
+                .any(|other| s.name.is_covered_by(other))
+        })
+        .collect();
     listed
         .into_iter()
-        .filter(|s| !names.iter().any(|other| s.name.is_covered_by(other)))
+        .zip(covered)
+        .filter_map(|(segment, covered)| (!covered).then_some(segment))
         .collect()
 }
 

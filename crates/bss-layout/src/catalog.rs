@@ -543,7 +543,7 @@ impl Segment {
 
     /// Merges segments of one partition into one: entries in offset order, each object once (the same
     /// path in two inputs is the same object), key pairs carried over.
-    pub fn merge(segments: Vec<Segment>) -> Vec<u8> {
+    pub fn merge(segments: Vec<Segment>) -> Segment {
         let mut tagged: Vec<(CatalogEntry, Vec<u32>)> = Vec::new();
         for segment in segments {
             let mut fingerprints: Vec<Vec<u32>> = vec![Vec::new(); segment.entries.len()];
@@ -562,7 +562,7 @@ impl Segment {
         }
         pairs.sort_unstable();
         pairs.dedup();
-        encode_with_pairs(&entries, pairs)
+        Segment { entries, pairs }
     }
 
     /// The segment with the entry of object `path` replaced by `replacement` (the rewritten
@@ -707,7 +707,8 @@ mod tests {
                 .iter()
                 .map(|s| Segment::decode(s).expect("decodes"))
                 .collect(),
-        );
+        )
+        .encode();
         let decoded = Segment::decode(&merged).expect("decodes");
         assert_eq!(
             decoded
