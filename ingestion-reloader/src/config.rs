@@ -23,6 +23,7 @@ const OWN_ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "RELOADER_JOBS_PREFIX", key: "reloader.jobs-prefix", default: ".bss-jobs", help: "where job records live in the bucket (must start with `.bss-`); give each deployment sharing a bucket its own, so none lists, stops or takes over another's jobs" },
     EnvVar { name: "RELOADER_EXACTLY_ONCE", key: "reloader.exactly-once", default: "false", help: "publish each object of a job in a Kafka transaction with the job's checkpoints, so read_committed consumers of the target see every record exactly once across takeovers (needs RELOADER_CHECKPOINT_TOPIC and a broker with transactions)" },
     EnvVar { name: "RELOADER_CHECKPOINT_TOPIC", key: "reloader.checkpoint-topic", default: "", help: "existing topic (compacted, one partition is enough) where exactly-once jobs commit their checkpoints" },
+    EnvVar { name: "RELOADER_WORK_TOPIC", key: "reloader.work-topic", default: "", help: "existing topic through which replicas share large jobs: a job over several source partitions is split into one work item per partition, and the consumer group `<topic>-workers` of all replicas runs them (a replica runs one item per work partition it is assigned); unset: a job runs on the replica that accepted it" },
     EnvVar { name: "RELOADER_TIME_LOOKBACK", key: "reloader.time-lookback", default: "", help: "deprecated and ignored (still accepted): windows now select objects by their real smallest and largest timestamps, so no look-back is needed" },
     EnvVar { name: "RELOADER_LINEAGE_HEADERS", key: "reloader.lineage-headers", default: "false", help: "add bss-source-topic/partition/offset and bss-job-id headers to republished records" },
     EnvVar { name: "RELOADER_REPLICA_ID", key: "reloader.replica-id", default: "$HOSTNAME", help: "name of this replica in job records" },
@@ -111,6 +112,7 @@ struct RawReloader {
     jobs_prefix: Option<String>,
     exactly_once: Option<bool>,
     checkpoint_topic: Option<String>,
+    work_topic: Option<String>,
     time_lookback: Option<NumberOrText>,
     lineage_headers: Option<bool>,
     replica_id: Option<String>,
@@ -156,6 +158,8 @@ pub struct ReloaderConfig {
     pub jobs_prefix: String,
     /// With exactly-once publication: the checkpoint topic.
     pub exactly_once: Option<String>,
+    /// The work topic of jobs shared by replicas.
+    pub work_topic: Option<String>,
     /// Whether lineage headers are added.
     pub lineage_headers: bool,
     /// This replica's name.
@@ -286,6 +290,7 @@ impl ReloaderConfig {
             job_retention: std::time::Duration::from_millis(job_retention),
             jobs_prefix,
             exactly_once,
+            work_topic: reloader.work_topic.filter(|t| !t.trim().is_empty()),
             lineage_headers: reloader.lineage_headers.unwrap_or(false),
             replica_id,
             http_port: raw.http_port.unwrap_or(3000),

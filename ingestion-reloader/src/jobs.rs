@@ -62,6 +62,15 @@ pub enum JobState {
     /// Its replica shut down (a scale-down, a rolling update): resume it from its checkpoints with
     /// `POST /reingestion/jobs/{id}/resume`.
     Interrupted,
+    /// A part of a shared job that no replica of the work group has started yet.
+    Queued,
+}
+
+impl JobState {
+    /// Whether nothing more happens without a new request (`resume`).
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Stopped | Self::Failed)
+    }
 }
 
 /// A job record, as stored and as returned by the API.
@@ -102,6 +111,86 @@ pub struct Job {
     /// How many times it was resumed.
     #[serde(default)]
     pub run: u32,
+    /// A job shared by the replicas of the work group (`RELOADER_WORK_TOPIC`): its source
+    /// partitions, each replayed by whichever replica the group assigns it to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<Vec<i32>>,
+    /// The progress of each part of a shared job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub part_progress: Vec<Part>,
+}
+
+/// One source partition of a shared job, as the replica running it records it
+/// (`<day>/<id>.parts/<partition>.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Part {
+    /// Source partition.
+    pub partition: i32,
+    /// The job run it belongs to.
+    pub run: u32,
+    /// State (`queued` until a replica starts it; `interrupted` while the group hands it over).
+    pub state: JobState,
+    /// Replica running it.
+    pub replica: String,
+    /// Objects selected.
+    pub objects_total: u64,
+    /// Objects fully published.
+    pub objects_done: u64,
+    /// Messages acknowledged by Kafka.
+    pub messages_published: u64,
+    /// The offset from which nothing is acknowledged yet.
+    pub checkpoint: Option<i64>,
+    /// When this replica started it.
+    pub started_at: Option<String>,
+    /// When it ended.
+    pub ended_at: Option<String>,
+    /// Last heartbeat of its replica.
+    pub heartbeat_at: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl Part {
+    /// A part not started yet.
+    pub fn queued(partition: i32, run: u32) -> Self {
+        Self {
+            partition,
+            run,
+            state: JobState::Queued,
+            replica: String::new(),
+            objects_total: 0,
+            objects_done: 0,
+            messages_published: 0,
+            checkpoint: None,
+            started_at: None,
+            ended_at: None,
+            heartbeat_at: None,
+            error: None,
+        }
+    }
+
+    /// Copies a running replay's counters into the record.
+    pub fn record_progress(&mut self, progress: &crate::replay::ReplayProgress) {
+        use std::sync::atomic::Ordering;
+        self.objects_total = progress.objects_total.load(Ordering::SeqCst);
+        self.objects_done = progress.objects_done.load(Ordering::SeqCst);
+        self.messages_published = progress.published.load(Ordering::SeqCst);
+        let checkpoints = progress
+            .checkpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = checkpoints.get(&self.partition) {
+            self.checkpoint = Some(*at);
+        }
+    }
+
+    /// Ends the part.
+    pub fn end(&mut self, state: JobState, error: Option<String>) {
+        self.state = state;
+        self.error = error;
+        self.ended_at = Some(now_iso());
+    }
 }
 
 fn now_iso() -> String {
@@ -151,6 +240,8 @@ impl Job {
             error: None,
             checkpoints: Default::default(),
             run: 0,
+            parts: None,
+            part_progress: Vec::new(),
         }
     }
 
@@ -193,9 +284,10 @@ impl Job {
                 .is_some_and(|e| e.starts_with(STALE_REASON))
     }
 
-    /// A running job whose replica stopped heart-beating is shown as failed.
+    /// A running job whose replica stopped heart-beating is shown as failed (a shared job lives
+    /// in its parts, which the work group hands over).
     fn with_liveness(mut self) -> Self {
-        if self.state == JobState::Running {
+        if self.state == JobState::Running && self.parts.is_none() {
             let last = bss_format::time::parse_iso_ms(&self.heartbeat_at).unwrap_or(0);
             if now_ms() - last > STALE_AFTER.as_millis() as i64 {
                 self.state = JobState::Failed;
@@ -240,6 +332,10 @@ impl JobStore {
 
     fn run_path(&self, id: &str, run: u32) -> Path {
         Path::from(format!("{}/{}/{id}.run-{run}", self.prefix, day_of(id)))
+    }
+
+    fn parts_path(&self, id: &str) -> Path {
+        Path::from(format!("{}/{}/{id}.parts", self.prefix, day_of(id)))
     }
 }
 
@@ -308,15 +404,62 @@ impl JobStore {
             match self.store.get(&path).await {
                 Ok(result) => {
                     let bytes = result.bytes().await?;
-                    return Ok(serde_json::from_slice::<Job>(&bytes)
-                        .ok()
-                        .map(Job::with_liveness));
+                    let Ok(mut job) = serde_json::from_slice::<Job>(&bytes) else {
+                        return Ok(None);
+                    };
+                    if job.state == JobState::Running && job.parts.is_some() {
+                        self.gather_parts(&mut job).await?;
+                    }
+                    return Ok(Some(job.with_liveness()));
                 }
                 Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
         Ok(None)
+    }
+
+    /// Rewrites a part's record with a fresh heartbeat (only the replica running it does this).
+    pub async fn save_part(&self, id: &str, part: &mut Part) -> Result<(), object_store::Error> {
+        part.heartbeat_at = Some(now_iso());
+        let body = serde_json::to_vec(part).expect("part serializes");
+        let path = Path::from(format!("{}/{}.json", self.parts_path(id), part.partition));
+        self.store.put(&path, PutPayload::from(body)).await.map(|_| ())
+    }
+
+    /// A part's record, `None` before a replica started it.
+    pub async fn get_part(&self, id: &str, partition: i32) -> Result<Option<Part>, object_store::Error> {
+        let path = Path::from(format!("{}/{partition}.json", self.parts_path(id)));
+        match self.store.get(&path).await {
+            Ok(result) => Ok(serde_json::from_slice(&result.bytes().await?).ok()),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Fills a shared job's progress in from its parts' records (of its current run).
+    async fn gather_parts(&self, job: &mut Job) -> Result<(), object_store::Error> {
+        let partitions = job.parts.clone().unwrap_or_default();
+        let (id, run) = (job.id.as_str(), job.run);
+        job.part_progress = futures::stream::iter(partitions)
+            .map(|partition| async move {
+                let part = self.get_part(id, partition).await?;
+                Ok::<_, object_store::Error>(
+                    part.filter(|p| p.run == run)
+                        .unwrap_or_else(|| Part::queued(partition, run)),
+                )
+            })
+            .buffered(READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        job.objects_done = job.part_progress.iter().map(|p| p.objects_done).sum();
+        job.messages_published = job.part_progress.iter().map(|p| p.messages_published).sum();
+        for part in &job.part_progress {
+            if let Some(at) = part.checkpoint {
+                job.checkpoints.insert(part.partition, at);
+            }
+        }
+        Ok(())
     }
 
     /// The jobs to take over, oldest first: handed back at a shutdown (`interrupted`), or whose
@@ -473,15 +616,18 @@ impl JobStore {
         }
         let mut deleted = 0;
         for path in expired {
-            let id = path
-                .filename()
-                .and_then(|f| f.split('.').next())
-                .unwrap_or_default();
-            if indexed.contains(id) {
+            // Of `<day>/<id>.json`, `<day>/<id>.stop`, `<day>/<id>.parts/<p>.json`…
+            let Some(id) = path
+                .parts()
+                .find_map(|part| part.as_ref().get(..24).filter(|s| is_job_id(s)).map(str::to_owned))
+            else {
+                continue;
+            };
+            if indexed.contains(&id) {
                 continue;
             }
             self.delete_if_present(&path).await?;
-            deleted += usize::from(path.as_ref().ends_with(".json"));
+            deleted += usize::from(path.filename() == Some(format!("{id}.json").as_str()));
         }
         Ok(deleted)
     }

@@ -16,6 +16,7 @@ pub mod reads;
 pub mod replay;
 mod runner;
 pub mod transactions;
+pub mod work;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -52,7 +53,10 @@ pub struct AppState {
     pub health: Health,
     /// Access control.
     pub auth: Arc<auth::Authenticator>,
+    /// With `RELOADER_WORK_TOPIC`: the group that shares large jobs.
+    pub work: Option<work::WorkGroup>,
     slots: Arc<Semaphore>,
+    /// Live progress of the jobs (by id) and parts (`<id>/<partition>`) running here.
     local: Mutex<HashMap<String, Arc<ReplayProgress>>>,
     shutdown: CancellationToken,
     /// The running jobs' tasks, drained at shutdown.
@@ -107,6 +111,7 @@ impl AppState {
             slots: Arc::new(Semaphore::new(config.max_concurrent_jobs)),
             archive: Archive::new(Arc::clone(&store), Arc::new(metrics.clone())),
             jobs: JobStore::new(store, &config.jobs_prefix),
+            work: config.work_topic.clone().map(|topic| work::WorkGroup { topic }),
             config,
             producer,
             metrics,
@@ -198,6 +203,8 @@ impl AppState {
             lineage_headers: self.config.lineage_headers,
             job_id: String::new(),
             resume_from: Default::default(),
+            partition: None,
+            rate_shares: 1,
         }
     }
 }
@@ -273,6 +280,13 @@ pub async fn run(
     ));
     let pruner = tokio::spawn(runner::prune_jobs_forever(Arc::clone(&state)));
     let takeover = tokio::spawn(runner::take_over_forever(Arc::clone(&state)));
+    let worker = match &state.config.work_topic {
+        Some(topic) => Some(
+            work::join(Arc::clone(&state), topic.clone())
+                .map_err(|e| anyhow::anyhow!("cannot join the work group of {topic}: {e}"))?,
+        ),
+        None => None,
+    };
     health.mark_started();
     let served = bss_telemetry::serve(
         app(Arc::clone(&state)),
@@ -281,6 +295,10 @@ pub async fn run(
     )
     .await;
     state.drain_jobs().await;
+    if let Some(worker) = worker {
+        // It leaves the group once its parts have handed themselves back.
+        let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+    }
     prober.abort();
     pruner.abort();
     takeover.abort();

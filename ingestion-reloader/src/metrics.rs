@@ -16,6 +16,8 @@ pub struct Metrics {
     published: IntCounter,
     jobs_running: IntGauge,
     jobs_finished: IntCounterVec,
+    /// Work partitions (of shared jobs) assigned to this replica.
+    pub work_partitions: IntGauge,
 }
 
 impl Metrics {
@@ -72,6 +74,14 @@ impl Metrics {
                 "Jobs ended on this replica, by state",
                 &["state"],
             ),
+            work_partitions: register(
+                &registry,
+                IntGauge::new(
+                    "bss_reloader_work_partitions",
+                    "Partitions of the work topic (jobs shared by replicas) assigned to this replica",
+                )
+                .expect("valid metric"),
+            ),
             registry,
         }
     }
@@ -119,9 +129,14 @@ impl Metrics {
         self.jobs_running.inc();
     }
 
-    /// A job ended on this replica.
+    /// A job ended on this replica (`shared`: its partitions went to the work group).
     pub fn job_ended(&self, state: &str) {
         self.jobs_running.dec();
+        self.job_finished(state);
+    }
+
+    /// A shared job ended (its last part ran on this replica).
+    pub fn job_finished(&self, state: &str) {
         self.jobs_finished.with_label_values(&[state]).inc();
     }
 }

@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::api::{FileRequest, KeyRequest, StopRequest, TopicRequest};
 use crate::erasures::EraseBody;
-use crate::jobs::{Job, JobKind, JobState};
+use crate::jobs::{Job, JobKind, JobState, Part};
 use crate::replay::PayloadFilter;
 
 /// `202` answer of the start routes.
@@ -150,7 +150,7 @@ fn count() {}
 #[openapi(
     info(title = "Ingestion Reloader API", description = "Replays archived Kafka records from the bucket. Mia-Platform compatible routes plus key reingestion, jobs and synchronous reads."),
     paths(reingest_topic, reingest_file, reingest_key, stop_topic, list_jobs, get_job, stop_job, resume_job, archive_messages, archive_files, erase_key, list_erasures, folders, count),
-    components(schemas(TopicRequest, FileRequest, KeyRequest, StopRequest, EraseBody, PayloadFilter, Job, JobKind, JobState, Started, ErrorBody)),
+    components(schemas(TopicRequest, FileRequest, KeyRequest, StopRequest, EraseBody, PayloadFilter, Job, JobKind, JobState, Part, Started, ErrorBody)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;

@@ -32,6 +32,8 @@ impl RateLimit {
 #[derive(Debug)]
 pub struct Limiter {
     limit: RateLimit,
+    /// The limit is split evenly among this many limiters.
+    shares: u32,
     /// When the next record may go (the "theoretical arrival time").
     next: Mutex<Instant>,
 }
@@ -39,8 +41,15 @@ pub struct Limiter {
 impl Limiter {
     /// A limiter whose first record may go at once.
     pub fn new(limit: RateLimit) -> Self {
+        Self::shared(limit, 1)
+    }
+
+    /// A limiter that allows `1 / shares` of `limit` (the parts of a shared job run on several
+    /// replicas at once).
+    pub fn shared(limit: RateLimit, shares: u32) -> Self {
         Self {
             limit,
+            shares: shares.max(1),
             next: Mutex::new(Instant::now()),
         }
     }
@@ -59,6 +68,7 @@ impl Limiter {
                 bytes as f64 / self.limit.bytes_per_second as f64,
             ));
         }
+        cost *= self.shares;
         let slot = {
             let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
             let slot = (*next).max(Instant::now());

@@ -69,6 +69,10 @@ pub struct ReplaySpec {
     pub job_id: String,
     /// Per source partition, where a resumed run starts (records before are published already).
     pub resume_from: std::collections::BTreeMap<i32, i64>,
+    /// Only this source partition: one part of a job shared by the work group.
+    pub partition: Option<i32>,
+    /// How many parts share the job's rate limit (1 unless shared).
+    pub rate_shares: u32,
 }
 
 impl ReplaySpec {
@@ -94,6 +98,8 @@ impl ReplaySpec {
             lineage_headers: false,
             job_id: String::new(),
             resume_from: Default::default(),
+            partition: None,
+            rate_shares: 1,
         }
     }
 
@@ -131,6 +137,9 @@ pub enum ReplayError {
     /// Reading the archive failed.
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    /// The job's request cannot be planned again (a part of a shared job).
+    #[error("cannot plan the replay: {0}")]
+    Plan(String),
     /// Kafka refused a record.
     #[error("cannot publish to {topic}: {source}")]
     Publish {
@@ -172,13 +181,17 @@ pub async fn run(
 ) -> Result<(), ReplayError> {
     // With transactions, every record goes through the job's transactional producer.
     let producer = transactions.map_or(producer, |t| &t.producer);
-    let partitions = select_objects(archive, spec).await?;
+    let mut partitions = select_objects(archive, spec).await?;
+    if let Some(only) = spec.partition {
+        partitions.retain(|partition, _| *partition == only);
+    }
     progress.objects_total.store(
         partitions.values().map(|v| v.len() as u64).sum(),
         Ordering::SeqCst,
     );
-    // One schedule for all the job's partitions.
-    let limiter = Limiter::new(spec.rate);
+    // One schedule for all the job's partitions (of this replica: a shared job's parts each keep
+    // their share).
+    let limiter = Limiter::shared(spec.rate, spec.rate_shares);
     if spec.latest_only {
         let mut latest: Option<Record> = None;
         for object in partitions.values().flatten() {

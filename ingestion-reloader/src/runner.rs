@@ -11,7 +11,9 @@ use axum::Json;
 
 use crate::api::{self, Plan};
 use crate::error::ApiError;
-use crate::jobs::{self, new_job_id, Job, JobState, HEARTBEAT, STALE_AFTER, STOP_POLL};
+use crate::jobs::{
+    self, new_job_id, Job, JobKind, JobState, Part, HEARTBEAT, STALE_AFTER, STOP_POLL,
+};
 use crate::replay::{self, ReplayError, ReplayProgress, ReplaySpec};
 use crate::transactions::{committed_checkpoints, Transactions};
 use crate::{bucket_answer, preview, AppState};
@@ -53,8 +55,11 @@ impl AppState {
 
     /// Requests a stop (seen by the owning replica within [`STOP_POLL`]); immediate when local.
     pub async fn stop(&self, id: &str) -> Result<(), ApiError> {
-        if let Some(progress) = self.local.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
-            progress.stop.store(true, Ordering::SeqCst);
+        // The job, or the parts of it that run here (`<id>/<partition>`).
+        for (key, progress) in self.local.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            if key.split('/').next() == Some(id) {
+                progress.stop.store(true, Ordering::SeqCst);
+            }
         }
         bucket_answer(self.jobs.request_stop(id)).await?;
         Ok(())
@@ -136,6 +141,14 @@ impl AppState {
             .into_response())
     }
 
+    /// Drops a job's (or part's) live progress.
+    pub(crate) fn forget(&self, key: &str) {
+        self.local
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+
     /// A job slot of this replica, or 429; 503 while it shuts down.
     fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
         if self.shutdown.is_cancelled() {
@@ -168,8 +181,15 @@ impl AppState {
         let state = Arc::clone(self);
         self.tasks.spawn(async move {
             let outcome = state.execute(&mut job, spec, &progress).await;
+            if let Ok(Execution::Shared) = outcome {
+                state.forget(&job.id);
+                state.metrics.job_ended("shared");
+                tracing::info!(job = %job.id, parts = ?job.parts, "reingestion shared with the work group");
+                drop(permit);
+                return;
+            }
             let (end_state, error) = match outcome {
-                Ok(()) => (JobState::Completed, None),
+                Ok(_) => (JobState::Completed, None),
                 Err(ReplayError::Stopped) if progress.interrupted.load(Ordering::SeqCst) => {
                     (JobState::Interrupted, None)
                 }
@@ -189,11 +209,7 @@ impl AppState {
                     }
                 }
             }
-            state
-                .local
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&job.id);
+            state.forget(&job.id);
             state
                 .metrics
                 .job_ended(&format!("{end_state:?}").to_lowercase());
@@ -202,39 +218,39 @@ impl AppState {
         });
     }
 
+    /// Runs a job here, or, when it is shared, hands its partitions to the work group.
     async fn execute(
         &self,
         job: &mut Job,
         mut spec: ReplaySpec,
         progress: &ReplayProgress,
-    ) -> Result<(), ReplayError> {
-        let transactions = match &self.config.exactly_once {
-            None => None,
-            Some(checkpoint_topic) => {
-                let setup = async {
-                    let transactions =
-                        Transactions::start(&self.config.kafka, checkpoint_topic, &job.id).await?;
-                    // Only what a committed transaction published is done: its checkpoints are
-                    // the ones that count (the record's may lag behind them).
-                    let committed =
-                        committed_checkpoints(&self.config.kafka, checkpoint_topic, &job.id)
-                            .await?;
-                    Ok::<_, rdkafka::error::KafkaError>((transactions, committed))
-                };
-                let (transactions, committed) =
-                    setup.await.map_err(|source| ReplayError::Publish {
-                        topic: checkpoint_topic.clone(),
-                        source,
-                    })?;
-                spec.resume_from = committed.clone();
-                progress
-                    .checkpoints
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .extend(committed);
-                Some(transactions)
+    ) -> Result<Execution, ReplayError> {
+        if let Some(work) = &self.work {
+            if job.kind != JobKind::File && !spec.latest_only {
+                let partitions = replay::select_objects(&self.archive, &spec).await?;
+                if partitions.len() > 1 {
+                    job.objects_total = partitions.values().map(|o| o.len() as u64).sum();
+                    let parts: Vec<i32> = partitions.into_keys().collect();
+                    work.dispatch(&self.producer, &job.id, job.run, &parts)
+                        .await
+                        .map_err(|source| ReplayError::Publish {
+                            topic: work.topic.clone(),
+                            source,
+                        })?;
+                    // Until this record says so, the job is this replica's: if it dies first,
+                    // another takes the job over and dispatches a new run (the items of this one
+                    // are then obsolete).
+                    job.parts = Some(parts);
+                    job.part_progress.clear();
+                    self.jobs
+                        .save(job)
+                        .await
+                        .map_err(|e| ReplayError::Archive(e.into()))?;
+                    return Ok(Execution::Shared);
+                }
             }
-        };
+        }
+        let transactions = self.transactions(&job.id, &mut spec, progress).await?;
         let replay = replay::run(
             &self.archive,
             &self.producer,
@@ -243,6 +259,52 @@ impl AppState {
             progress,
             &self.metrics,
         );
+        self.supervise(Owner::Job(job), replay, progress)
+            .await
+            .map(|()| Execution::Done)
+    }
+
+    /// With exactly-once publication: the transactional producer of `unit` (a job, or a part of a
+    /// shared job), and the committed checkpoints it resumes from.
+    pub(crate) async fn transactions(
+        &self,
+        unit: &str,
+        spec: &mut ReplaySpec,
+        progress: &ReplayProgress,
+    ) -> Result<Option<Transactions>, ReplayError> {
+        let Some(checkpoint_topic) = &self.config.exactly_once else {
+            return Ok(None);
+        };
+        let setup = async {
+            let transactions =
+                Transactions::start(&self.config.kafka, checkpoint_topic, unit).await?;
+            // Only what a committed transaction published is done: its checkpoints are the ones
+            // that count (the record's may lag behind them).
+            let committed =
+                committed_checkpoints(&self.config.kafka, checkpoint_topic, unit).await?;
+            Ok::<_, rdkafka::error::KafkaError>((transactions, committed))
+        };
+        let (transactions, committed) = setup.await.map_err(|source| ReplayError::Publish {
+            topic: checkpoint_topic.clone(),
+            source,
+        })?;
+        spec.resume_from = committed.clone();
+        progress
+            .checkpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(committed);
+        Ok(Some(transactions))
+    }
+
+    /// Drives a replay to its end: stops it on a stop request or at shutdown (handing it back),
+    /// and saves its owner's record with progress every [`HEARTBEAT`].
+    pub(crate) async fn supervise(
+        &self,
+        mut owner: Owner<'_>,
+        replay: impl std::future::Future<Output = Result<(), ReplayError>>,
+        progress: &ReplayProgress,
+    ) -> Result<(), ReplayError> {
         tokio::pin!(replay);
         let mut stop_poll = tokio::time::interval(STOP_POLL);
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
@@ -256,32 +318,72 @@ impl AppState {
                     progress.stop.store(true, Ordering::SeqCst);
                 }
                 _ = stop_poll.tick() => {
-                    if self.jobs.stop_requested(&job.id).await.unwrap_or(false) {
+                    if self.jobs.stop_requested(owner.job_id()).await.unwrap_or(false) {
                         progress.stop.store(true, Ordering::SeqCst);
                     }
                 }
-                _ = heartbeat.tick() => {
-                    // Taken over meanwhile (this replica looked dead): stop, and write nothing more.
-                    if self.jobs.superseded(&job.id, job.run).await.unwrap_or(false) {
-                        tracing::warn!(job = %job.id, run = job.run, "another replica took this job over; stopping here");
-                        progress.superseded.store(true, Ordering::SeqCst);
-                        progress.stop.store(true, Ordering::SeqCst);
-                        continue;
+                _ = heartbeat.tick() => match &mut owner {
+                    Owner::Job(job) => {
+                        // Taken over meanwhile (this replica looked dead): stop, and write nothing
+                        // more.
+                        if self.jobs.superseded(&job.id, job.run).await.unwrap_or(false) {
+                            tracing::warn!(job = %job.id, run = job.run, "another replica took this job over; stopping here");
+                            progress.superseded.store(true, Ordering::SeqCst);
+                            progress.stop.store(true, Ordering::SeqCst);
+                            continue;
+                        }
+                        job.record_progress(progress);
+                        match self.jobs.save(job).await {
+                            Ok(()) => last_saved = Instant::now(),
+                            Err(e) => tracing::warn!(job = %job.id, error = %e, "cannot save job progress"),
+                        }
+                        // Unable to heartbeat for long, it will be taken over: hand it back first.
+                        if last_saved.elapsed() > STALE_AFTER / 2 {
+                            progress.interrupted.store(true, Ordering::SeqCst);
+                            progress.stop.store(true, Ordering::SeqCst);
+                        }
                     }
-                    job.record_progress(progress);
-                    match self.jobs.save(job).await {
-                        Ok(()) => last_saved = Instant::now(),
-                        Err(e) => tracing::warn!(job = %job.id, error = %e, "cannot save job progress"),
-                    }
-                    // Unable to heartbeat for long, it will be taken over: hand it back first.
-                    if last_saved.elapsed() > STALE_AFTER / 2 {
-                        progress.interrupted.store(true, Ordering::SeqCst);
-                        progress.stop.store(true, Ordering::SeqCst);
+                    // The work group, not the heartbeat, decides who runs a part.
+                    Owner::Part { job_id, part } => {
+                        part.record_progress(progress);
+                        if let Err(e) = self.jobs.save_part(job_id, part).await {
+                            tracing::warn!(job = %job_id, partition = part.partition, error = %e, "cannot save part progress");
+                        }
                     }
                 }
             }
         }
     }
+}
+
+/// Whose record a running replay keeps up to date.
+pub(crate) enum Owner<'a> {
+    /// A job run by this replica.
+    Job(&'a mut Job),
+    /// A part of a shared job.
+    Part {
+        /// Its job.
+        job_id: &'a str,
+        /// Its record.
+        part: &'a mut Part,
+    },
+}
+
+impl Owner<'_> {
+    fn job_id(&self) -> &str {
+        match self {
+            Self::Job(job) => &job.id,
+            Self::Part { job_id, .. } => job_id,
+        }
+    }
+}
+
+/// What became of a job started here.
+enum Execution {
+    /// It ran to its end here.
+    Done,
+    /// Its partitions went to the work group.
+    Shared,
 }
 
 /// Takes over, while this replica has free job slots, the jobs handed back by a stopping replica

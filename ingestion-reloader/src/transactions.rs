@@ -4,7 +4,9 @@
 //! `isolation.level=read_committed` sees an object's records if and only if the checkpoint that
 //! covers them is committed; a replica that takes a job over reads the last committed checkpoint,
 //! and its producer (same `transactional.id`, `bss-reloader-<job id>`) fences the previous owner's,
-//! whose open transaction the broker aborts.
+//! whose open transaction the broker aborts. Each part of a shared job is its own unit
+//! (`<job id>-p<partition>`: its own transactional id and checkpoint key), so parts on different
+//! replicas never fence each other.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -25,20 +27,20 @@ pub struct Transactions {
     /// Its producer (records and checkpoints).
     pub producer: FutureProducer,
     topic: String,
-    job_id: String,
+    unit: String,
     /// One transaction at a time: a job's partitions take turns, one object each.
     pub turn: tokio::sync::Mutex<()>,
 }
 
 impl Transactions {
-    /// Creates the job's transactional producer and initializes it (fencing an earlier owner).
+    /// Creates the transactional producer of `unit` (a job id, or `<job id>-p<partition>`) and initializes it (fencing an earlier owner).
     pub async fn start(
         kafka: &KafkaConfig,
         checkpoint_topic: &str,
-        job_id: &str,
+        unit: &str,
     ) -> Result<Self, KafkaError> {
         let producer =
-            bss_kafka::create_transactional_producer(kafka, &format!("bss-reloader-{job_id}"))?;
+            bss_kafka::create_transactional_producer(kafka, &format!("bss-reloader-{unit}"))?;
         let blocking = producer.clone();
         tokio::task::spawn_blocking(move || blocking.init_transactions(TRANSACTION_TIMEOUT))
             .await
@@ -46,7 +48,7 @@ impl Transactions {
         Ok(Self {
             producer,
             topic: checkpoint_topic.to_owned(),
-            job_id: job_id.to_owned(),
+            unit: unit.to_owned(),
             turn: tokio::sync::Mutex::new(()),
         })
     }
@@ -62,7 +64,7 @@ impl Transactions {
         self.producer
             .send_result(
                 FutureRecord::to(&self.topic)
-                    .key(self.job_id.as_bytes())
+                    .key(self.unit.as_bytes())
                     .payload(value.as_bytes()),
             )
             .map_err(|(e, _)| e)?;
@@ -79,24 +81,24 @@ impl Transactions {
             tokio::task::spawn_blocking(move || blocking.abort_transaction(TRANSACTION_TIMEOUT))
                 .await;
         if let Ok(Err(error)) = aborted {
-            tracing::warn!(job = %self.job_id, error = %error, "cannot abort the transaction; the broker aborts it when it times out or the job is taken over");
+            tracing::warn!(job = %self.unit, error = %error, "cannot abort the transaction; the broker aborts it when it times out or the job is taken over");
         }
     }
 }
 
-/// The last committed checkpoints of `job_id` in the checkpoint topic (empty when it has none).
+/// The last committed checkpoints of `unit` in the checkpoint topic (empty when it has none).
 pub async fn committed_checkpoints(
     kafka: &KafkaConfig,
     checkpoint_topic: &str,
-    job_id: &str,
+    unit: &str,
 ) -> Result<BTreeMap<i32, i64>, KafkaError> {
     let mut config = bss_kafka::client_config(kafka);
     config
-        .set("group.id", format!("bss-reloader-checkpoints-{job_id}"))
+        .set("group.id", format!("bss-reloader-checkpoints-{unit}"))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed");
     let consumer: BaseConsumer = config.create()?;
-    let (topic, job_id) = (checkpoint_topic.to_owned(), job_id.to_owned());
+    let (topic, unit) = (checkpoint_topic.to_owned(), unit.to_owned());
     tokio::task::spawn_blocking(move || {
         let metadata = consumer.fetch_metadata(Some(&topic), READ_TIMEOUT)?;
         let partitions = metadata
@@ -127,7 +129,7 @@ pub async fn committed_checkpoints(
             }
             if let Some(message) = consumer.poll(Duration::from_millis(200)) {
                 let message = message?;
-                if message.key() == Some(job_id.as_bytes()) {
+                if message.key() == Some(unit.as_bytes()) {
                     let value: serde_json::Value = message
                         .payload()
                         .and_then(|p| serde_json::from_slice(p).ok())
