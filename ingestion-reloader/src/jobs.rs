@@ -424,11 +424,18 @@ impl JobStore {
         part.heartbeat_at = Some(now_iso());
         let body = serde_json::to_vec(part).expect("part serializes");
         let path = Path::from(format!("{}/{}.json", self.parts_path(id), part.partition));
-        self.store.put(&path, PutPayload::from(body)).await.map(|_| ())
+        self.store
+            .put(&path, PutPayload::from(body))
+            .await
+            .map(|_| ())
     }
 
     /// A part's record, `None` before a replica started it.
-    pub async fn get_part(&self, id: &str, partition: i32) -> Result<Option<Part>, object_store::Error> {
+    pub async fn get_part(
+        &self,
+        id: &str,
+        partition: i32,
+    ) -> Result<Option<Part>, object_store::Error> {
         let path = Path::from(format!("{}/{partition}.json", self.parts_path(id)));
         match self.store.get(&path).await {
             Ok(result) => Ok(serde_json::from_slice(&result.bytes().await?).ok()),
@@ -617,10 +624,12 @@ impl JobStore {
         let mut deleted = 0;
         for path in expired {
             // Of `<day>/<id>.json`, `<day>/<id>.stop`, `<day>/<id>.parts/<p>.json`…
-            let Some(id) = path
-                .parts()
-                .find_map(|part| part.as_ref().get(..24).filter(|s| is_job_id(s)).map(str::to_owned))
-            else {
+            let Some(id) = path.parts().find_map(|part| {
+                part.as_ref()
+                    .get(..24)
+                    .filter(|s| is_job_id(s))
+                    .map(str::to_owned)
+            }) else {
                 continue;
             };
             if indexed.contains(&id) {

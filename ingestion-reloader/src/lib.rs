@@ -111,7 +111,10 @@ impl AppState {
             slots: Arc::new(Semaphore::new(config.max_concurrent_jobs)),
             archive: Archive::new(Arc::clone(&store), Arc::new(metrics.clone())),
             jobs: JobStore::new(store, &config.jobs_prefix),
-            work: config.work_topic.clone().map(|topic| work::WorkGroup { topic }),
+            work: config
+                .work_topic
+                .clone()
+                .map(|topic| work::WorkGroup { topic }),
             config,
             producer,
             metrics,

@@ -47,6 +47,8 @@ pub struct WorkItem {
     pub run: u32,
     /// Source partition.
     pub partition: i32,
+    /// How many parts the run has (they share the job's rate limit).
+    pub parts: u32,
 }
 
 /// This replica's side of the work group.
@@ -76,6 +78,7 @@ impl WorkGroup {
                 job: job_id.to_owned(),
                 run,
                 partition: *partition,
+                parts: partitions.len() as u32,
             };
             let value = serde_json::to_vec(&item).expect("item serializes");
             let to = ((seed + n as u64) % work_partitions as u64) as i32;
@@ -220,11 +223,14 @@ pub(crate) fn join(
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "cooperative-sticky");
     // A dead replica's parts move after the session timeout: shorter than librdkafka's 45 s
-    // default unless configured.
+    // default unless configured. Items are few and small: fetch them at once.
     if config.get("session.timeout.ms").is_none() {
         config
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "3000");
+    }
+    if config.get("fetch.wait.max.ms").is_none() {
+        config.set("fetch.wait.max.ms", "100");
     }
     let consumer: BaseConsumer<WorkContext> = config.create_with_context(context)?;
     consumer.subscribe(&[&topic])?;
@@ -337,7 +343,9 @@ async fn run_part(state: &Arc<AppState>, item: &WorkItem, progress: &ReplayProgr
     let job = loop {
         match state.jobs.get(&item.job).await {
             Ok(job) => break job,
-            Err(error) => tracing::warn!(%unit, error = %error, "cannot read the job record; retrying"),
+            Err(error) => {
+                tracing::warn!(%unit, error = %error, "cannot read the job record; retrying")
+            }
         }
         if progress.stop.load(Ordering::SeqCst) {
             return false;
@@ -354,7 +362,9 @@ async fn run_part(state: &Arc<AppState>, item: &WorkItem, progress: &ReplayProgr
     let earlier = loop {
         match state.jobs.get_part(&job.id, item.partition).await {
             Ok(part) => break part,
-            Err(error) => tracing::warn!(%unit, error = %error, "cannot read the part record; retrying"),
+            Err(error) => {
+                tracing::warn!(%unit, error = %error, "cannot read the part record; retrying")
+            }
         }
         if progress.stop.load(Ordering::SeqCst) {
             return false;
@@ -372,10 +382,9 @@ async fn run_part(state: &Arc<AppState>, item: &WorkItem, progress: &ReplayProgr
     let mut part = Part::queued(item.partition, item.run);
     part.state = JobState::Running;
     part.replica = state.config.replica_id.clone();
-    part.started_at = Some(bss_format::time::format_iso_ms(now_ms()));
     // Where this part got to, in this run or an earlier one.
     part.checkpoint = earlier.and_then(|p| p.checkpoint);
-    let (end_state, error) = match replay_part(state, &job, &mut part, progress).await {
+    let (end_state, error) = match replay_part(state, &job, item, &mut part, progress).await {
         Ok(()) => (JobState::Completed, None),
         Err(ReplayError::Stopped) if progress.interrupted.load(Ordering::SeqCst) => {
             (JobState::Interrupted, None)
@@ -409,6 +418,7 @@ async fn run_part(state: &Arc<AppState>, item: &WorkItem, progress: &ReplayProgr
 async fn replay_part(
     state: &Arc<AppState>,
     job: &Job,
+    item: &WorkItem,
     part: &mut Part,
     progress: &ReplayProgress,
 ) -> Result<(), ReplayError> {
@@ -421,7 +431,7 @@ async fn replay_part(
     let mut spec = plan.spec;
     spec.job_id = job.id.clone();
     spec.partition = Some(part.partition);
-    spec.rate_shares = job.parts.as_ref().map_or(1, |p| p.len() as u32);
+    spec.rate_shares = item.parts;
     spec.resume_from = part
         .checkpoint
         .map(|at| (part.partition, at))
@@ -429,7 +439,10 @@ async fn replay_part(
         .collect();
     let unit = format!("{}-p{}", job.id, part.partition);
     let transactions = state.transactions(&unit, &mut spec, progress).await?;
-    state.jobs.save_part(&job.id, part).await.ok();
+    part.started_at = Some(bss_format::time::format_iso_ms(now_ms()));
+    if let Err(error) = state.jobs.save_part(&job.id, part).await {
+        tracing::warn!(job = %job.id, partition = part.partition, error = %error, "cannot save the part record; its heartbeat retries");
+    }
     let replay = crate::replay::run(
         &state.archive,
         &state.producer,
@@ -492,7 +505,9 @@ async fn finish_job(state: &Arc<AppState>, id: &str) {
                 .job_finished(&format!("{end_state:?}").to_lowercase());
             tracing::info!(job = %id, state = ?end_state, messages = job.messages_published, "shared reingestion ended");
         }
-        Err(error) => tracing::warn!(job = %id, error = %error, "cannot save the job's final record"),
+        Err(error) => {
+            tracing::warn!(job = %id, error = %error, "cannot save the job's final record")
+        }
     }
 }
 
