@@ -54,8 +54,8 @@ impl Limiter {
         }
     }
 
-    /// Waits until a record of `bytes` bytes may go.
-    pub async fn admit(&self, bytes: usize) {
+    /// Waits until a record of `bytes` bytes may go, or `cancel` is cancelled.
+    pub async fn admit(&self, bytes: usize, cancel: &tokio_util::sync::CancellationToken) {
         if !self.limit.is_limited() {
             return;
         }
@@ -77,7 +77,10 @@ impl Limiter {
         };
         let wait = slot.saturating_duration_since(Instant::now());
         if wait >= SLEEP_GRANULARITY {
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = cancel.cancelled() => {}
+            }
         }
     }
 }
@@ -88,8 +91,9 @@ mod tests {
 
     async fn elapsed_for(limiter: &Limiter, records: usize, bytes: usize) -> Duration {
         let started = Instant::now();
+        let running = tokio_util::sync::CancellationToken::new();
         for _ in 0..records {
-            limiter.admit(bytes).await;
+            limiter.admit(bytes, &running).await;
         }
         started.elapsed()
     }
@@ -146,6 +150,31 @@ mod tests {
             close(started.elapsed(), Duration::from_millis(7950)),
             "{:?}",
             started.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_share_paces_at_its_fraction_and_a_stop_ends_the_wait() {
+        let limit = RateLimit {
+            records_per_second: 40,
+            bytes_per_second: 0,
+        };
+        // One part of four: 10 records/s.
+        let took = elapsed_for(&Limiter::shared(limit, 4), 11, 1).await;
+        assert!(close(took, Duration::from_secs(1)), "{took:?}");
+        let slow = Limiter::new(RateLimit {
+            records_per_second: 1,
+            bytes_per_second: 0,
+        });
+        let cancel = tokio_util::sync::CancellationToken::new();
+        slow.admit(1, &cancel).await;
+        let started = Instant::now();
+        cancel.cancel();
+        slow.admit(1, &cancel).await;
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "a stopped job does not wait"
         );
     }
 }

@@ -118,14 +118,33 @@ pub struct ReplayProgress {
     pub objects_done: AtomicU64,
     /// Messages acknowledged.
     pub published: AtomicU64,
-    /// Set to stop between records.
-    pub stop: AtomicBool,
-    /// Set with `stop` when the stop is this replica shutting down (the job is handed back).
+    /// The job's cancellation: cancelled to stop it between records (also waking it from a rate
+    /// limit's wait).
+    pub cancel: tokio_util::sync::CancellationToken,
+    /// Set before cancelling when the stop is this replica shutting down (the job is handed back).
     pub interrupted: AtomicBool,
-    /// Set with `stop` when another replica took the job over.
+    /// Set before cancelling when another replica took the job over.
     pub superseded: AtomicBool,
     /// Per source partition, the offset after the last fully acknowledged object.
     pub checkpoints: std::sync::Mutex<std::collections::BTreeMap<i32, i64>>,
+}
+
+impl ReplayProgress {
+    /// Stops the replay between records.
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Stops the replay and hands the job back (a planned shutdown, a revoked work partition).
+    pub fn hand_back(&self) {
+        self.interrupted.store(true, Ordering::SeqCst);
+        self.cancel.cancel();
+    }
+
+    /// Whether the replay is asked to stop.
+    pub fn is_stopping(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
 }
 
 /// How a replay ended.
@@ -307,10 +326,10 @@ async fn enqueue(
         source,
     };
     for record in records {
-        if progress.stop.load(Ordering::SeqCst) {
+        if progress.is_stopping() {
             break;
         }
-        limiter.admit(record_bytes(record)).await;
+        limiter.admit(record_bytes(record), &progress.cancel).await;
         let (partition_text, offset_text) =
             (record.partition.to_string(), record.offset.to_string());
         let lineage: [(&str, &[u8]); 4] = [
@@ -370,7 +389,7 @@ impl<'a> Transaction<'a> {
         let Some((transactions, _turn)) = self.open else {
             return Ok(());
         };
-        if progress.stop.load(Ordering::SeqCst) {
+        if progress.is_stopping() {
             transactions.abort().await;
             return Err(ReplayError::Stopped);
         }
@@ -430,7 +449,7 @@ async fn acknowledge(
     if let Some(e) = failure {
         return Err(fail(e));
     }
-    if progress.stop.load(Ordering::SeqCst) {
+    if progress.is_stopping() {
         return Err(ReplayError::Stopped);
     }
     Ok(())

@@ -58,7 +58,7 @@ impl AppState {
         // The job, or the parts of it that run here (`<id>/<partition>`).
         for (key, progress) in self.local.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             if key.split('/').next() == Some(id) {
-                progress.stop.store(true, Ordering::SeqCst);
+                progress.stop();
             }
         }
         bucket_answer(self.jobs.request_stop(id)).await?;
@@ -312,14 +312,13 @@ impl AppState {
         loop {
             tokio::select! {
                 outcome = &mut replay => return outcome,
-                _ = self.shutdown.cancelled(), if !progress.stop.load(Ordering::SeqCst) => {
+                _ = self.shutdown.cancelled(), if !progress.is_stopping() => {
                     // A planned shutdown hands the job back at an object boundary.
-                    progress.interrupted.store(true, Ordering::SeqCst);
-                    progress.stop.store(true, Ordering::SeqCst);
+                    progress.hand_back();
                 }
                 _ = stop_poll.tick() => {
                     if self.jobs.stop_requested(owner.job_id()).await.unwrap_or(false) {
-                        progress.stop.store(true, Ordering::SeqCst);
+                        progress.stop();
                     }
                 }
                 _ = heartbeat.tick() => match &mut owner {
@@ -329,7 +328,7 @@ impl AppState {
                         if self.jobs.superseded(&job.id, job.run).await.unwrap_or(false) {
                             tracing::warn!(job = %job.id, run = job.run, "another replica took this job over; stopping here");
                             progress.superseded.store(true, Ordering::SeqCst);
-                            progress.stop.store(true, Ordering::SeqCst);
+                            progress.stop();
                             continue;
                         }
                         job.record_progress(progress);
@@ -339,8 +338,7 @@ impl AppState {
                         }
                         // Unable to heartbeat for long, it will be taken over: hand it back first.
                         if last_saved.elapsed() > STALE_AFTER / 2 {
-                            progress.interrupted.store(true, Ordering::SeqCst);
-                            progress.stop.store(true, Ordering::SeqCst);
+                            progress.hand_back();
                         }
                     }
                     // The work group, not the heartbeat, decides who runs a part.

@@ -169,8 +169,7 @@ impl ConsumerContext for WorkContext {
             let Some(running) = lane.running else {
                 continue;
             };
-            running.progress.interrupted.store(true, Ordering::SeqCst);
-            running.progress.stop.store(true, Ordering::SeqCst);
+            running.progress.hand_back();
             match running.ended.recv_timeout(REVOKE_DRAIN) {
                 Ok(true) if !consumer.assignment_lost() => {
                     commit(consumer, &self.topic, partition, running.offset)
@@ -347,7 +346,7 @@ async fn run_part(state: &Arc<AppState>, item: &WorkItem, progress: &ReplayProgr
                 tracing::warn!(%unit, error = %error, "cannot read the job record; retrying")
             }
         }
-        if progress.stop.load(Ordering::SeqCst) {
+        if progress.is_stopping() {
             return false;
         }
         tokio::time::sleep(RETRY).await;
@@ -366,7 +365,7 @@ async fn run_part(state: &Arc<AppState>, item: &WorkItem, progress: &ReplayProgr
                 tracing::warn!(%unit, error = %error, "cannot read the part record; retrying")
             }
         }
-        if progress.stop.load(Ordering::SeqCst) {
+        if progress.is_stopping() {
             return false;
         }
         tokio::time::sleep(RETRY).await;
