@@ -224,7 +224,58 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or(0.0);
     reloader.kill();
 
+    // 3. The same topic as a job shared through a work topic, by 1, 2 and 3 replicas.
+    let mut shared = Vec::new();
+    for replicas in 1..=3 {
+        let (work, target) = (unique("bench-work"), unique("bench-shared"));
+        create_topic(&work, PARTITIONS).await;
+        create_topic(&target, PARTITIONS).await;
+        let mut group_env = env.clone();
+        group_env.push(("RELOADER_WORK_TOPIC".into(), work));
+        let mut group: Vec<Service> = (0..replicas)
+            .map(|_| Service::start(&reloader_binary, "bench-reloader", &group_env, &[]))
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        for member in &mut group {
+            member.wait_ready(Duration::from_secs(30));
+        }
+        // Timed from when the group has shared the work topic out.
+        while group
+            .iter()
+            .map(|m| m.metric("bss_reloader_work_partitions").unwrap_or(0.0))
+            .sum::<f64>()
+            < f64::from(PARTITIONS)
+            || group
+                .iter()
+                .any(|m| m.metric("bss_reloader_work_partitions").unwrap_or(0.0) == 0.0)
+        {
+            anyhow::ensure!(Instant::now() < deadline, "the work group did not form");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let started = Instant::now();
+        let id = post(
+            group[0].http_port,
+            "/reingestion/topic",
+            serde_json::json!({"topic": topic, "reIngestionTopic": target}),
+        )?;
+        let job = wait_job(group[0].http_port, &id)?;
+        let elapsed = started.elapsed();
+        anyhow::ensure!(
+            job["messagesPublished"].as_u64() == Some(total),
+            "published {job}"
+        );
+        shared.push((replicas, elapsed));
+    }
+
     let rate = |d: Duration| total as f64 / d.as_secs_f64();
+    for (replicas, elapsed) in &shared {
+        println!(
+            "shared job, {replicas} replica(s): {:>8.0} msg/s ({:.2?}; ratio to one replica without a work topic {:.2})",
+            rate(*elapsed),
+            elapsed,
+            rate(*elapsed) / rate(replay)
+        );
+    }
     println!(
         "messages: {total} over {PARTITIONS} partitions, {:.0} bytes per value on average",
         bytes as f64 / total as f64
