@@ -141,7 +141,7 @@ pub struct Part {
     pub messages_published: u64,
     /// The offset from which nothing is acknowledged yet.
     pub checkpoint: Option<i64>,
-    /// When this replica started it.
+    /// When this replica started publishing it (its objects selected).
     pub started_at: Option<String>,
     /// When it ended.
     pub ended_at: Option<String>,
@@ -182,6 +182,9 @@ impl Part {
             .unwrap_or_else(|p| p.into_inner());
         if let Some(at) = checkpoints.get(&self.partition) {
             self.checkpoint = Some(*at);
+        }
+        if let Some(since) = progress.publishing_since.get() {
+            self.started_at = Some(bss_format::time::format_iso_ms(*since));
         }
     }
 

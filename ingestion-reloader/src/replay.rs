@@ -125,6 +125,8 @@ pub struct ReplayProgress {
     pub interrupted: AtomicBool,
     /// Set before cancelling when another replica took the job over.
     pub superseded: AtomicBool,
+    /// When the objects were selected and publishing began (epoch ms).
+    pub publishing_since: std::sync::OnceLock<i64>,
     /// Per source partition, the offset after the last fully acknowledged object.
     pub checkpoints: std::sync::Mutex<std::collections::BTreeMap<i32, i64>>,
 }
@@ -207,6 +209,11 @@ pub async fn run(
     progress.objects_total.store(
         partitions.values().map(|v| v.len() as u64).sum(),
         Ordering::SeqCst,
+    );
+    let _ = progress.publishing_since.set(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
     );
     // One schedule for all the job's partitions (of this replica: a shared job's parts each keep
     // their share).

@@ -131,6 +131,7 @@ struct Lane {
 
 struct Running {
     offset: i64,
+    item: WorkItem,
     progress: Arc<ReplayProgress>,
     /// Receives whether the item is done with (commit it) once its part task ends.
     ended: mpsc::Receiver<bool>,
@@ -291,15 +292,18 @@ fn reap(
     let mut lanes = lanes.lock().unwrap_or_else(|p| p.into_inner());
     for (partition, lane) in lanes.iter_mut() {
         if let Some(running) = &lane.running {
-            match running.ended.try_recv() {
-                Ok(done) => {
-                    if done {
-                        commit(consumer, topic, *partition, running.offset);
-                    }
-                    lane.running = None;
-                }
+            let done = match running.ended.try_recv() {
+                Ok(done) => done,
                 Err(mpsc::TryRecvError::Empty) => continue,
-                Err(mpsc::TryRecvError::Disconnected) => lane.running = None,
+                Err(mpsc::TryRecvError::Disconnected) => false,
+            };
+            let running = lane.running.take().expect("checked above");
+            if done {
+                commit(consumer, topic, *partition, running.offset);
+            } else if !state.shutdown.is_cancelled() {
+                // Its end could not be recorded: run it again (from its checkpoint) before the
+                // items behind it, whose commits would otherwise cover it.
+                lane.waiting.push_front((running.offset, running.item));
             }
         }
         // An item that is not done with (a part handed back at shutdown) stays uncommitted: the
@@ -311,6 +315,7 @@ fn reap(
             let progress = Arc::new(ReplayProgress::default());
             let (done, ended) = mpsc::channel();
             let key = format!("{}/{}", item.job, item.partition);
+            let retained = item.clone();
             state
                 .local
                 .lock()
@@ -327,6 +332,7 @@ fn reap(
             );
             lane.running = Some(Running {
                 offset,
+                item: retained,
                 progress,
                 ended,
             });
@@ -438,7 +444,6 @@ async fn replay_part(
         .collect();
     let unit = format!("{}-p{}", job.id, part.partition);
     let transactions = state.transactions(&unit, &mut spec, progress).await?;
-    part.started_at = Some(bss_format::time::format_iso_ms(now_ms()));
     if let Err(error) = state.jobs.save_part(&job.id, part).await {
         tracing::warn!(job = %job.id, partition = part.partition, error = %error, "cannot save the part record; its heartbeat retries");
     }
@@ -508,10 +513,4 @@ async fn finish_job(state: &Arc<AppState>, id: &str) {
             tracing::warn!(job = %id, error = %error, "cannot save the job's final record")
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
