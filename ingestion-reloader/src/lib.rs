@@ -23,9 +23,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::response::IntoResponse;
+use bss_kafka::Producer as FutureProducer;
 use bss_telemetry::Health;
 use object_store::ObjectStore;
-use rdkafka::producer::{FutureProducer, Producer as _};
+use rdkafka::producer::Producer as _;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 

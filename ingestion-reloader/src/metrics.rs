@@ -24,6 +24,8 @@ impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Self {
         let registry = Registry::new();
+        // Kafka client metrics under Mia-Platform's (Micrometer's) names.
+        bss_kafka::client_metrics::register(&registry);
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             register(
                 &registry,

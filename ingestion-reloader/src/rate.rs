@@ -1,12 +1,17 @@
 //! A job's rate limit, in records/s and bytes/s, shared by all its partitions: the generic cell
 //! rate algorithm (GCRA). Each record takes a slot of `max(1 / records per s, bytes / bytes per s)`
-//! after the previous one's; after a stall the schedule restarts from now, so nothing "owed" is paid
-//! in a burst.
+//! after the previous one's. A record that comes up to [`LATENESS_TOLERANCE`] after its slot (a late
+//! timer wake-up, a busy CPU) keeps the schedule, so those small delays are made up and the long-run
+//! rate holds; after a longer stall the schedule restarts from now, so at most that tolerance's
+//! worth of records goes at once and nothing more "owed" is paid in a burst.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+/// How late a record may come and still keep the schedule (GCRA's burst tolerance).
+const LATENESS_TOLERANCE: Duration = Duration::from_millis(250);
 
 /// Waits shorter than this are not slept (a timer cannot be more precise); the schedule still
 /// advances, so they are made up by the next sleep and the long-run rate stays exact.
@@ -71,7 +76,8 @@ impl Limiter {
         cost *= self.shares;
         let slot = {
             let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-            let slot = (*next).max(Instant::now());
+            let now = Instant::now();
+            let slot = (*next).max(now.checked_sub(LATENESS_TOLERANCE).unwrap_or(now));
             *next = slot + cost;
             slot
         };
@@ -112,8 +118,12 @@ mod tests {
         let took = elapsed_for(&limiter, 100, 10).await;
         assert!(close(took, Duration::from_millis(1980)), "{took:?}");
         tokio::time::sleep(Duration::from_secs(10)).await;
-        let took = elapsed_for(&limiter, 11, 10).await;
-        assert!(close(took, Duration::from_millis(200)), "{took:?}");
+        // After a stall, at most the lateness tolerance's worth goes at once (12 records at 50/s,
+        // the 13th one slot after the tolerance), then the rate again.
+        let took = elapsed_for(&limiter, 13, 10).await;
+        assert!(close(took, Duration::ZERO), "{took:?}");
+        let took = elapsed_for(&limiter, 50, 10).await;
+        assert!(close(took, Duration::from_millis(990)), "{took:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -5,9 +5,10 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bss_format::Record;
+use bss_kafka::Producer as FutureProducer;
 use futures::{StreamExt, TryStreamExt};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{DeliveryFuture, FutureProducer};
+use rdkafka::producer::DeliveryFuture;
 use serde::Deserialize;
 
 use crate::metrics::Metrics;

@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bss_config::KafkaConfig;
+use bss_kafka::Producer as FutureProducer;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 /// How long librdkafka may take to initialize, commit or abort a transaction.

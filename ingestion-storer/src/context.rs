@@ -63,6 +63,10 @@ impl ClientContext for StorerContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         tracing::warn!(error = %error, reason, "kafka client error");
     }
+
+    fn stats(&self, statistics: rdkafka::statistics::Statistics) {
+        bss_kafka::client_metrics::record(&statistics);
+    }
 }
 
 impl ConsumerContext for StorerContext {

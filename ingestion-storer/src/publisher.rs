@@ -8,9 +8,10 @@ use std::time::Duration;
 use bss_config::KafkaConfig;
 use bss_format::time::format_iso_ms;
 use bss_format::{Compression, FileSummary, Record, FORMAT_VERSION};
+use bss_kafka::Producer as FutureProducer;
 use bss_layout::{FileWrittenEvent, FileWrittenKey};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
 /// What a file-written event describes.

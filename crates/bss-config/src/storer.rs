@@ -74,8 +74,8 @@ const OWN_ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "BSS_COMPRESSION",
         key: "bss.compression",
-        default: "zstd",
-        help: "file compression: none (.txt, Mia-readable), gzip (.txt.gz), zstd (.txt.zst)",
+        default: "none",
+        help: "file compression: none (.txt JSON lines, Mia-Platform's format, read by its tools), zstd (.txt.zst, ~5-10x smaller, cheapest CPU; choose it when nothing downstream reads the files with Mia's tools), gzip (.txt.gz, readable by any unzip)",
     },
     EnvVar {
         name: "BSS_MULTIPART_THRESHOLD",
@@ -474,6 +474,8 @@ kafka:
     fn accepts_mia_platform_application_yaml_and_env_names() {
         let config = load_yaml(MIA_YAML, REQUIRED_ENV).expect("valid");
         assert_eq!(config.events_topic, "bss-events");
+        // Mia's configuration has no compression key: its uncompressed `.txt` files.
+        assert_eq!(config.compression, Compression::None);
         assert_eq!(config.limits.max_bytes, 1 << 20);
         assert_eq!(config.limits.flush_interval, Duration::from_secs(5));
         assert_eq!(config.topics[0].folder, "orders");

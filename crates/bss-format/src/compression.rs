@@ -4,12 +4,12 @@ use std::str::FromStr;
 /// Whole-file compression, shown by the object name's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Compression {
-    /// Plain JSON Lines, `.txt` (Mia-Platform's extension).
+    /// Plain JSON Lines, `.txt`: Mia-Platform's format, the default.
+    #[default]
     None,
     /// gzip, `.txt.gz`.
     Gzip,
-    /// zstd, `.txt.zst`: the default, about as small as gzip at a fraction of its CPU.
-    #[default]
+    /// zstd, `.txt.zst`: about as small as gzip at a fraction of its CPU.
     Zstd,
 }
 

@@ -2,7 +2,13 @@
 //! a producer, and a connectivity probe.
 #![warn(missing_docs)]
 
+pub mod client_metrics;
 pub mod headers;
+
+pub use client_metrics::StatisticsContext;
+
+/// The services' producer: its statistics feed [`client_metrics`].
+pub type Producer = FutureProducer<StatisticsContext>;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,6 +43,7 @@ pub fn archiving_consumer_config(kafka: &KafkaConfig, prefetch_kbytes: u64) -> C
     if config.get("queued.max.messages.kbytes").is_none() {
         config.set("queued.max.messages.kbytes", prefetch_kbytes.to_string());
     }
+    client_metrics::enable_statistics(&mut config);
     config
 }
 
@@ -76,8 +83,8 @@ const CONSUMER_ONLY: &[&str] = &[
 /// A producer with idempotence on (no duplicates or reordering from retries within a session, which
 /// implies `acks=all`) and Java's key partitioner; consumer-only properties of the shared configuration
 /// are left out.
-pub fn create_producer(kafka: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
-    producer_config(kafka).create()
+pub fn create_producer(kafka: &KafkaConfig) -> Result<Producer, KafkaError> {
+    producer_config(kafka).create_with_context(StatisticsContext)
 }
 
 /// A transactional producer (exactly-once publication): the settings of [`create_producer`] and
@@ -86,10 +93,10 @@ pub fn create_producer(kafka: &KafkaConfig) -> Result<FutureProducer, KafkaError
 pub fn create_transactional_producer(
     kafka: &KafkaConfig,
     transactional_id: &str,
-) -> Result<FutureProducer, KafkaError> {
+) -> Result<Producer, KafkaError> {
     let mut config = producer_config(kafka);
     config.set("transactional.id", transactional_id);
-    config.create()
+    config.create_with_context(StatisticsContext)
 }
 
 /// The settings of [`create_producer`].
@@ -120,6 +127,7 @@ fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
     if config.get("linger.ms").is_none() {
         config.set("linger.ms", "5");
     }
+    client_metrics::enable_statistics(&mut config);
     config
 }
 
@@ -267,8 +275,8 @@ pub fn probe(
 /// timestamp; to `partition` when given, else the partitioner chooses by key. When librdkafka's local
 /// queue is full it waits for room rather than failing. The returned future resolves on the broker's
 /// acknowledgement.
-pub async fn enqueue(
-    producer: &FutureProducer,
+pub async fn enqueue<C: ClientContext + 'static>(
+    producer: &FutureProducer<C>,
     topic: &str,
     record: &bss_format::Record,
     partition: Option<i32>,
