@@ -6,8 +6,10 @@
 //! - API keys: `X-API-Key: <key>`. The keys file has one key per line, `name:permissions:key`, where
 //!   permissions are `read`, `reingest` and `erase` joined by `+`; `#` starts a comment.
 //! - JWT: `Authorization: Bearer <token>`. Permissions come from the `scope` claim (space-separated)
-//!   or a `scp`/`permissions` array: `bss:read`, `bss:reingest`, `bss:erase`. `exp` is required; issuer and audience
-//!   are checked when configured.
+//!   or a `scp`/`permissions` array: `bss:read`, `bss:reingest`, `bss:erase`. `exp` is required; a configured
+//!   issuer or audience is required too (a token without `iss`/`aud` is refused); `nbf` is honoured;
+//!   60 s of clock skew are tolerated. JWKS keys are fetched by one request at a time, and while the
+//!   provider fails it is asked again only after a doubling back-off (10 s to 5 min).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -97,12 +99,39 @@ pub struct Authenticator {
 struct Jwks {
     url: String,
     client: reqwest::Client,
-    keys: RwLock<(HashMap<String, DecodingKey>, Option<Instant>)>,
+    keys: RwLock<JwksState>,
+    /// Held while a fetch runs: concurrent requests wait for that one fetch (single flight).
+    refresh: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct JwksState {
+    keys: HashMap<String, DecodingKey>,
+    /// Last successful fetch.
+    fetched_at: Option<Instant>,
+    /// Last fetch attempt, and how many failed in a row (the backoff before the next).
+    attempted_at: Option<Instant>,
+    failures: u32,
+}
+
+impl JwksState {
+    /// Whether a fetch may run now: at most one per [`JWKS_MIN_REFRESH`], and after failures
+    /// one per a doubling interval up to [`JWKS_MAX_BACKOFF`] (the identity provider is not
+    /// asked again per request while it fails: an unknown key id is refused at once meanwhile).
+    fn may_fetch(&self) -> bool {
+        let wait = JWKS_MIN_REFRESH
+            .saturating_mul(1 << self.failures.min(5))
+            .min(JWKS_MAX_BACKOFF);
+        self.attempted_at.is_none_or(|at| at.elapsed() >= wait)
+    }
 }
 
 /// How long fetched JWKS keys are trusted before a refresh; an unknown `kid` refreshes sooner.
 const JWKS_TTL: Duration = Duration::from_secs(600);
 const JWKS_MIN_REFRESH: Duration = Duration::from_secs(10);
+const JWKS_MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Tolerated clock difference with the token issuer for `exp` and `nbf`.
+const CLOCK_SKEW_SECONDS: u64 = 60;
 
 fn read_file(what: &str, path: &str) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read {what} {path}: {e}"))
@@ -165,7 +194,8 @@ impl Authenticator {
                 .timeout(Duration::from_secs(5))
                 .build()
                 .unwrap_or_default(),
-            keys: RwLock::new((HashMap::new(), None)),
+            keys: RwLock::new(JwksState::default()),
+            refresh: tokio::sync::Mutex::new(()),
         });
         let configured = !api_keys.is_empty() || !static_keys.is_empty() || jwks.is_some();
         if !settings.disabled && !configured {
@@ -223,14 +253,22 @@ impl Authenticator {
             return Err(format!("no key for algorithm {:?}", header.alg));
         }
         let mut validation = Validation::new(header.alg);
-        validation.set_required_spec_claims(&["exp"]);
+        // A configured issuer or audience is required, not only checked when present.
+        let mut required = vec!["exp"];
         if let Some(issuer) = &self.issuer {
             validation.set_issuer(&[issuer]);
+            required.push("iss");
         }
         match &self.audience {
-            Some(audience) => validation.set_audience(&[audience]),
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
             None => validation.validate_aud = false,
         }
+        validation.set_required_spec_claims(&required);
+        validation.validate_nbf = true;
+        validation.leeway = CLOCK_SKEW_SECONDS;
         let mut last_error = String::new();
         for key in candidates {
             match jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation) {
@@ -261,32 +299,39 @@ fn permissions_of(claims: &serde_json::Value) -> Permissions {
 }
 
 impl Jwks {
+    fn cached(&self, kid: &str) -> (Option<DecodingKey>, bool, bool) {
+        let state = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        let fresh = state.fetched_at.is_some_and(|t| t.elapsed() < JWKS_TTL);
+        (state.keys.get(kid).cloned(), fresh, state.may_fetch())
+    }
+
     async fn key(&self, kid: &str) -> Option<DecodingKey> {
-        let (cached, fetched_at) = {
-            let guard = self.keys.read().unwrap_or_else(|p| p.into_inner());
-            (guard.0.get(kid).cloned(), guard.1)
-        };
-        let age = fetched_at.map(|t| t.elapsed());
-        let fresh = age.is_some_and(|a| a < JWKS_TTL);
-        if let Some(key) = cached.filter(|_| fresh) {
-            return Some(key);
+        let (cached, fresh, may_fetch) = self.cached(kid);
+        if cached.is_some() && fresh || !may_fetch {
+            // A stale key still serves while the provider cannot be asked.
+            return cached;
         }
-        // Unknown kid or stale set: refresh, at most every JWKS_MIN_REFRESH.
-        if age.is_none_or(|a| a >= JWKS_MIN_REFRESH) {
-            match self.fetch().await {
-                Ok(keys) => {
-                    *self.keys.write().unwrap_or_else(|p| p.into_inner()) =
-                        (keys, Some(Instant::now()))
-                }
-                Err(e) => tracing::warn!(url = %self.url, error = %e, "cannot refresh the JWKS"),
+        // Unknown kid or stale set: one fetch at a time; whoever waited behind it reads its result.
+        let _flight = self.refresh.lock().await;
+        let (cached, fresh, may_fetch) = self.cached(kid);
+        if cached.is_some() && fresh || !may_fetch {
+            return cached;
+        }
+        let fetched = self.fetch().await;
+        let mut state = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        state.attempted_at = Some(Instant::now());
+        match fetched {
+            Ok(keys) => {
+                state.keys = keys;
+                state.fetched_at = state.attempted_at;
+                state.failures = 0;
+            }
+            Err(e) => {
+                state.failures += 1;
+                tracing::warn!(url = %self.url, error = %e, failures = state.failures, "cannot refresh the JWKS; tokens signed by unknown keys are refused until the next attempt");
             }
         }
-        self.keys
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .0
-            .get(kid)
-            .cloned()
+        state.keys.get(kid).cloned()
     }
 
     async fn fetch(&self) -> Result<HashMap<String, DecodingKey>, String> {

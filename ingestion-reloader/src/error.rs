@@ -31,6 +31,10 @@ pub enum ApiError {
         /// What conflicts.
         message: String,
     },
+    /// An archived object cannot be read back (corrupt, or a line over the length cap); the message
+    /// names the object.
+    #[error("{0}")]
+    CorruptObject(String),
     /// The body is over the size limit.
     #[error("{0}")]
     TooLarge(String),
@@ -40,6 +44,10 @@ pub enum ApiError {
     /// Kafka or the bucket does not answer: retry later.
     #[error("{0}")]
     Unavailable(String),
+    /// The bucket failed: the detail (URLs, bucket names, the backend's XML) goes to the log under
+    /// an error id, the answer says only that, and the id.
+    #[error("the bucket does not answer")]
+    Bucket(String),
     /// Anything else: logged, never shown.
     #[error("internal error")]
     Internal(String),
@@ -73,8 +81,13 @@ impl ApiError {
 
 impl From<object_store::Error> for ApiError {
     fn from(error: object_store::Error) -> Self {
-        Self::Unavailable(format!("the bucket does not answer: {error}"))
+        Self::Bucket(error.to_string())
     }
+}
+
+/// A short random id that ties an error answer to its log line.
+fn error_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 impl IntoResponse for ApiError {
@@ -83,6 +96,11 @@ impl IntoResponse for ApiError {
             Self::BadRequest { code, message } => (StatusCode::BAD_REQUEST, *code, message.clone()),
             Self::NotFound { code, message } => (StatusCode::NOT_FOUND, *code, message.clone()),
             Self::Conflict { code, message } => (StatusCode::CONFLICT, *code, message.clone()),
+            Self::CorruptObject(message) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "corrupt_object",
+                message.clone(),
+            ),
             Self::TooLarge(message) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
@@ -98,12 +116,22 @@ impl IntoResponse for ApiError {
                 "unavailable",
                 message.clone(),
             ),
+            Self::Bucket(detail) => {
+                let id = error_id();
+                tracing::warn!(error_id = %id, error = %detail, "bucket error answered 503");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    format!("the bucket does not answer; retry later (error id {id})"),
+                )
+            }
             Self::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error");
+                let id = error_id();
+                tracing::error!(error_id = %id, error = %detail, "internal error");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
-                    "internal error".to_owned(),
+                    format!("internal error (error id {id})"),
                 )
             }
         };

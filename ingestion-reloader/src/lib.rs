@@ -87,7 +87,9 @@ pub fn archive_error(error: ArchiveError) -> ApiError {
             ApiError::not_found("file_not_found", format!("object {path} does not exist"))
         }
         ArchiveError::Bucket(e) => ApiError::from(e),
-        ArchiveError::Corrupt { path, reason } => ApiError::Internal(format!("{path}: {reason}")),
+        ArchiveError::Corrupt { path, reason } => {
+            ApiError::CorruptObject(format!("object {path} cannot be read: {reason}"))
+        }
         e @ ArchiveError::NoCatalog(_) => {
             ApiError::bad_request("catalog_incomplete", e.to_string())
         }

@@ -351,3 +351,138 @@ async fn erasure_needs_its_own_permission_and_records_who_asked() {
     assert_eq!(keys_left.len(), 50);
     assert!(!keys_left.contains(&Some(b"k3".to_vec())));
 }
+
+/// An identity provider that counts its JWKS requests and answers each with a 500 after `delay`.
+async fn failing_jwks_server(
+    delay: Duration,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&requests);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let counted = std::sync::Arc::clone(&counted);
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                let _ = socket.read(&mut buffer).await;
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    (port, requests)
+}
+
+/// An HS256 token with exactly `claims` (plus `exp` in 5 minutes unless given).
+fn token_with(mut claims: serde_json::Value) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    if claims.get("exp").is_none() {
+        claims["exp"] = (now + 300).into();
+    }
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(HS_SECRET.as_bytes()),
+    )
+    .expect("token")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_issuer_and_audience_are_required_and_a_failing_identity_provider_is_asked_once()
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, HS_SECRET).expect("secret");
+    // Slow (2 s) and failing: every request it gets holds its caller 2 s.
+    let (jwks_port, jwks_requests) = failing_jwks_server(Duration::from_secs(2)).await;
+    let mut env = s3_settings().service_env();
+    env.extend([
+        ("KAFKA_BROKERS".to_owned(), bss_testkit::kafka_brokers()),
+        (
+            "RELOADER_JWT_HS256_SECRET_FILE".to_owned(),
+            secret.to_string_lossy().into_owned(),
+        ),
+        (
+            "RELOADER_JWKS_URL".to_owned(),
+            format!("http://127.0.0.1:{jwks_port}/jwks"),
+        ),
+        (
+            "RELOADER_JWT_ISSUER".to_owned(),
+            "https://idp.test".to_owned(),
+        ),
+        ("RELOADER_JWT_AUDIENCE".to_owned(), "bss".to_owned()),
+    ]);
+    let mut reloader = Service::start(RELOADER, "reloader-strict", &env, &[]);
+    reloader.wait_ready(Duration::from_secs(30));
+    let bearer = |t: String| Some(("Authorization", format!("Bearer {t}")));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let full = serde_json::json!({"sub": "ci", "scope": "bss:read", "iss": "https://idp.test", "aud": "bss"});
+    let without = |claim: &str| {
+        let mut claims = full.clone();
+        claims.as_object_mut().expect("object").remove(claim);
+        claims
+    };
+    let with = |claim: &str, value: serde_json::Value| {
+        let mut claims = full.clone();
+        claims[claim] = value;
+        claims
+    };
+    let get = |t: String| status(&reloader, "GET", "/status/folders", bearer(t)).0;
+    assert_eq!(get(token_with(full.clone())), 200);
+    assert_eq!(get(token_with(without("iss"))), 401, "no iss");
+    assert_eq!(get(token_with(without("aud"))), 401, "no aud");
+    assert_eq!(
+        get(token_with(with("nbf", (now + 600).into()))),
+        401,
+        "not yet valid"
+    );
+    assert_eq!(
+        get(token_with(with("nbf", (now + 20).into()))),
+        200,
+        "within the clock skew"
+    );
+
+    // 20 requests at once with a token of an unknown key: one JWKS fetch for all of them, then
+    // none during the back-off, whatever comes.
+    let rs256 = token(Algorithm::RS256, "bss:read", "bss", 300);
+    let answers: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| scope.spawn(|| get(rs256.clone())))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("request"))
+            .collect()
+    });
+    assert!(answers.iter().all(|a| *a == 401), "{answers:?}");
+    assert_eq!(
+        jwks_requests.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one fetch for 20 requests"
+    );
+    for _ in 0..10 {
+        assert_eq!(get(rs256.clone()), 401);
+    }
+    assert_eq!(
+        jwks_requests.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the failing provider is not asked again during the back-off"
+    );
+    assert!(reloader.log().contains("cannot refresh the JWKS"));
+    reloader.kill();
+}

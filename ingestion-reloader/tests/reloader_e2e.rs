@@ -709,6 +709,21 @@ async fn a_bucket_outage_answers_503_with_retry_after() {
         "{head}"
     );
     assert!(answer.contains("unavailable"), "{answer}");
+    // Nothing internal in the answer: no endpoint, bucket name or backend error text; an error
+    // id, when there is one, leads to the log line with the detail.
+    for internal in [
+        endpoint.as_str(),
+        s3.bucket.as_str(),
+        "http://",
+        "Error",
+        "<",
+    ] {
+        assert!(!answer.contains(internal), "{internal:?} in {answer}");
+    }
+    if let Some(id) = answer.split("error id ").nth(1) {
+        let id = id.trim_end_matches(|c: char| !c.is_ascii_hexdigit());
+        assert!(reloader.log().contains(id), "error id {id} not in the log");
+    }
     proxy.up().await;
 }
 
@@ -1722,4 +1737,50 @@ async fn a_shared_jobs_rate_limit_holds_across_two_replicas() {
     let distinct: std::collections::BTreeSet<(i32, i64)> =
         read.iter().map(|r| source_of(&r.record)).collect();
     assert_eq!((read.len(), distinct.len()), (800, 800), "each record once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_object_that_expands_to_a_huge_line_is_refused_by_name() {
+    // A 10 KiB zstd object under a valid name that decompresses to one 80 MiB line: reads answer
+    // 422 naming the object, a job fails naming it; memory stays bounded by the line cap.
+    use object_store::ObjectStoreExt;
+    let f = fixture(1, 3, 3, 1000).await;
+    let hostile = &f.paths[0];
+    let stored = Compression::Zstd.compress(&vec![b'a'; 80 << 20]);
+    f.store
+        .put(
+            &object_store::path::Path::from(hostile.as_str()),
+            stored.into(),
+        )
+        .await
+        .expect("put");
+    let reloader = start_reloader(&[]);
+    let (status, answer) = get(&reloader, &format!("/archive/{}/messages", f.topic));
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["code"], "corrupt_object", "{answer}");
+    let message = answer["message"].as_str().expect("message");
+    assert!(
+        message.contains(hostile.as_str()) && message.contains("longer than 64 MiB"),
+        "{message}"
+    );
+    let target = unique("target");
+    create_topic(&target, 1).await;
+    let (status, answer) = post(
+        &reloader,
+        "/reingestion/file",
+        serde_json::json!({"fileName": hostile, "reIngestionTopic": target}),
+    );
+    assert_eq!(status, 202, "{answer}");
+    let job = wait_job(
+        &reloader,
+        answer["requestId"].as_str().expect("id"),
+        Duration::from_secs(30),
+    );
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(hostile.as_str()) && e.contains("longer than")),
+        "{job}"
+    );
 }

@@ -1,4 +1,4 @@
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use crate::line::{decode_line, LineError};
 use crate::record::Record;
@@ -14,6 +14,13 @@ pub enum ReadError {
         /// Cause.
         source: std::io::Error,
     },
+    /// A line is longer than [`MAX_LINE_BYTES`]: no line this service writes is (a corrupt or
+    /// hostile object, e.g. a small compressed object that expands to one huge line).
+    #[error("line {line}: longer than {} MiB; not an archive line", MAX_LINE_BYTES >> 20)]
+    TooLong {
+        /// Offending line.
+        line: u64,
+    },
     /// A line is not a valid record.
     #[error("line {line}: {source}")]
     Line {
@@ -23,6 +30,10 @@ pub enum ReadError {
         source: LineError,
     },
 }
+
+/// The longest line read back: a 10 MiB value whose every byte needs a 6-byte JSON escape still
+/// fits; reading stops at this size, so a hostile object costs at most this much memory per reader.
+pub const MAX_LINE_BYTES: u64 = 64 << 20;
 
 /// Streams the records of one file, line by line: memory use is one line, whatever the file size.
 ///
@@ -59,8 +70,14 @@ impl<R: BufRead> Iterator for RecordReader<R> {
         loop {
             self.buffer.clear();
             self.line += 1;
-            match self.input.read_until(b'\n', &mut self.buffer) {
+            let mut bounded = (&mut self.input).take(MAX_LINE_BYTES + 1);
+            match bounded.read_until(b'\n', &mut self.buffer) {
                 Ok(0) => return None,
+                Ok(read) if read as u64 > MAX_LINE_BYTES => {
+                    self.failed = true;
+                    self.buffer = Vec::new();
+                    return Some(Err(ReadError::TooLong { line: self.line }));
+                }
                 Ok(_) => {}
                 Err(source) => {
                     self.failed = true;
@@ -115,6 +132,22 @@ mod tests {
             let back: Vec<_> = reader.collect::<Result<_, _>>().expect("reads");
             assert_eq!(back, records);
         }
+    }
+
+    #[test]
+    fn a_line_longer_than_the_cap_is_refused_without_reading_it_whole() {
+        // 8 KiB of zstd that expands to 80 MiB without a newline.
+        let huge = vec![b'a'; 80 << 20];
+        let stored = Compression::Zstd.compress(&huge);
+        assert!(stored.len() < 16 << 10, "{}", stored.len());
+        let mut reader = RecordReader::new(
+            Compression::Zstd.decompress(&stored[..]).expect("reader"),
+            None,
+        );
+        let error = reader.next().expect("an item").expect_err("too long");
+        assert!(matches!(error, ReadError::TooLong { line: 1 }), "{error}");
+        assert!(error.to_string().contains("longer than 64 MiB"), "{error}");
+        assert!(reader.next().is_none(), "stops after the error");
     }
 
     #[test]
