@@ -369,10 +369,11 @@ pub async fn require(
     next: Next,
 ) -> Response {
     if auth.disabled {
-        request
-            .extensions_mut()
-            .insert(Caller("anonymous (RELOADER_AUTH=none)".into()));
-        return next.run(request).await;
+        let caller = Caller("anonymous (RELOADER_AUTH=none)".into());
+        request.extensions_mut().insert(caller.clone());
+        let mut response = next.run(request).await;
+        response.extensions_mut().insert(caller);
+        return response;
     }
     let changes = matches!(*request.method(), Method::POST | Method::DELETE);
     let needs_erase = changes && request.uri().path().ends_with("/erasures");
@@ -393,28 +394,33 @@ pub async fn require(
     } else {
         Err("missing credentials: send X-API-Key or Authorization: Bearer".to_owned())
     };
-    match permissions {
-        Err(reason) => deny(StatusCode::UNAUTHORIZED, "unauthenticated", &reason),
-        Ok((_, p)) if needs_erase && !p.erase => deny(
+    let (caller, permissions) = match permissions {
+        Err(reason) => return deny(StatusCode::UNAUTHORIZED, "unauthenticated", &reason),
+        Ok(found) => found,
+    };
+    let missing = if needs_erase && !permissions.erase {
+        Some("erase")
+    } else if needs_reingest && !permissions.reingest {
+        Some("reingest")
+    } else if !changes && !permissions.read {
+        Some("read")
+    } else {
+        None
+    };
+    let mut response = match missing {
+        Some(permission) => deny(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "this credential lacks the erase permission",
+            &format!("this credential lacks the {permission} permission"),
         ),
-        Ok((_, p)) if needs_reingest && !p.reingest => deny(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "this credential lacks the reingest permission",
-        ),
-        Ok((_, p)) if !changes && !p.read => deny(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "this credential lacks the read permission",
-        ),
-        Ok((caller, _)) => {
-            request.extensions_mut().insert(caller);
+        None => {
+            request.extensions_mut().insert(caller.clone());
             next.run(request).await
         }
-    }
+    };
+    // For the access log and the audit record.
+    response.extensions_mut().insert(caller);
+    response
 }
 
 #[cfg(test)]

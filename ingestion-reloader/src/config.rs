@@ -24,6 +24,7 @@ const OWN_ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "RELOADER_EXACTLY_ONCE", key: "reloader.exactly-once", default: "false", help: "publish each object of a job in a Kafka transaction with the job's checkpoints, so read_committed consumers of the target see every record exactly once across takeovers (needs RELOADER_CHECKPOINT_TOPIC and a broker with transactions)" },
     EnvVar { name: "RELOADER_CHECKPOINT_TOPIC", key: "reloader.checkpoint-topic", default: "", help: "existing topic (compacted, one partition is enough) where exactly-once jobs commit their checkpoints" },
     EnvVar { name: "RELOADER_WORK_TOPIC", key: "reloader.work-topic", default: "", help: "existing topic through which replicas share large jobs: a job over several source partitions is split into one work item per partition, and the consumer group `<topic>-workers` of all replicas runs them (a replica runs one item per work partition it is assigned); unset: a job runs on the replica that accepted it" },
+    EnvVar { name: "RELOADER_AUDIT_TOPIC", key: "reloader.audit-topic", default: "", help: "existing topic that also receives every audit record (one JSON record per start, stop, resume or erasure, keyed by the principal); the records are always in the log (target `audit`)" },
     EnvVar { name: "RELOADER_TIME_LOOKBACK", key: "reloader.time-lookback", default: "", help: "deprecated and ignored (still accepted): windows now select objects by their real smallest and largest timestamps, so no look-back is needed" },
     EnvVar { name: "RELOADER_LINEAGE_HEADERS", key: "reloader.lineage-headers", default: "false", help: "add bss-source-topic/partition/offset and bss-job-id headers to republished records" },
     EnvVar { name: "RELOADER_REPLICA_ID", key: "reloader.replica-id", default: "$HOSTNAME", help: "name of this replica in job records" },
@@ -113,6 +114,7 @@ struct RawReloader {
     exactly_once: Option<bool>,
     checkpoint_topic: Option<String>,
     work_topic: Option<String>,
+    audit_topic: Option<String>,
     time_lookback: Option<NumberOrText>,
     lineage_headers: Option<bool>,
     replica_id: Option<String>,
@@ -160,6 +162,8 @@ pub struct ReloaderConfig {
     pub exactly_once: Option<String>,
     /// The work topic of jobs shared by replicas.
     pub work_topic: Option<String>,
+    /// Where audit records also go.
+    pub audit_topic: Option<String>,
     /// Whether lineage headers are added.
     pub lineage_headers: bool,
     /// This replica's name.
@@ -291,6 +295,7 @@ impl ReloaderConfig {
             jobs_prefix,
             exactly_once,
             work_topic: reloader.work_topic.filter(|t| !t.trim().is_empty()),
+            audit_topic: reloader.audit_topic.filter(|t| !t.trim().is_empty()),
             lineage_headers: reloader.lineage_headers.unwrap_or(false),
             replica_id,
             http_port: raw.http_port.unwrap_or(3000),

@@ -2,6 +2,7 @@
 //! one file, a topic (optionally a time window), one key — as jobs that any replica can follow and stop.
 //! Routes: `docs/reloader-api.md`.
 
+pub mod access;
 pub mod api;
 pub mod auth;
 pub mod config;
@@ -230,12 +231,15 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
             )
         }),
     );
+    let access = axum::middleware::from_fn_with_state(Arc::clone(&state), access::record);
     api::routes(state)
         .layer(guard)
         .layer(axum::middleware::from_fn(time_limit))
+        .layer(access)
         .merge(document)
         .merge(operational)
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::middleware::from_fn(access::security_headers))
 }
 
 /// How long an API request may take (starting a job returns at once; synchronous reads are bounded).

@@ -96,11 +96,13 @@ impl AppState {
         tracing::info!(job = %job.id, kind = ?plan.kind, topic = %plan.topic, target = %plan.spec.target, "reingestion started");
         let id = job.id.clone();
         self.launch(job, plan.spec, permit);
-        Ok((
+        let mut response = (
             StatusCode::ACCEPTED,
             Json(serde_json::json!({ "requestId": id, "message": "Reingestion started" })),
         )
-            .into_response())
+            .into_response();
+        response.extensions_mut().insert(crate::access::JobRef(id));
+        Ok(response)
     }
 
     /// Resumes an interrupted, failed or stopped job from its checkpoints, on this replica.

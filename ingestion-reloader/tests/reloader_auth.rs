@@ -486,3 +486,153 @@ async fn configured_issuer_and_audience_are_required_and_a_failing_identity_prov
     assert!(reloader.log().contains("cannot refresh the JWKS"));
     reloader.kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_is_logged_and_every_mutating_call_audited_without_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, format!("ops:read+reingest:{OPS_KEY}\n")).expect("keys");
+    let audit_topic = bss_testkit::unique("audit");
+    bss_testkit::kafka::create_topic(&audit_topic, 1).await;
+    let mut env = s3_settings().service_env();
+    env.extend([
+        ("KAFKA_BROKERS".to_owned(), bss_testkit::kafka_brokers()),
+        (
+            "RELOADER_API_KEYS_FILE".to_owned(),
+            keys.to_string_lossy().into_owned(),
+        ),
+        ("RELOADER_AUDIT_TOPIC".to_owned(), audit_topic.clone()),
+    ]);
+    let mut reloader = Service::start(RELOADER, "reloader-audit", &env, &[]);
+    reloader.wait_ready(Duration::from_secs(30));
+    let port = reloader.http_port;
+    let call =
+        move |method: &str, path: &str, key: Option<&str>, body: Option<serde_json::Value>| {
+            let headers: Vec<(&str, &str)> =
+                key.map(|k| vec![("X-API-Key", k)]).unwrap_or_default();
+            let body = body.map(|b| b.to_string());
+            bss_testkit::process::http_exchange(
+                port,
+                method,
+                path,
+                &headers,
+                body.as_deref().map(str::as_bytes),
+            )
+            .expect("answer")
+        };
+    let job = "0123456789abcdef01234567";
+    let (status, head, _) = call(
+        "POST",
+        "/reingestion/topic",
+        Some(OPS_KEY),
+        Some(
+            serde_json::json!({"topic": "never-archived", "reIngestionTopic": "nowhere", "startDate": "2026-01-01T00:00:00Z"}),
+        ),
+    );
+    assert_eq!(status, 404);
+    // Security headers on every answer.
+    let head = head.to_ascii_lowercase();
+    for expected in [
+        "x-content-type-options: nosniff",
+        "x-frame-options: deny",
+        "cache-control: no-store",
+        "content-security-policy: default-src 'none'",
+    ] {
+        assert!(head.contains(expected), "{expected} in {head}");
+    }
+    assert_eq!(
+        call(
+            "POST",
+            "/reingestion/key",
+            Some(OPS_KEY),
+            Some(serde_json::json!({"topic": "never-archived", "key": "customer-4711-secret", "reIngestionTopic": "nowhere"})),
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        call(
+            "DELETE",
+            &format!("/reingestion/jobs/{job}"),
+            Some(OPS_KEY),
+            None
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        call(
+            "GET",
+            &format!("/reingestion/jobs/{job}"),
+            Some(OPS_KEY),
+            None
+        )
+        .0,
+        404
+    );
+    assert_eq!(call("GET", "/reingestion/jobs", None, None).0, 401);
+
+    // Audit records on the topic: the three mutating calls, who, what, outcome.
+    let records = bss_testkit::kafka::read_topic(&audit_topic, 3, Duration::from_secs(30)).await;
+    let audits: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| serde_json::from_slice(r.record.payload.as_deref().expect("value")).expect("json"))
+        .collect();
+    assert_eq!(audits.len(), 3, "{audits:?}");
+    assert!(
+        audits.iter().all(|a| a["principal"] == "api-key:ops"
+            && a["outcome"] == "refused"
+            && a["status"] == 404),
+        "{audits:?}"
+    );
+    assert_eq!(audits[0]["action"], "POST /reingestion/topic");
+    assert_eq!(
+        (audits[0]["topic"].as_str(), audits[0]["target"].as_str()),
+        (Some("never-archived"), Some("nowhere"))
+    );
+    assert_eq!(audits[0]["startDate"], "2026-01-01T00:00:00Z");
+    assert_eq!(audits[1]["keyBytes"], 20, "the key by its length only");
+    assert_eq!(
+        (audits[2]["action"].as_str(), audits[2]["jobId"].as_str()),
+        (Some("DELETE /reingestion/jobs/{id}"), Some(job))
+    );
+    assert!(
+        audits.iter().all(|a| a["source"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("127.0.0.1:"))),
+        "{audits:?}"
+    );
+
+    // The access log: every request, with its route template and principal; never a secret.
+    let log = reloader.log();
+    let access: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["target"] == "access")
+        .collect();
+    assert_eq!(access.len(), 5, "{access:?}");
+    assert!(
+        access.iter().any(|a| a["route"] == "/reingestion/jobs/{id}"
+            && a["method"] == "GET"
+            && a["principal"] == "api-key:ops"
+            && a["status"] == 404),
+        "{access:?}"
+    );
+    assert!(
+        access
+            .iter()
+            .any(|a| a["status"] == 401 && a["principal"] == "(unauthenticated)"),
+        "{access:?}"
+    );
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("\"target\":\"audit\""))
+            .count(),
+        3
+    );
+    assert!(
+        !log.contains(OPS_KEY) && !log.contains("customer-4711-secret"),
+        "secrets in the log"
+    );
+    reloader.kill();
+}
