@@ -8,10 +8,11 @@ use axum::extract::{FromRequest, Path as UrlPath, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use base64::Engine as _;
 use serde::Deserialize;
 
+use crate::auth::Grants;
 use crate::error::ApiError;
 use crate::jobs::{Job, JobKind, JobState};
 use crate::rate::RateLimit;
@@ -274,10 +275,36 @@ fn validate_file_name(file_name: &str) -> Result<bss_layout::ObjectName, ApiErro
 
 async fn start_topic(
     State(state): State<Arc<AppState>>,
+    Extension(grants): Extension<Grants>,
     Body(request): Body<TopicRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    // Before any lookup, so a credential learns nothing about topics it may not touch.
+    check_scope(
+        &state,
+        &grants,
+        &request.topic,
+        request.re_ingestion_topic.as_deref(),
+    )?;
     let plan = topic_plan(&state, request).await?;
     state.start(plan).await
+}
+
+/// 403 unless the credential may replay `source` into the requested (or configured default)
+/// target; without any target the plan answers 400.
+fn check_scope(
+    state: &AppState,
+    grants: &Grants,
+    source: &str,
+    requested: Option<&str>,
+) -> Result<(), ApiError> {
+    let default = state.config.resolve(source).default_target;
+    match requested
+        .filter(|t| !t.trim().is_empty())
+        .or(default.as_deref())
+    {
+        Some(target) => grants.check_reingest(source, target),
+        None => Ok(()),
+    }
 }
 
 async fn topic_plan(state: &Arc<AppState>, request: TopicRequest) -> Result<Plan, ApiError> {
@@ -306,8 +333,16 @@ async fn topic_plan(state: &Arc<AppState>, request: TopicRequest) -> Result<Plan
 
 async fn start_file(
     State(state): State<Arc<AppState>>,
+    Extension(grants): Extension<Grants>,
     Body(request): Body<FileRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let name = validate_file_name(&request.file_name)?;
+    check_scope(
+        &state,
+        &grants,
+        &name.topic,
+        request.re_ingestion_topic.as_deref(),
+    )?;
     let plan = file_plan(&state, request).await?;
     state.start(plan).await
 }
@@ -344,8 +379,16 @@ async fn file_plan(state: &Arc<AppState>, request: FileRequest) -> Result<Plan, 
 
 async fn start_key(
     State(state): State<Arc<AppState>>,
+    Extension(grants): Extension<Grants>,
     Body(request): Body<KeyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    // Before any lookup, so a credential learns nothing about topics it may not touch.
+    check_scope(
+        &state,
+        &grants,
+        &request.topic,
+        request.re_ingestion_topic.as_deref(),
+    )?;
     let plan = key_plan(&state, request).await?;
     state.start(plan).await
 }
@@ -459,10 +502,12 @@ async fn list_jobs(
 /// Resumes an interrupted, failed or stopped job from its checkpoints, with its original request.
 async fn resume_job(
     State(state): State<Arc<AppState>>,
+    Extension(grants): Extension<Grants>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let job = state.job(&id).await?;
     let plan = plan_of(&state, &job).await?;
+    grants.check_reingest(&plan.topic, &plan.spec.target)?;
     state.resume(job, plan).await
 }
 

@@ -1,12 +1,13 @@
-//! Access control: API keys and OAuth2 bearer JWTs (HS256, RS256 from a PEM file or a JWKS URL), with
-//! three permissions, `read` (jobs, status, archive reads), `reingest` (start and stop reingestions)
-//! and `erase` (erase a key from the archive: `POST /archive/{topic}/erasures`).
+//! Access control: API keys and OAuth2 bearer JWTs (HS256, RS256 from a PEM file or a JWKS URL),
+//! granting topic-scoped actions ([`Grants`]): `read:<topics>`, `reingest:<sources>-><targets>`,
+//! `stop`, `erase:<topics>`, `admin`. The middleware checks the kind of scope a route needs; the
+//! handlers check the topics.
 //! Health and metrics routes are open. `RELOADER_AUTH=none` turns checks off (local use; warned).
 //!
-//! - API keys: `X-API-Key: <key>`. The keys file has one key per line, `name:permissions:key`, where
-//!   permissions are `read`, `reingest` and `erase` joined by `+`; `#` starts a comment.
-//! - JWT: `Authorization: Bearer <token>`. Permissions come from the `scope` claim (space-separated)
-//!   or a `scp`/`permissions` array: `bss:read`, `bss:reingest`, `bss:erase`. `exp` is required; a configured
+//! - API keys: `X-API-Key: <key>`. The keys file has one key per line, `name:scopes:key`, scopes
+//!   joined by `+`; `#` starts a comment.
+//! - JWT: `Authorization: Bearer <token>`. Scopes come from the `scope` claim (space-separated) or a
+//!   `scp`/`permissions`/`roles` array, prefixed `bss:` (`bss:read:orders.*`). `exp` is required; a configured
 //!   issuer or audience is required too (a token without `iss`/`aud` is refused); `nbf` is honoured;
 //!   60 s of clock skew are tolerated. JWKS keys are fetched by one request at a time, and while the
 //!   provider fails it is asked again only after a doubling back-off (10 s to 5 min).
@@ -23,49 +24,179 @@ use axum::Json;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
-/// What a caller may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Permissions {
-    /// Read jobs, status and the archive.
-    pub read: bool,
-    /// Start and stop reingestions.
-    pub reingest: bool,
-    /// Erase a key from the archive.
-    pub erase: bool,
+use crate::error::ApiError;
+
+/// A topic pattern of a scope: `*` matches any run of characters (`orders.*`, `*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern(String);
+
+impl Pattern {
+    fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        (!text.is_empty() && !text.contains(char::is_whitespace)).then(|| Self(text.to_owned()))
+    }
+
+    fn any() -> Self {
+        Self("*".into())
+    }
+
+    /// A pattern from configuration (validated there).
+    pub fn new(text: &str) -> Self {
+        Self(text.trim().to_owned())
+    }
+
+    /// Whether `topic` matches.
+    pub fn matches(&self, topic: &str) -> bool {
+        let mut parts = self.0.split('*');
+        let first = parts.next().unwrap_or_default();
+        let Some(mut rest) = topic.strip_prefix(first) else {
+            return false;
+        };
+        let pieces: Vec<&str> = parts.collect();
+        let Some((last, middle)) = pieces.split_last() else {
+            return rest.is_empty(); // No `*`: the whole name.
+        };
+        for piece in middle {
+            match rest.find(piece) {
+                Some(at) => rest = &rest[at + piece.len()..],
+                None => return false,
+            }
+        }
+        rest.ends_with(last)
+    }
+}
+
+/// What a caller may do, as scopes (keys file and token claims, `bss:` prefix in tokens):
+/// `read:<source>`, `reingest:<source>-><target>`, `stop`, `erase:<source>`, `admin` (all of
+/// them); the short forms `read`, `reingest` (= `reingest:*->*` + `stop`) and `erase` grant them on
+/// every topic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    read: Vec<Pattern>,
+    reingest: Vec<(Pattern, Pattern)>,
+    stop: bool,
+    erase: Vec<Pattern>,
+    admin: bool,
+}
+
+impl Grants {
+    /// Everything (checks off).
+    pub fn all() -> Self {
+        Self {
+            admin: true,
+            ..Self::default()
+        }
+    }
+
+    /// Adds one scope; `false` when it is not one.
+    fn add(&mut self, scope: &str) -> bool {
+        let (action, argument) = match scope.split_once(':') {
+            Some((action, argument)) => (action, Some(argument)),
+            None => (scope, None),
+        };
+        match (action, argument) {
+            ("admin", None) => self.admin = true,
+            ("stop", None) => self.stop = true,
+            ("read", None) => self.read.push(Pattern::any()),
+            ("erase", None) => self.erase.push(Pattern::any()),
+            ("reingest", None) => {
+                self.reingest.push((Pattern::any(), Pattern::any()));
+                self.stop = true;
+            }
+            ("read", Some(p)) => match Pattern::parse(p) {
+                Some(p) => self.read.push(p),
+                None => return false,
+            },
+            ("erase", Some(p)) => match Pattern::parse(p) {
+                Some(p) => self.erase.push(p),
+                None => return false,
+            },
+            ("reingest", Some(route)) => {
+                let parsed = route
+                    .split_once("->")
+                    .and_then(|(from, to)| Some((Pattern::parse(from)?, Pattern::parse(to)?)));
+                match parsed {
+                    Some(pair) => self.reingest.push(pair),
+                    None => return false,
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let mut grants = Self::default();
+        text.split('+')
+            .all(|scope| grants.add(scope.trim()))
+            .then_some(grants)
+    }
+
+    fn from_scopes<'a>(scopes: impl Iterator<Item = &'a str>) -> Self {
+        let mut grants = Self::default();
+        for scope in scopes {
+            // Other applications' scopes are none of ours.
+            if let Some(ours) = scope.strip_prefix("bss:") {
+                grants.add(ours);
+            }
+        }
+        grants
+    }
+
+    fn can_read_some(&self) -> bool {
+        self.admin || !self.read.is_empty()
+    }
+
+    fn can_reingest_some(&self) -> bool {
+        self.admin || !self.reingest.is_empty()
+    }
+
+    fn can_stop(&self) -> bool {
+        self.admin || self.stop
+    }
+
+    fn can_erase_some(&self) -> bool {
+        self.admin || !self.erase.is_empty()
+    }
+
+    /// 403 naming the scope, unless `source` may be read.
+    pub fn check_read(&self, source: &str) -> Result<(), ApiError> {
+        if self.admin || self.read.iter().any(|p| p.matches(source)) {
+            return Ok(());
+        }
+        Err(missing(format!("read:{source}")))
+    }
+
+    /// 403 naming the scope, unless `source` may be replayed into `target`.
+    pub fn check_reingest(&self, source: &str, target: &str) -> Result<(), ApiError> {
+        if self.admin
+            || self
+                .reingest
+                .iter()
+                .any(|(from, to)| from.matches(source) && to.matches(target))
+        {
+            return Ok(());
+        }
+        Err(missing(format!("reingest:{source}->{target}")))
+    }
+
+    /// 403 naming the scope, unless records of `source` may be erased.
+    pub fn check_erase(&self, source: &str) -> Result<(), ApiError> {
+        if self.admin || self.erase.iter().any(|p| p.matches(source)) {
+            return Ok(());
+        }
+        Err(missing(format!("erase:{source}")))
+    }
+}
+
+fn missing(scope: String) -> ApiError {
+    ApiError::Forbidden(format!("this credential lacks the scope {scope}"))
 }
 
 /// Who made a request (for audit records): the API key's name, the token's `sub`, or `anonymous`
 /// when checks are off. The middleware puts it in the request's extensions.
 #[derive(Debug, Clone)]
 pub struct Caller(pub String);
-
-impl Permissions {
-    fn parse(text: &str) -> Option<Self> {
-        let mut permissions = Self::default();
-        for part in text.split('+') {
-            match part.trim() {
-                "read" => permissions.read = true,
-                "reingest" => permissions.reingest = true,
-                "erase" => permissions.erase = true,
-                _ => return None,
-            }
-        }
-        Some(permissions)
-    }
-
-    fn from_scopes<'a>(scopes: impl Iterator<Item = &'a str>) -> Self {
-        let mut permissions = Self::default();
-        for scope in scopes {
-            match scope {
-                "bss:read" => permissions.read = true,
-                "bss:reingest" => permissions.reingest = true,
-                "bss:erase" => permissions.erase = true,
-                _ => {}
-            }
-        }
-        permissions
-    }
-}
 
 /// Auth settings (validated configuration).
 #[derive(Debug, Clone, Default)]
@@ -89,7 +220,7 @@ pub struct AuthSettings {
 /// The loaded verifier, shared by requests.
 pub struct Authenticator {
     disabled: bool,
-    api_keys: Vec<(String, Vec<u8>, Permissions)>,
+    api_keys: Vec<(String, Vec<u8>, Grants)>,
     static_keys: Vec<(Algorithm, DecodingKey)>,
     jwks: Option<Jwks>,
     issuer: Option<String>,
@@ -150,17 +281,18 @@ impl Authenticator {
                 if line.is_empty() || line.starts_with('#') {
                     continue;
                 }
-                let mut parts = line.splitn(3, ':');
-                let (Some(name), Some(permissions), Some(key)) =
-                    (parts.next(), parts.next(), parts.next())
-                else {
+                // Scopes hold `:` themselves: the name is before the first, the key after the last.
+                let parsed = line
+                    .split_once(':')
+                    .and_then(|(name, rest)| Some((name, rest.rsplit_once(':')?)));
+                let Some((name, (permissions, key))) = parsed else {
                     return Err(format!(
                         "RELOADER_API_KEYS_FILE {path} line {}: expected name:permissions:key",
                         number + 1
                     ));
                 };
-                let permissions = Permissions::parse(permissions).ok_or_else(|| {
-                    format!("RELOADER_API_KEYS_FILE {path} line {}: permissions must be read, reingest or erase, joined by +", number + 1)
+                let permissions = Grants::parse(permissions).ok_or_else(|| {
+                    format!("RELOADER_API_KEYS_FILE {path} line {}: scopes must be read[:<topics>], reingest[:<topics>-><topics>], stop, erase[:<topics>] or admin, joined by +", number + 1)
                 })?;
                 if key.len() < 16 {
                     return Err(format!("RELOADER_API_KEYS_FILE {path} line {}: key {name:?} is shorter than 16 characters", number + 1));
@@ -216,7 +348,7 @@ impl Authenticator {
         self.disabled
     }
 
-    fn check_api_key(&self, presented: &[u8]) -> Option<(Caller, Permissions)> {
+    fn check_api_key(&self, presented: &[u8]) -> Option<(Caller, Grants)> {
         // Compare every key in full, without early exit, so timing reveals nothing about the keys.
         let mut found = None;
         for (name, key, permissions) in &self.api_keys {
@@ -227,13 +359,13 @@ impl Authenticator {
                     .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                     == 0;
             if same {
-                found = Some((Caller(format!("api-key:{name}")), *permissions));
+                found = Some((Caller(format!("api-key:{name}")), permissions.clone()));
             }
         }
         found
     }
 
-    async fn check_jwt(&self, token: &str) -> Result<(Caller, Permissions), String> {
+    async fn check_jwt(&self, token: &str) -> Result<(Caller, Grants), String> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| format!("malformed token: {e}"))?;
         let mut candidates: Vec<DecodingKey> = self
@@ -284,18 +416,18 @@ impl Authenticator {
     }
 }
 
-fn permissions_of(claims: &serde_json::Value) -> Permissions {
+fn permissions_of(claims: &serde_json::Value) -> Grants {
     let mut scopes: Vec<&str> = claims
         .get("scope")
         .and_then(|s| s.as_str())
         .map(|s| s.split_whitespace().collect())
         .unwrap_or_default();
-    for field in ["scp", "permissions"] {
+    for field in ["scp", "permissions", "roles"] {
         if let Some(items) = claims.get(field).and_then(|v| v.as_array()) {
             scopes.extend(items.iter().filter_map(|i| i.as_str()));
         }
     }
-    Permissions::from_scopes(scopes.into_iter())
+    Grants::from_scopes(scopes.into_iter())
 }
 
 impl Jwks {
@@ -362,7 +494,9 @@ fn deny(status: StatusCode, code: &str, message: &str) -> Response {
     }
 }
 
-/// Middleware for the API routes: authenticates, then checks the permission the route needs.
+/// Middleware for the API routes: authenticates, checks that the credential holds the kind of
+/// scope the route needs (the topics are checked by the handlers, which know them) and hands the
+/// grants and the caller on.
 pub async fn require(
     State(auth): State<Arc<Authenticator>>,
     mut request: Request,
@@ -371,15 +505,21 @@ pub async fn require(
     if auth.disabled {
         let caller = Caller("anonymous (RELOADER_AUTH=none)".into());
         request.extensions_mut().insert(caller.clone());
+        request.extensions_mut().insert(Grants::all());
         let mut response = next.run(request).await;
         response.extensions_mut().insert(caller);
         return response;
     }
-    let changes = matches!(*request.method(), Method::POST | Method::DELETE);
-    let needs_erase = changes && request.uri().path().ends_with("/erasures");
-    let needs_reingest = changes && !needs_erase;
+    let path = request.uri().path();
+    let needed = match *request.method() {
+        Method::DELETE => "stop",
+        Method::POST if path == "/reingestion/stop-reingestion" => "stop",
+        Method::POST if path.ends_with("/erasures") => "erase",
+        Method::POST => "reingest",
+        _ => "read",
+    };
     let headers = request.headers();
-    let permissions = if let Some(key) = headers.get("x-api-key") {
+    let authenticated = if let Some(key) = headers.get("x-api-key") {
         auth.check_api_key(key.as_bytes())
             .ok_or_else(|| "unknown API key".to_owned())
     } else if let Some(bearer) = headers
@@ -394,29 +534,32 @@ pub async fn require(
     } else {
         Err("missing credentials: send X-API-Key or Authorization: Bearer".to_owned())
     };
-    let (caller, permissions) = match permissions {
+    let (caller, grants) = match authenticated {
         Err(reason) => return deny(StatusCode::UNAUTHORIZED, "unauthenticated", &reason),
         Ok(found) => found,
     };
-    let missing = if needs_erase && !permissions.erase {
-        Some("erase")
-    } else if needs_reingest && !permissions.reingest {
-        Some("reingest")
-    } else if !changes && !permissions.read {
-        Some("read")
-    } else {
-        None
+    let allowed = match needed {
+        "stop" => grants.can_stop(),
+        "erase" => grants.can_erase_some(),
+        "reingest" => grants.can_reingest_some(),
+        _ => grants.can_read_some(),
     };
-    let mut response = match missing {
-        Some(permission) => deny(
+    let mut response = if allowed {
+        request.extensions_mut().insert(caller.clone());
+        request.extensions_mut().insert(grants);
+        next.run(request).await
+    } else {
+        let scope = match needed {
+            "stop" => "stop",
+            "erase" => "erase:<topic>",
+            "reingest" => "reingest:<source>-><target>",
+            _ => "read:<topic>",
+        };
+        deny(
             StatusCode::FORBIDDEN,
             "forbidden",
-            &format!("this credential lacks the {permission} permission"),
-        ),
-        None => {
-            request.extensions_mut().insert(caller.clone());
-            next.run(request).await
-        }
+            &format!("this credential lacks the scope {scope}"),
+        )
     };
     // For the access log and the audit record.
     response.extensions_mut().insert(caller);
@@ -433,7 +576,7 @@ mod tests {
         let path = dir.path().join("keys");
         std::fs::write(
             &path,
-            "# comment\nops:read+reingest:0123456789abcdef0123\nviewer:read:fedcba9876543210fedc\ndpo:erase:abcdefabcdefabcdef00\n",
+            "# comment\nops:read+reingest:0123456789abcdef0123\nviewer:read:fedcba9876543210fedc\ndpo:erase:abcdefabcdefabcdef00\nsupport:read:orders.*+reingest:orders.*->orders.reingestion+stop:aaaabbbbccccdddd\n",
         )
         .expect("write");
         let settings = AuthSettings {
@@ -441,28 +584,27 @@ mod tests {
             ..Default::default()
         };
         let auth = Authenticator::load(&settings).expect("valid");
-        let permissions = |key: &[u8]| auth.check_api_key(key).map(|(_, p)| p);
-        assert_eq!(
-            permissions(b"fedcba9876543210fedc"),
-            Some(Permissions {
-                read: true,
-                ..Permissions::default()
-            })
-        );
-        assert_eq!(
-            permissions(b"0123456789abcdef0123"),
-            Some(Permissions {
-                read: true,
-                reingest: true,
-                erase: false
-            })
-        );
-        assert_eq!(
-            permissions(b"abcdefabcdefabcdef00"),
-            Some(Permissions {
-                erase: true,
-                ..Permissions::default()
-            })
+        let grants = |key: &[u8]| auth.check_api_key(key).map(|(_, g)| g).expect("known key");
+        let viewer = grants(b"fedcba9876543210fedc");
+        assert!(viewer.check_read("anything").is_ok() && !viewer.can_reingest_some());
+        let ops = grants(b"0123456789abcdef0123");
+        assert!(ops.check_reingest("a", "b").is_ok() && ops.can_stop() && !ops.can_erase_some());
+        let dpo = grants(b"abcdefabcdefabcdef00");
+        assert!(dpo.check_erase("orders").is_ok() && !dpo.can_read_some());
+        let support = grants(b"aaaabbbbccccdddd");
+        assert!(support.check_read("orders.ingestion").is_ok());
+        assert!(support.check_read("payments.ingestion").is_err());
+        assert!(support
+            .check_reingest("orders.ingestion", "orders.reingestion")
+            .is_ok());
+        let refused = support
+            .check_reingest("orders.ingestion", "payments.reingestion")
+            .expect_err("other target");
+        assert!(
+            refused
+                .to_string()
+                .contains("reingest:orders.ingestion->payments.reingestion"),
+            "{refused}"
         );
         assert_eq!(
             auth.check_api_key(b"abcdefabcdefabcdef00")
@@ -472,7 +614,7 @@ mod tests {
         );
         assert!(auth.check_api_key(b"0123456789abcdef012").is_none());
 
-        std::fs::write(&path, "ops:admin:0123456789abcdef0123\n").expect("write");
+        std::fs::write(&path, "ops:superuser:0123456789abcdef0123\n").expect("write");
         assert!(Authenticator::load(&settings)
             .err()
             .expect("invalid")
@@ -489,19 +631,24 @@ mod tests {
     }
 
     #[test]
-    fn scopes_map_to_permissions() {
-        let claims = serde_json::json!({"scope": "openid bss:read bss:erase", "permissions": ["bss:reingest"]});
+    fn token_scopes_and_patterns() {
+        let claims = serde_json::json!({"scope": "openid bss:read bss:erase:orders", "roles": ["bss:reingest:orders->orders.*"]});
+        let grants = permissions_of(&claims);
+        assert!(grants.check_read("x").is_ok() && grants.check_erase("orders").is_ok());
+        assert!(grants.check_erase("payments").is_err() && !grants.can_stop());
+        assert!(grants.check_reingest("orders", "orders.replay").is_ok());
+        assert!(grants.check_reingest("orders", "payments").is_err());
         assert_eq!(
-            permissions_of(&claims),
-            Permissions {
-                read: true,
-                reingest: true,
-                erase: true
-            }
+            permissions_of(&serde_json::json!({"scope": "openid read"})),
+            Grants::default(),
+            "only bss: scopes count"
         );
-        assert_eq!(
-            permissions_of(&serde_json::json!({"scope": "openid"})),
-            Permissions::default()
-        );
+        let pattern = |p: &str| Pattern::parse(p).expect("pattern");
+        assert!(pattern("orders.*").matches("orders.ingestion"));
+        assert!(!pattern("orders.*").matches("orders"));
+        assert!(pattern("*.reingestion").matches("orders.reingestion"));
+        assert!(pattern("a*b*c").matches("a-x-b-y-c") && !pattern("a*b*c").matches("a-c"));
+        assert!(pattern("exact").matches("exact") && !pattern("exact").matches("exact2"));
+        assert!(Pattern::parse("with space").is_none());
     }
 }

@@ -25,11 +25,12 @@ const OWN_ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "RELOADER_CHECKPOINT_TOPIC", key: "reloader.checkpoint-topic", default: "", help: "existing topic (compacted, one partition is enough) where exactly-once jobs commit their checkpoints" },
     EnvVar { name: "RELOADER_WORK_TOPIC", key: "reloader.work-topic", default: "", help: "existing topic through which replicas share large jobs: a job over several source partitions is split into one work item per partition, and the consumer group `<topic>-workers` of all replicas runs them (a replica runs one item per work partition it is assigned); unset: a job runs on the replica that accepted it" },
     EnvVar { name: "RELOADER_AUDIT_TOPIC", key: "reloader.audit-topic", default: "", help: "existing topic that also receives every audit record (one JSON record per start, stop, resume or erasure, keyed by the principal); the records are always in the log (target `audit`)" },
+    EnvVar { name: "RELOADER_PROTECTED_TOPICS", key: "reloader.protected-topics", default: "", help: "comma-separated topic patterns (`*` wildcards) no job may publish to, whatever its credential's scopes; the storer's events topic (`bss.topics-config.output-events-topic`) and the mapped ingestion topics are always protected" },
     EnvVar { name: "RELOADER_TIME_LOOKBACK", key: "reloader.time-lookback", default: "", help: "deprecated and ignored (still accepted): windows now select objects by their real smallest and largest timestamps, so no look-back is needed" },
     EnvVar { name: "RELOADER_LINEAGE_HEADERS", key: "reloader.lineage-headers", default: "false", help: "add bss-source-topic/partition/offset and bss-job-id headers to republished records" },
     EnvVar { name: "RELOADER_REPLICA_ID", key: "reloader.replica-id", default: "$HOSTNAME", help: "name of this replica in job records" },
     EnvVar { name: "RELOADER_AUTH", key: "reloader.auth.mode", default: "required", help: "required: every API call needs an API key or a JWT; none: no checks (local use only, logged as a warning)" },
-    EnvVar { name: "RELOADER_API_KEYS_FILE", key: "reloader.auth.api-keys-file", default: "", help: "file of API keys, one `name:permissions:key` per line (permissions: read, reingest, erase, joined by +)" },
+    EnvVar { name: "RELOADER_API_KEYS_FILE", key: "reloader.auth.api-keys-file", default: "", help: "file of API keys, one `name:scopes:key` per line; scopes joined by +: read[:<topics>], reingest[:<sources>-><targets>], stop, erase[:<topics>], admin (see docs/reloader-api.md)" },
     EnvVar { name: "RELOADER_JWT_HS256_SECRET_FILE", key: "reloader.auth.jwt-hs256-secret-file", default: "", help: "file holding the HS256 secret (32+ characters) of accepted JWTs" },
     EnvVar { name: "RELOADER_JWT_RS256_PUBLIC_KEY_FILE", key: "reloader.auth.jwt-rs256-public-key-file", default: "", help: "PEM RSA public key of accepted RS256 JWTs" },
     EnvVar { name: "RELOADER_JWKS_URL", key: "reloader.auth.jwks-url", default: "", help: "JWKS URL of the identity provider (RS256 keys by kid, cached 10 minutes)" },
@@ -88,7 +89,7 @@ struct RawBss {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 #[allow(dead_code)]
 struct RawTopicsConfig {
-    output_events_topic: Option<IgnoredAny>,
+    output_events_topic: Option<String>,
     #[serde(default)]
     data_topics_mapping: Vec<RawMapping>,
 }
@@ -115,6 +116,7 @@ struct RawReloader {
     checkpoint_topic: Option<String>,
     work_topic: Option<String>,
     audit_topic: Option<String>,
+    protected_topics: Option<String>,
     time_lookback: Option<NumberOrText>,
     lineage_headers: Option<bool>,
     replica_id: Option<String>,
@@ -164,6 +166,8 @@ pub struct ReloaderConfig {
     pub work_topic: Option<String>,
     /// Where audit records also go.
     pub audit_topic: Option<String>,
+    /// Topic patterns no job may publish to (`*` wildcards).
+    pub protected_topics: Vec<String>,
     /// Whether lineage headers are added.
     pub lineage_headers: bool,
     /// This replica's name.
@@ -184,6 +188,21 @@ impl ReloaderConfig {
         let mut kafka = raw.kafka.validate(&ENV_VARS, env)?;
         kafka.set_default("client.id", "ingestion-reloader");
         let bucket = raw.bss.bucket.validate(&ENV_VARS, "bss.bucket")?;
+        // Never a reingestion target: the storer's events topic and the ingestion topics.
+        let mut protected_topics: Vec<String> = raw
+            .bss
+            .topics_config
+            .output_events_topic
+            .clone()
+            .into_iter()
+            .chain(
+                raw.bss
+                    .topics_config
+                    .data_topics_mapping
+                    .iter()
+                    .map(|m| m.ingestion.clone()),
+            )
+            .collect();
         let mut topics = Vec::new();
         for (index, entry) in raw
             .bss
@@ -209,6 +228,16 @@ impl ReloaderConfig {
             });
         }
         let reloader = raw.reloader;
+        protected_topics.extend(
+            reloader
+                .protected_topics
+                .iter()
+                .flat_map(|list| list.split(','))
+                .map(|p| p.trim().to_owned())
+                .filter(|p| !p.is_empty()),
+        );
+        protected_topics.sort();
+        protected_topics.dedup();
         let max_concurrent_jobs = reloader.max_concurrent_jobs.unwrap_or(4);
         if max_concurrent_jobs == 0 {
             return Err(invalid(
@@ -296,6 +325,7 @@ impl ReloaderConfig {
             exactly_once,
             work_topic: reloader.work_topic.filter(|t| !t.trim().is_empty()),
             audit_topic: reloader.audit_topic.filter(|t| !t.trim().is_empty()),
+            protected_topics,
             lineage_headers: reloader.lineage_headers.unwrap_or(false),
             replica_id,
             http_port: raw.http_port.unwrap_or(3000),

@@ -44,8 +44,10 @@ pub async fn start(
     State(state): State<Arc<AppState>>,
     UrlPath(topic): UrlPath<String>,
     Extension(caller): Extension<Caller>,
+    Extension(grants): Extension<crate::auth::Grants>,
     Body(body): Body<EraseBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    grants.check_erase(&topic)?;
     let key = decode_key(&body.key, body.key_encoding.as_deref())?;
     let grace = body.grace_seconds.unwrap_or(600);
     if grace > MAX_GRACE_SECONDS {
@@ -89,8 +91,10 @@ pub async fn start(
 /// Lists the erasure records of the topic's folder, oldest first.
 pub async fn list(
     State(state): State<Arc<AppState>>,
+    Extension(grants): Extension<crate::auth::Grants>,
     UrlPath(topic): UrlPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
+    grants.check_read(&topic)?;
     let folder = state.config.resolve(&topic).folder;
     let erasures =
         bucket_answer(async { state.archive.erasures(&folder).await.map_err(archive_error) })

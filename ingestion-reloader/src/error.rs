@@ -23,6 +23,9 @@ pub enum ApiError {
         /// What is missing.
         message: String,
     },
+    /// The credential lacks a scope; the message names it.
+    #[error("{0}")]
+    Forbidden(String),
     /// The request conflicts with the resource's state (e.g. resuming a job that is running).
     #[error("{message}")]
     Conflict {
@@ -96,6 +99,7 @@ impl IntoResponse for ApiError {
             Self::BadRequest { code, message } => (StatusCode::BAD_REQUEST, *code, message.clone()),
             Self::NotFound { code, message } => (StatusCode::NOT_FOUND, *code, message.clone()),
             Self::Conflict { code, message } => (StatusCode::CONFLICT, *code, message.clone()),
+            Self::Forbidden(message) => (StatusCode::FORBIDDEN, "forbidden", message.clone()),
             Self::CorruptObject(message) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "corrupt_object",

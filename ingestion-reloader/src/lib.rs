@@ -141,6 +141,16 @@ impl AppState {
                 "reIngestionTopic: required (no default reingestion topic is configured for this topic)",
             )
         })?;
+        if let Some(pattern) = self
+            .config
+            .protected_topics
+            .iter()
+            .find(|p| auth::Pattern::new(p).matches(target))
+        {
+            return Err(ApiError::Forbidden(format!(
+                "reIngestionTopic: {target:?} is protected ({pattern}): the storer's events topic, an ingestion topic or RELOADER_PROTECTED_TOPICS"
+            )));
+        }
         let producer = self.producer.clone();
         let name = target.to_owned();
         let partitions = tokio::task::spawn_blocking(move || {

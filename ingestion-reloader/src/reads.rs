@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::Json;
+use axum::{Extension, Json};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -102,9 +102,11 @@ async fn objects_in_window(
 /// A page of records, as JSON lines of the archive format (`docs/file-format.md` §1.2).
 pub async fn messages(
     State(state): State<Arc<AppState>>,
+    Extension(grants): Extension<crate::auth::Grants>,
     UrlPath(topic): UrlPath<String>,
     Query(query): Query<MessagesQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    grants.check_read(&topic)?;
     let limit = page_limit(query.limit)?;
     let (from, to) = (
         date("from", query.from.as_deref())?,
@@ -178,9 +180,11 @@ pub struct FilesQuery {
 /// Objects of a topic with what their names and sidecars say.
 pub async fn files(
     State(state): State<Arc<AppState>>,
+    Extension(grants): Extension<crate::auth::Grants>,
     UrlPath(topic): UrlPath<String>,
     Query(query): Query<FilesQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    grants.check_read(&topic)?;
     let limit = page_limit(query.limit)?;
     let (from, to) = (
         date("from", query.from.as_deref())?,

@@ -288,7 +288,7 @@ async fn erasure_needs_its_own_permission_and_records_who_asked() {
 
     let (code, body) = call("POST", &route, OPS_KEY, Some(request.clone()));
     assert_eq!(code, 403, "{body}");
-    assert!(body.to_string().contains("erase permission"), "{body}");
+    assert!(body.to_string().contains("scope erase"), "{body}");
     let (code, body) = call(
         "POST",
         &format!("/archive/{uncataloged}/erasures"),
@@ -634,5 +634,98 @@ async fn every_call_is_logged_and_every_mutating_call_audited_without_secrets() 
         !log.contains(OPS_KEY) && !log.contains("customer-4711-secret"),
         "secrets in the log"
     );
+    reloader.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scopes_grant_topics_and_protected_targets_are_refused_to_everyone() {
+    const SUPPORT_KEY: &str = "support-key-0123456789abcdef";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    std::fs::write(
+        &keys,
+        format!("support:read:orders.*+reingest:orders.*->orders.reingestion+stop:{SUPPORT_KEY}\nadmin:admin:{OPS_KEY}\n"),
+    )
+    .expect("keys");
+    let mut env = s3_settings().service_env();
+    env.extend([
+        ("KAFKA_BROKERS".to_owned(), bss_testkit::kafka_brokers()),
+        (
+            "RELOADER_API_KEYS_FILE".to_owned(),
+            keys.to_string_lossy().into_owned(),
+        ),
+        (
+            "RELOADER_PROTECTED_TOPICS".to_owned(),
+            "audit.*, cdc.raw".to_owned(),
+        ),
+    ]);
+    let mut reloader = Service::start(RELOADER, "reloader-scopes", &env, &[]);
+    reloader.wait_ready(Duration::from_secs(30));
+    let call = |key: &str, method: &str, path: &str, body: Option<serde_json::Value>| {
+        let body = body.map(|b| b.to_string());
+        let (status, text) = http_request(
+            reloader.http_port,
+            method,
+            path,
+            &[("X-API-Key", key)],
+            body.as_deref().map(str::as_bytes),
+        )
+        .expect("answer");
+        (status, text)
+    };
+    let start = |key: &str, source: &str, target: &str| {
+        call(
+            key,
+            "POST",
+            "/reingestion/topic",
+            Some(serde_json::json!({"topic": source, "reIngestionTopic": target})),
+        )
+    };
+    // Another source, or another target: 403 naming the missing scope, before any lookup.
+    let (status, body) = start(SUPPORT_KEY, "payments.ingestion", "orders.reingestion");
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("reingest:payments.ingestion->orders.reingestion"),
+        "{body}"
+    );
+    let (status, body) = start(SUPPORT_KEY, "orders.ingestion", "payments.reingestion");
+    assert_eq!(status, 403, "{body}");
+    // Its own route passes the scope check (then nothing is archived: 404).
+    assert_eq!(
+        start(SUPPORT_KEY, "orders.ingestion", "orders.reingestion").0,
+        404
+    );
+    let (status, body) = call(
+        SUPPORT_KEY,
+        "GET",
+        "/archive/payments.ingestion/messages",
+        None,
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("read:payments.ingestion"), "{body}");
+    assert_ne!(
+        call(
+            SUPPORT_KEY,
+            "GET",
+            "/archive/orders.ingestion/messages",
+            None
+        )
+        .0,
+        403
+    );
+    let (status, body) = call(
+        SUPPORT_KEY,
+        "POST",
+        "/archive/orders.ingestion/erasures",
+        Some(serde_json::json!({"key": "k", "reason": "test"})),
+    );
+    assert_eq!(status, 403, "no erase scope: {body}");
+    assert!(body.contains("erase"), "{body}");
+    // Protected targets: refused even to an admin.
+    for target in ["audit.log", "cdc.raw"] {
+        let (status, body) = start(OPS_KEY, "orders.ingestion", target);
+        assert_eq!(status, 403, "{target}: {body}");
+        assert!(body.contains("protected"), "{body}");
+    }
     reloader.kill();
 }
