@@ -200,20 +200,73 @@ fn render_metrics(registry: &Registry) -> impl IntoResponse {
     }
 }
 
-/// Serves `router` on `0.0.0.0:port` until `shutdown` resolves.
+/// How long a client may take to send a request's headers (also how long an idle keep-alive
+/// connection stays open): a slow or silent client cannot hold a connection for ever.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves `router` on `port` (all interfaces) until `shutdown`, then finishes the requests in
+/// flight. Handlers see the peer address as `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     router: Router,
     port: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
-    // The peer address reaches handlers and middleware (access log, audit records).
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_on(listener, router, shutdown, HEADER_READ_TIMEOUT).await;
+    Ok(())
+}
+
+async fn serve_on(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    header_read_timeout: std::time::Duration,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %error, "cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let service = router.clone().map_request(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request.map(axum::body::Body::new)
+            },
+        );
+        let connection = builder
+            .serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                hyper_util::service::TowerToHyperService::new(service),
+            )
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(error = %error, "connection ended with an error");
+            }
+        });
+    }
+    graceful.shutdown().await;
 }
 
 #[cfg(test)]
@@ -256,5 +309,51 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(status_of(&router, "/-/metrics").await, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let router = operational_router(Health::default(), Registry::new());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_on(
+            listener,
+            router,
+            async move {
+                let _ = stopped.await;
+            },
+            std::time::Duration::from_millis(500),
+        ));
+        // A complete request is answered, with the peer address available.
+        let mut fast = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        fast.write_all(b"GET /-/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut answer = String::new();
+        fast.read_to_string(&mut answer).await.expect("read");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        // Half a request line, then silence: the server hangs up (a read of 0 bytes, or an error)
+        // instead of waiting for ever.
+        let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        slow.write_all(b"GET /-/health/li").await.expect("write");
+        let mut buffer = [0u8; 256];
+        let closed =
+            tokio::time::timeout(std::time::Duration::from_secs(10), slow.read(&mut buffer))
+                .await
+                .expect("the server closed the connection");
+        assert!(
+            matches!(closed, Ok(0) | Err(_)) || buffer.starts_with(b"HTTP/1.1 408"),
+            "{closed:?}"
+        );
+        let _ = stop.send(());
+        server.await.expect("server task");
     }
 }
