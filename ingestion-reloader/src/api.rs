@@ -450,6 +450,7 @@ async fn stop_topic(
 
 /// `GET /reingestion/jobs?since=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct JobsQuery {
     /// Also list the jobs started at or after this ISO-8601 time (default: the last 24 hours; at

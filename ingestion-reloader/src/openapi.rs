@@ -49,6 +49,69 @@ impl Modify for Security {
     }
 }
 
+/// Completes every operation so the document is valid OpenAPI 3.1 and says every status a route
+/// can answer: a description on each response (the status's reason phrase when the route gives
+/// none), and the error answers every route shares: `401`, `403` and `503` behind access control
+/// (credentials, scopes, bucket or Kafka unavailable), `500` everywhere.
+struct Completeness;
+
+impl Modify for Completeness {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let reason = |status: &str| {
+            status
+                .parse::<u16>()
+                .ok()
+                .and_then(|s| axum::http::StatusCode::from_u16(s).ok())
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("answer")
+                .to_owned()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.put,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                let shared: &[&str] = if secured {
+                    &["401", "403", "500", "503"]
+                } else {
+                    &["500"]
+                };
+                for status in shared {
+                    operation
+                        .responses
+                        .responses
+                        .entry((*status).to_owned())
+                        .or_insert_with(|| {
+                            RefOr::T(
+                                ResponseBuilder::new()
+                                    .description(reason(status))
+                                    .content(
+                                        "application/json",
+                                        ContentBuilder::new()
+                                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                                            .build(),
+                                    )
+                                    .build(),
+                            )
+                        });
+                }
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    if let RefOr::T(response) = response {
+                        if response.description.trim().is_empty() {
+                            response.description = reason(status);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[utoipa::path(post, path = "/reingestion/topic", request_body = TopicRequest, tag = "reingestion",
     responses((status = 202, body = Started), (status = 200, description = "with dryRun: the preview (objects, bytes, records per partition, samples); nothing is published"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
@@ -151,7 +214,7 @@ fn count() {}
     info(title = "Ingestion Reloader API", description = "Replays archived Kafka records from the bucket. Mia-Platform compatible routes plus key reingestion, jobs and synchronous reads."),
     paths(reingest_topic, reingest_file, reingest_key, stop_topic, list_jobs, get_job, stop_job, resume_job, archive_messages, archive_files, erase_key, list_erasures, folders, count),
     components(schemas(TopicRequest, FileRequest, KeyRequest, StopRequest, EraseBody, PayloadFilter, Job, JobKind, JobState, Part, Started, ErrorBody)),
-    modifiers(&Security)
+    modifiers(&Security, &Completeness)
 )]
 pub struct ApiDoc;
 
