@@ -129,6 +129,9 @@ impl AppState {
         job.replica = self.config.replica_id.clone();
         job.error = None;
         job.ended_at = None;
+        // A shared job is dispatched again; until then it is this replica's (and stale if it dies).
+        job.parts = None;
+        job.part_progress.clear();
         bucket_answer(self.jobs.save(&mut job)).await?;
         bucket_answer(self.jobs.reopen(&job.id, &job.topic)).await?;
         tracing::info!(job = %job.id, run = job.run, checkpoints = ?job.checkpoints, "reingestion resumed");
