@@ -7,14 +7,15 @@ use std::sync::Arc;
 use axum::extract::{FromRequest, Path as UrlPath, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
 use base64::Engine as _;
 use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::Grants;
 use crate::error::ApiError;
 use crate::jobs::{Job, JobKind, JobState};
+use crate::openapi::{ErrorBody, Started};
 use crate::rate::RateLimit;
 use crate::replay::{PayloadFilter, ReplaySpec};
 use crate::{bucket_answer, AppState};
@@ -55,12 +56,16 @@ pub struct Options<'a> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TopicRequest {
     /// Ingestion topic (or folder) to replay.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,249}$")]
     pub topic: String,
     /// Target topic; defaults to the topic's configured reingestion topic.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,249}$")]
     pub re_ingestion_topic: Option<String>,
     /// Inclusive lower bound on record timestamps.
+    #[schema(format = DateTime)]
     pub start_date: Option<String>,
     /// Inclusive upper bound.
+    #[schema(format = DateTime)]
     pub stop_date: Option<String>,
     /// Mia-Platform's Kotlin selectors: refused with a pointer to `filter`.
     pub custom_selector_name: Option<String>,
@@ -83,9 +88,13 @@ pub struct TopicRequest {
 #[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FileRequest {
-    /// Object path, as in the file-written event's `filePath`.
+    /// Object path, as in the file-written event's `filePath`: `<folder>/<first timestamp>_<topic>_<partition>_<first offset>_<ms>.txt[.gz|.zst]`.
+    #[schema(
+        pattern = r"^([^/.][^/]*/)+[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z_[A-Za-z0-9._-]+_[0-9]+_[0-9]+_[0-9]+\.txt(\.gz|\.zst)?$"
+    )]
     pub file_name: String,
     /// Target topic; defaults to the file's topic's configured reingestion topic.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,249}$")]
     pub re_ingestion_topic: Option<String>,
     /// Refused, see `filter`.
     pub custom_selector_name: Option<String>,
@@ -109,16 +118,21 @@ pub struct FileRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeyRequest {
     /// Ingestion topic (or folder).
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,249}$")]
     pub topic: String,
     /// The key, as text (or base64 with `keyEncoding: "base64"`).
     pub key: String,
     /// `base64` for binary keys.
+    #[schema(pattern = "^base64$")]
     pub key_encoding: Option<String>,
     /// Target topic.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,249}$")]
     pub re_ingestion_topic: Option<String>,
     /// Inclusive lower bound.
+    #[schema(format = DateTime)]
     pub start_date: Option<String>,
     /// Inclusive upper bound.
+    #[schema(format = DateTime)]
     pub stop_date: Option<String>,
     /// Only the latest record of the key.
     #[serde(default)]
@@ -143,6 +157,7 @@ pub struct KeyRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StopRequest {
     /// Topic whose running reingestions stop.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,249}$")]
     pub topic: String,
 }
 
@@ -179,26 +194,27 @@ macro_rules! options {
     };
 }
 
+/// The routes of the REST API with their OpenAPI operations, from the handlers' annotations: the
+/// service and its document come from the same list, so they cannot drift apart.
+pub fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(start_topic))
+        .routes(routes!(start_file))
+        .routes(routes!(start_key))
+        .routes(routes!(stop_topic))
+        .routes(routes!(list_jobs))
+        .routes(routes!(get_job, stop_job))
+        .routes(routes!(resume_job))
+        .routes(routes!(crate::reads::messages))
+        .routes(routes!(crate::reads::files))
+        .routes(routes!(crate::erasures::start, crate::erasures::list))
+        .routes(routes!(folders))
+        .routes(routes!(count))
+}
+
 /// The router of the REST API (operational routes are merged by the caller).
 pub fn routes(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/reingestion/topic", post(start_topic))
-        .route("/reingestion/file", post(start_file))
-        .route("/reingestion/key", post(start_key))
-        .route("/reingestion/stop-reingestion", post(stop_topic))
-        .route("/reingestion/jobs", get(list_jobs))
-        .route("/reingestion/jobs/{id}", get(get_job))
-        .route("/reingestion/jobs/{id}", delete(stop_job))
-        .route("/reingestion/jobs/{id}/resume", post(resume_job))
-        .route("/archive/{topic}/messages", get(crate::reads::messages))
-        .route("/archive/{topic}/files", get(crate::reads::files))
-        .route(
-            "/archive/{topic}/erasures",
-            post(crate::erasures::start).get(crate::erasures::list),
-        )
-        .route("/status/folders", get(folders))
-        .route("/status/{folder}/count", get(count))
-        .with_state(state)
+    router().split_for_parts().0.with_state(state)
 }
 
 fn parse_date(field: &'static str, text: Option<&str>) -> Result<Option<i64>, ApiError> {
@@ -273,6 +289,10 @@ fn validate_file_name(file_name: &str) -> Result<bss_layout::ObjectName, ApiErro
         .map_err(|e| bad(&format!("is not an archive object name ({e})")))
 }
 
+#[utoipa::path(post, path = "/reingestion/topic", operation_id = "reingest_topic", request_body = TopicRequest, tag = "reingestion",
+    responses((status = 202, body = Started), (status = 200, description = "with dryRun: the preview (objects, bytes, records per partition, samples); nothing is published"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("apiKey" = []), ("bearer" = [])))]
 async fn start_topic(
     State(state): State<Arc<AppState>>,
     Extension(grants): Extension<Grants>,
@@ -331,6 +351,10 @@ async fn topic_plan(state: &Arc<AppState>, request: TopicRequest) -> Result<Plan
     Ok(plan)
 }
 
+#[utoipa::path(post, path = "/reingestion/file", operation_id = "reingest_file", request_body = FileRequest, tag = "reingestion",
+    responses((status = 202, body = Started), (status = 200, description = "with dryRun: the preview (objects, bytes, records per partition, samples); nothing is published"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("apiKey" = []), ("bearer" = [])))]
 async fn start_file(
     State(state): State<Arc<AppState>>,
     Extension(grants): Extension<Grants>,
@@ -377,6 +401,10 @@ async fn file_plan(state: &Arc<AppState>, request: FileRequest) -> Result<Plan, 
     Ok(plan)
 }
 
+#[utoipa::path(post, path = "/reingestion/key", operation_id = "reingest_key", request_body = KeyRequest, tag = "reingestion",
+    responses((status = 202, body = Started), (status = 200, description = "with dryRun: the preview (objects, bytes, records per partition, samples); nothing is published"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("apiKey" = []), ("bearer" = [])))]
 async fn start_key(
     State(state): State<Arc<AppState>>,
     Extension(grants): Extension<Grants>,
@@ -424,11 +452,24 @@ async fn key_plan(state: &Arc<AppState>, request: KeyRequest) -> Result<Plan, Ap
     Ok(plan)
 }
 
+#[utoipa::path(post, path = "/reingestion/stop-reingestion", request_body = StopRequest, tag = "reingestion",
+    responses((status = 200, description = "stop requested for the topic's running jobs"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("apiKey" = []), ("bearer" = [])))]
 async fn stop_topic(
     State(state): State<Arc<AppState>>,
     Body(request): Body<StopRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    non_empty("topic", &request.topic)?;
+    // A name no topic can have is a mistake (a pattern, a typo), not "nothing to stop".
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if request.topic.is_empty() || request.topic.len() > 249 || !request.topic.chars().all(legal) {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!(
+                "topic: {:?} is not a topic name (1 to 249 of A-Z a-z 0-9 . _ -)",
+                request.topic
+            ),
+        ));
+    }
     let mut stopped = Vec::new();
     for job in bucket_answer(state.jobs.indexed()).await? {
         if job.topic != request.topic {
@@ -455,13 +496,19 @@ async fn stop_topic(
 pub struct JobsQuery {
     /// Also list the jobs started at or after this ISO-8601 time (default: the last 24 hours; at
     /// most `RELOADER_JOB_RETENTION` back). Running jobs are always listed first.
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// At most this many jobs besides the running ones, newest first (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// The next page: jobs older than this job id (the last id of the previous page).
+    #[param(pattern = "^[0-9a-f]{24}$")]
     pub before: Option<String>,
 }
 
+#[utoipa::path(get, path = "/reingestion/jobs", tag = "jobs", params(crate::api::JobsQuery),
+    responses((status = 200, body = [Job]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("apiKey" = []), ("bearer" = [])))]
 async fn list_jobs(
     State(state): State<Arc<AppState>>,
     Query(query): Query<JobsQuery>,
@@ -501,6 +548,10 @@ async fn list_jobs(
 }
 
 /// Resumes an interrupted, failed or stopped job from its checkpoints, with its original request.
+#[utoipa::path(post, path = "/reingestion/jobs/{id}/resume", tag = "jobs", params(("id" = String, Path, pattern = "^[0-9a-f]{24}$", description = "job id (24 hex digits)")),
+    responses((status = 202, body = Started), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("apiKey" = []), ("bearer" = [])))]
 async fn resume_job(
     State(state): State<Arc<AppState>>,
     Extension(grants): Extension<Grants>,
@@ -532,6 +583,9 @@ pub async fn plan_of(state: &Arc<AppState>, job: &Job) -> Result<Plan, ApiError>
     }
 }
 
+#[utoipa::path(get, path = "/reingestion/jobs/{id}", tag = "jobs", params(("id" = String, Path, pattern = "^[0-9a-f]{24}$", description = "job id (24 hex digits)")),
+    responses((status = 200, body = Job), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("apiKey" = []), ("bearer" = [])))]
 async fn get_job(
     State(state): State<Arc<AppState>>,
     UrlPath(id): UrlPath<String>,
@@ -539,6 +593,10 @@ async fn get_job(
     state.job(&id).await.map(Json)
 }
 
+#[utoipa::path(delete, path = "/reingestion/jobs/{id}", tag = "jobs", params(("id" = String, Path, pattern = "^[0-9a-f]{24}$", description = "job id (24 hex digits)")),
+    responses((status = 202, description = "stop requested"), (status = 200, description = "the job was not running"), (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("apiKey" = []), ("bearer" = [])))]
 async fn stop_job(
     State(state): State<Arc<AppState>>,
     UrlPath(id): UrlPath<String>,
@@ -571,6 +629,7 @@ async fn stop_job(
     }
 }
 
+#[utoipa::path(get, path = "/status/folders", tag = "status", responses((status = 200, body = [String])), security(("apiKey" = []), ("bearer" = [])))]
 async fn folders(State(state): State<Arc<AppState>>) -> Result<Json<Vec<String>>, ApiError> {
     state
         .archive
@@ -580,6 +639,8 @@ async fn folders(State(state): State<Arc<AppState>>) -> Result<Json<Vec<String>>
         .map_err(crate::archive_error)
 }
 
+#[utoipa::path(get, path = "/status/{folder}/count", tag = "status", params(("folder" = String, Path)), responses((status = 200, body = u64, content_type = "application/json")),
+    security(("apiKey" = []), ("bearer" = [])))]
 async fn count(
     State(state): State<Arc<AppState>>,
     UrlPath(folder): UrlPath<String>,

@@ -7,7 +7,9 @@
 //! - API keys: `X-API-Key: <key>`. The keys file has one key per line, `name:scopes:key`, scopes
 //!   joined by `+`; `#` starts a comment.
 //! - JWT: `Authorization: Bearer <token>`. Scopes come from the `scope` claim (space-separated) or a
-//!   `scp`/`permissions`/`roles` array, prefixed `bss:` (`bss:read:orders.*`). `exp` is required; a configured
+//!   `scp`/`permissions` array, prefixed `bss:` (`bss:read:orders.*`), and from the roles claim
+//!   (`RELOADER_JWT_ROLES_CLAIM`): `bss:` entries are scopes, other role names are mapped to scopes
+//!   by `RELOADER_JWT_ROLE_SCOPES`. `exp` is required; a configured
 //!   issuer or audience is required too (a token without `iss`/`aud` is refused); `nbf` is honoured;
 //!   60 s of clock skew are tolerated. JWKS keys are fetched by one request at a time, and while the
 //!   provider fails it is asked again only after a doubling back-off (10 s to 5 min).
@@ -132,15 +134,13 @@ impl Grants {
             .then_some(grants)
     }
 
-    fn from_scopes<'a>(scopes: impl Iterator<Item = &'a str>) -> Self {
-        let mut grants = Self::default();
-        for scope in scopes {
-            // Other applications' scopes are none of ours.
-            if let Some(ours) = scope.strip_prefix("bss:") {
-                grants.add(ours);
-            }
-        }
-        grants
+    /// Adds everything `other` grants.
+    fn merge(&mut self, other: &Grants) {
+        self.read.extend(other.read.iter().cloned());
+        self.reingest.extend(other.reingest.iter().cloned());
+        self.erase.extend(other.erase.iter().cloned());
+        self.stop |= other.stop;
+        self.admin |= other.admin;
     }
 
     fn can_read_some(&self) -> bool {
@@ -215,6 +215,10 @@ pub struct AuthSettings {
     pub issuer: Option<String>,
     /// Required `aud`.
     pub audience: Option<String>,
+    /// Dotted path of the claim holding role names.
+    pub roles_claim: String,
+    /// `role=scopes;…`: what each role grants.
+    pub role_scopes: Option<String>,
 }
 
 /// The loaded verifier, shared by requests.
@@ -225,6 +229,8 @@ pub struct Authenticator {
     jwks: Option<Jwks>,
     issuer: Option<String>,
     audience: Option<String>,
+    roles_claim: Vec<String>,
+    role_scopes: HashMap<String, Grants>,
 }
 
 struct Jwks {
@@ -340,6 +346,11 @@ impl Authenticator {
             jwks,
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
+            roles_claim: match settings.roles_claim.trim() {
+                "" => vec!["roles".to_owned()],
+                path => path.split('.').map(str::to_owned).collect(),
+            },
+            role_scopes: parse_role_scopes(settings.role_scopes.as_deref().unwrap_or(""))?,
         })
     }
 
@@ -405,29 +416,69 @@ impl Authenticator {
         for key in candidates {
             match jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation) {
                 Ok(data) => {
-                    let subject = data.claims.get("sub").and_then(|s| s.as_str());
-                    let caller = Caller(format!("jwt:{}", subject.unwrap_or("(no sub)")));
-                    return Ok((caller, permissions_of(&data.claims)));
+                    let claim = |name: &str| data.claims.get(name).and_then(|s| s.as_str());
+                    let mut caller = format!("jwt:{}", claim("sub").unwrap_or("(no sub)"));
+                    // The OAuth2 client (machine-to-machine flows): `azp`, or `client_id` (RFC 9068).
+                    if let Some(client) = claim("azp").or_else(|| claim("client_id")) {
+                        caller.push_str(&format!(" client:{client}"));
+                    }
+                    return Ok((Caller(caller), self.grants_of(&data.claims)));
                 }
                 Err(e) => last_error = e.to_string(),
             }
         }
         Err(format!("invalid token: {last_error}"))
     }
+
+    /// What a verified token grants: its `bss:` scopes and its mapped roles.
+    fn grants_of(&self, claims: &serde_json::Value) -> Grants {
+        let mut scopes: Vec<&str> = claims
+            .get("scope")
+            .and_then(|s| s.as_str())
+            .map(|s| s.split_whitespace().collect())
+            .unwrap_or_default();
+        for field in ["scp", "permissions"] {
+            if let Some(items) = claims.get(field).and_then(|v| v.as_array()) {
+                scopes.extend(items.iter().filter_map(|i| i.as_str()));
+            }
+        }
+        let roles = self
+            .roles_claim
+            .iter()
+            .try_fold(claims, |value, step| value.get(step))
+            .and_then(|v| v.as_array());
+        let mut grants = Grants::default();
+        for role in roles.into_iter().flatten().filter_map(|r| r.as_str()) {
+            match self.role_scopes.get(role) {
+                Some(mapped) => grants.merge(mapped),
+                None => scopes.push(role),
+            }
+        }
+        for scope in scopes {
+            // Other applications' scopes are none of ours.
+            if let Some(ours) = scope.strip_prefix("bss:") {
+                grants.add(ours);
+            }
+        }
+        grants
+    }
 }
 
-fn permissions_of(claims: &serde_json::Value) -> Grants {
-    let mut scopes: Vec<&str> = claims
-        .get("scope")
-        .and_then(|s| s.as_str())
-        .map(|s| s.split_whitespace().collect())
-        .unwrap_or_default();
-    for field in ["scp", "permissions", "roles"] {
-        if let Some(items) = claims.get(field).and_then(|v| v.as_array()) {
-            scopes.extend(items.iter().filter_map(|i| i.as_str()));
+/// `role=scopes;role=scopes`, scopes as in the keys file.
+fn parse_role_scopes(text: &str) -> Result<HashMap<String, Grants>, String> {
+    let mut roles = HashMap::new();
+    for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let parsed = entry
+            .split_once('=')
+            .and_then(|(role, scopes)| Some((role.trim(), Grants::parse(scopes)?)));
+        match parsed {
+            Some((role, grants)) if !role.is_empty() => {
+                roles.insert(role.to_owned(), grants);
+            }
+            _ => return Err(format!("RELOADER_JWT_ROLE_SCOPES entry {entry:?}: expected role=scopes, scopes joined by + (read[:<topics>], reingest[:<topics>-><topics>], stop, erase[:<topics>], admin)")),
         }
     }
-    Grants::from_scopes(scopes.into_iter())
+    Ok(roles)
 }
 
 impl Jwks {
@@ -632,17 +683,62 @@ mod tests {
 
     #[test]
     fn token_scopes_and_patterns() {
+        let auth = |roles_claim: &str, role_scopes: &str| Authenticator {
+            disabled: false,
+            api_keys: Vec::new(),
+            static_keys: Vec::new(),
+            jwks: None,
+            issuer: None,
+            audience: None,
+            roles_claim: roles_claim.split('.').map(str::to_owned).collect(),
+            role_scopes: parse_role_scopes(role_scopes).expect("role scopes"),
+        };
+        let plain = auth("roles", "");
         let claims = serde_json::json!({"scope": "openid bss:read bss:erase:orders", "roles": ["bss:reingest:orders->orders.*"]});
-        let grants = permissions_of(&claims);
+        let grants = plain.grants_of(&claims);
         assert!(grants.check_read("x").is_ok() && grants.check_erase("orders").is_ok());
         assert!(grants.check_erase("payments").is_err() && !grants.can_stop());
         assert!(grants.check_reingest("orders", "orders.replay").is_ok());
         assert!(grants.check_reingest("orders", "payments").is_err());
         assert_eq!(
-            permissions_of(&serde_json::json!({"scope": "openid read"})),
+            plain.grants_of(&serde_json::json!({"scope": "openid read", "roles": ["operator"]})),
             Grants::default(),
-            "only bss: scopes count"
+            "only bss: scopes count, and unmapped roles grant nothing"
         );
+
+        // Keycloak-style nested roles, mapped by configuration.
+        let keycloak = auth(
+            "realm_access.roles",
+            "bss-analyst=read:orders.* ; bss-operator=reingest:*->*.reingestion+stop+read",
+        );
+        let analyst = keycloak.grants_of(
+            &serde_json::json!({"realm_access": {"roles": ["offline_access", "bss-analyst"]}}),
+        );
+        assert!(analyst.check_read("orders.ingestion").is_ok());
+        assert!(analyst.check_read("payments").is_err() && !analyst.can_reingest_some());
+        let operator = keycloak.grants_of(
+            &serde_json::json!({"realm_access": {"roles": ["bss-operator", "bss-analyst"]}}),
+        );
+        assert!(
+            operator
+                .check_reingest("orders", "orders.reingestion")
+                .is_ok()
+                && operator.can_stop()
+        );
+        assert!(operator.check_reingest("orders", "orders").is_err());
+        assert_eq!(
+            keycloak.grants_of(&serde_json::json!({"roles": ["bss-operator"]})),
+            Grants::default(),
+            "roles elsewhere than the configured claim are ignored"
+        );
+        for bad in ["operator", "=read", "operator=superuser", "a=read;b"] {
+            assert!(
+                parse_role_scopes(bad)
+                    .expect_err(bad)
+                    .contains("RELOADER_JWT_ROLE_SCOPES"),
+                "{bad}"
+            );
+        }
         let pattern = |p: &str| Pattern::parse(p).expect("pattern");
         assert!(pattern("orders.*").matches("orders.ingestion"));
         assert!(!pattern("orders.*").matches("orders"));

@@ -36,6 +36,11 @@ const OWN_ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "RELOADER_JWKS_URL", key: "reloader.auth.jwks-url", default: "", help: "JWKS URL of the identity provider (RS256 keys by kid, cached 10 minutes)" },
     EnvVar { name: "RELOADER_JWT_ISSUER", key: "reloader.auth.jwt-issuer", default: "", help: "required `iss` of JWTs (not checked when unset)" },
     EnvVar { name: "RELOADER_JWT_AUDIENCE", key: "reloader.auth.jwt-audience", default: "", help: "required `aud` of JWTs (not checked when unset)" },
+    EnvVar { name: "RELOADER_JWT_ROLES_CLAIM", key: "reloader.auth.jwt-roles-claim", default: "roles", help: "claim of JWTs holding role names, a dotted path for nested claims (Keycloak: `realm_access.roles`); roles are mapped to scopes by RELOADER_JWT_ROLE_SCOPES, and `bss:`-prefixed entries are scopes themselves" },
+    EnvVar { name: "RELOADER_JWT_ROLE_SCOPES", key: "reloader.auth.jwt-role-scopes", default: "", help: "scopes granted by JWT roles, `role=scopes` entries separated by `;`, scopes joined by + as in the keys file (`bss-operator=reingest+read;bss-analyst=read:orders.*`); unknown roles grant nothing" },
+    EnvVar { name: "RELOADER_MAX_OBJECT_BYTES", key: "reloader.max-object-bytes", default: "4GiB", help: "largest archive object read back, stored or once decompressed; a larger one is refused as corrupt (422 naming the object) instead of exhausting memory or time (a decompression bomb)" },
+    EnvVar { name: "RELOADER_TLS_CERT_FILE", key: "reloader.tls.cert-file", default: "", help: "PEM certificate chain (server certificate first): with RELOADER_TLS_KEY_FILE, the port serves HTTPS only; both files are reloaded within 5 s of a change (a pair that does not load is logged and the previous one kept)" },
+    EnvVar { name: "RELOADER_TLS_KEY_FILE", key: "reloader.tls.key-file", default: "", help: "PEM private key (PKCS#8, PKCS#1 or SEC1) of RELOADER_TLS_CERT_FILE" },
     EnvVar { name: "HTTP_PORT", key: "http-port", default: "3000", help: "port of the REST API, /-/health/* and /-/metrics" },
     EnvVar { name: "LOG_LEVEL", key: "log-level", default: "info", help: "error, warn, info, debug or trace" },
 ];
@@ -109,7 +114,10 @@ struct RawMapping {
 struct RawReloader {
     #[serde(default)]
     auth: RawAuth,
+    #[serde(default)]
+    tls: RawTls,
     max_concurrent_jobs: Option<usize>,
+    max_object_bytes: Option<NumberOrText>,
     job_retention: Option<NumberOrText>,
     jobs_prefix: Option<String>,
     exactly_once: Option<bool>,
@@ -132,6 +140,15 @@ struct RawAuth {
     jwks_url: Option<String>,
     jwt_issuer: Option<String>,
     jwt_audience: Option<String>,
+    jwt_roles_claim: Option<String>,
+    jwt_role_scopes: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawTls {
+    cert_file: Option<String>,
+    key_file: Option<String>,
 }
 
 /// One archived topic: its folder and default reingestion target.
@@ -156,6 +173,8 @@ pub struct ReloaderConfig {
     pub topics: Vec<ArchivedTopic>,
     /// Cap of running jobs on this replica.
     pub max_concurrent_jobs: usize,
+    /// Largest object read back, stored or decompressed.
+    pub max_object_bytes: u64,
     /// How long finished job records are kept.
     pub job_retention: std::time::Duration,
     /// Where job records live.
@@ -172,6 +191,8 @@ pub struct ReloaderConfig {
     pub lineage_headers: bool,
     /// This replica's name.
     pub replica_id: String,
+    /// HTTPS certificate chain and key files.
+    pub tls: Option<(String, String)>,
     /// Access control.
     pub auth: crate::auth::AuthSettings,
     /// HTTP port.
@@ -313,9 +334,46 @@ impl ReloaderConfig {
             jwks_url: raw_auth.jwks_url,
             issuer: raw_auth.jwt_issuer,
             audience: raw_auth.jwt_audience,
+            roles_claim: raw_auth
+                .jwt_roles_claim
+                .filter(|c| !c.trim().is_empty())
+                .unwrap_or_else(|| "roles".into()),
+            role_scopes: raw_auth.jwt_role_scopes,
         };
+        let present = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+        let tls = match (
+            present(reloader.tls.cert_file),
+            present(reloader.tls.key_file),
+        ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid(
+                    "reloader.tls.key-file",
+                    "is required with a certificate file".to_owned(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "reloader.tls.cert-file",
+                    "is required with a key file".to_owned(),
+                ))
+            }
+        };
+        let max_object_bytes = match &reloader.max_object_bytes {
+            Some(size) => size.bytes(&ENV_VARS, "reloader.max-object-bytes")?,
+            None => bss_archive::DEFAULT_MAX_OBJECT_BYTES,
+        };
+        if max_object_bytes == 0 {
+            return Err(invalid(
+                "reloader.max-object-bytes",
+                "must be positive".to_owned(),
+            ));
+        }
         Ok(Self {
             auth,
+            tls,
+            max_object_bytes,
             kafka,
             bucket,
             topics,

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::api::{decode_key, Body};
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::{archive_error, bucket_answer, AppState};
 
 /// Longest grace period a request may ask for.
@@ -28,11 +29,13 @@ pub struct EraseBody {
     /// The key, as text (or base64 with `keyEncoding: "base64"`).
     pub key: String,
     /// `base64` for binary keys.
+    #[schema(pattern = "^base64$")]
     pub key_encoding: Option<String>,
     /// Why (e.g. a ticket number): kept in the erasure record.
     pub reason: Option<String>,
     /// Seconds to let replays that already selected an old object finish reading it before it is
-    /// deleted (default 600).
+    /// deleted (default 600, at most a week).
+    #[schema(maximum = 604800)]
     pub grace_seconds: Option<u64>,
     /// Answer with the plan (objects, offsets) and change nothing.
     #[serde(default)]
@@ -40,6 +43,13 @@ pub struct EraseBody {
 }
 
 /// Starts an erasure (or plans it, with `dryRun`).
+#[utoipa::path(post, path = "/archive/{topic}/erasures", operation_id = "erase_key", request_body = EraseBody, tag = "archive",
+    params(("topic" = String, Path)),
+    responses((status = 202, description = "{erasureId, message}: the erasure runs in the background"),
+        (status = 200, description = "with dryRun: the plan (objects, erasedOffsets, records)"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "catalog_incomplete: the folder has no complete catalog"), (status = 503, body = ErrorBody)),
+    security(("apiKey" = []), ("bearer" = [])))]
 pub async fn start(
     State(state): State<Arc<AppState>>,
     UrlPath(topic): UrlPath<String>,
@@ -89,6 +99,11 @@ pub async fn start(
 }
 
 /// Lists the erasure records of the topic's folder, oldest first.
+#[utoipa::path(get, path = "/archive/{topic}/erasures", operation_id = "list_erasures", tag = "archive",
+    params(("topic" = String, Path)),
+    responses((status = 200, description = "the erasure records of the topic's folder, oldest first"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("apiKey" = []), ("bearer" = [])))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Extension(grants): Extension<crate::auth::Grants>,

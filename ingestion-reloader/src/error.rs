@@ -148,3 +148,45 @@ impl IntoResponse for ApiError {
         }
     }
 }
+
+/// Answers of axum itself (a query string or path that does not parse, an unknown route, a method
+/// the route does not have) come as plain text: give them the API's JSON shape too, keeping their
+/// status and headers (`Allow` of a 405).
+pub async fn json_rejections(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if !response.status().is_client_error() || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Rejection texts are one short line; anything longer is cut rather than buffered.
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let code = match parts.status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        _ => "invalid_request",
+    };
+    let message = match String::from_utf8_lossy(&text).trim() {
+        "" => parts
+            .status
+            .canonical_reason()
+            .unwrap_or("invalid request")
+            .to_owned(),
+        text => text.to_owned(),
+    };
+    let body = serde_json::json!({ "code": code, "message": message }).to_string();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(body))
+}

@@ -91,9 +91,7 @@ pub fn archive_error(error: ArchiveError) -> ApiError {
         ArchiveError::Corrupt { path, reason } => {
             ApiError::CorruptObject(format!("object {path} cannot be read: {reason}"))
         }
-        e @ ArchiveError::NoCatalog(_) => {
-            ApiError::bad_request("catalog_incomplete", e.to_string())
-        }
+        e @ ArchiveError::NoCatalog(_) => ApiError::conflict("catalog_incomplete", e.to_string()),
         ArchiveError::Catalog(bss_catalog::CatalogError::Bucket(e)) => ApiError::from(e),
         ArchiveError::Catalog(e) => ApiError::Internal(e.to_string()),
     }
@@ -113,7 +111,8 @@ impl AppState {
         Self {
             auth: Arc::new(auth),
             slots: Arc::new(Semaphore::new(config.max_concurrent_jobs)),
-            archive: Archive::new(Arc::clone(&store), Arc::new(metrics.clone())),
+            archive: Archive::new(Arc::clone(&store), Arc::new(metrics.clone()))
+                .with_max_object_bytes(config.max_object_bytes),
             jobs: JobStore::new(store, &config.jobs_prefix),
             work: config
                 .work_topic
@@ -249,6 +248,7 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .merge(document)
         .merge(operational)
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::middleware::from_fn(error::json_rejections))
         .layer(axum::middleware::from_fn(access::security_headers))
 }
 
@@ -272,6 +272,7 @@ async fn time_limit(
 pub async fn run(
     config: ReloaderConfig,
     auth: auth::Authenticator,
+    tls: Option<bss_telemetry::Tls>,
     health: Health,
     metrics: Metrics,
     shutdown: CancellationToken,
@@ -308,9 +309,11 @@ pub async fn run(
         None => None,
     };
     health.mark_started();
+    tracing::info!(port, https = tls.is_some(), "serving the API");
     let served = bss_telemetry::serve(
         app(Arc::clone(&state)),
         port,
+        tls,
         shutdown.clone().cancelled_owned(),
     )
     .await;

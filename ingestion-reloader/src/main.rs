@@ -53,6 +53,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let tls = match &config.tls {
+        Some((cert, key)) => match bss_telemetry::Tls::load(cert, key) {
+            Ok(tls) => Some(tls),
+            Err(error) => {
+                eprintln!(
+                    "ingestion-reloader: RELOADER_TLS_CERT_FILE/RELOADER_TLS_KEY_FILE: {error}"
+                );
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     // Refuse what librdkafka would refuse when the producer is created, naming the setting.
     if let Err(error) = bss_kafka::check_settings(&config.kafka) {
         eprintln!("ingestion-reloader: {error}");
@@ -84,7 +96,15 @@ fn main() -> ExitCode {
             tracing::info!("stop signal received");
             signal.cancel();
         });
-        ingestion_reloader::run(config, auth, Health::default(), Metrics::new(), shutdown).await
+        ingestion_reloader::run(
+            config,
+            auth,
+            tls,
+            Health::default(),
+            Metrics::new(),
+            shutdown,
+        )
+        .await
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

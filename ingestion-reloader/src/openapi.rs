@@ -1,5 +1,6 @@
-//! The OpenAPI document, generated from the route handlers and request types, served at
-//! `/openapi.json` and checked into `docs/openapi.json` (a test keeps the two identical).
+//! The OpenAPI document, generated from the annotated route handlers (the router of
+//! [`crate::api::router`]) and the request and answer types, served at `/openapi.json` and checked
+//! into `docs/openapi.json` (a test keeps the two identical).
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -7,6 +8,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use crate::api::{FileRequest, KeyRequest, StopRequest, TopicRequest};
 use crate::erasures::EraseBody;
 use crate::jobs::{Job, JobKind, JobState, Part};
+use crate::reads::{ArchiveLine, FileInfo, FilesPage, LineHeader, MessagesPage};
 use crate::replay::PayloadFilter;
 
 /// `202` answer of the start routes.
@@ -112,115 +114,42 @@ impl Modify for Completeness {
     }
 }
 
-#[utoipa::path(post, path = "/reingestion/topic", request_body = TopicRequest, tag = "reingestion",
-    responses((status = 202, body = Started), (status = 200, description = "with dryRun: the preview (objects, bytes, records per partition, samples); nothing is published"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("apiKey" = []), ("bearer" = [])))]
-#[allow(dead_code)]
-fn reingest_topic() {}
-
-#[utoipa::path(post, path = "/reingestion/file", request_body = FileRequest, tag = "reingestion",
-    responses((status = 202, body = Started), (status = 200, description = "with dryRun: the preview (objects, bytes, records per partition, samples); nothing is published"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("apiKey" = []), ("bearer" = [])))]
-#[allow(dead_code)]
-fn reingest_file() {}
-
-#[utoipa::path(post, path = "/reingestion/key", request_body = KeyRequest, tag = "reingestion",
-    responses((status = 202, body = Started), (status = 200, description = "with dryRun: the preview (objects, bytes, records per partition, samples); nothing is published"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("apiKey" = []), ("bearer" = [])))]
-#[allow(dead_code)]
-fn reingest_key() {}
-
-#[utoipa::path(post, path = "/reingestion/stop-reingestion", request_body = StopRequest, tag = "reingestion",
-    responses((status = 200, description = "stop requested for the topic's running jobs"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
-    security(("apiKey" = []), ("bearer" = [])))]
-#[allow(dead_code)]
-fn stop_topic() {}
-
-#[utoipa::path(get, path = "/reingestion/jobs", tag = "jobs", params(crate::api::JobsQuery),
-    responses((status = 200, body = [Job]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("apiKey" = []), ("bearer" = [])))]
-#[allow(dead_code)]
-fn list_jobs() {}
-
-#[utoipa::path(get, path = "/reingestion/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "job id (24 hex digits)")),
-    responses((status = 200, body = Job), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
-    security(("apiKey" = []), ("bearer" = [])))]
-#[allow(dead_code)]
-fn get_job() {}
-
-#[utoipa::path(delete, path = "/reingestion/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "job id")),
-    responses((status = 202, description = "stop requested"), (status = 200, description = "the job was not running"), (status = 404, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
-    security(("apiKey" = []), ("bearer" = [])))]
-#[allow(dead_code)]
-fn stop_job() {}
-
-#[utoipa::path(post, path = "/reingestion/jobs/{id}/resume", tag = "jobs", params(("id" = String, Path, description = "job id")),
-    responses((status = 202, body = Started), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("apiKey" = []), ("bearer" = [])))]
-#[allow(dead_code)]
-fn resume_job() {}
-
-#[utoipa::path(get, path = "/archive/{topic}/messages", tag = "archive",
-    params(("topic" = String, Path), ("key" = Option<String>, Query), ("from" = Option<String>, Query, description = "inclusive ISO-8601"),
-        ("to" = Option<String>, Query, description = "inclusive ISO-8601"), ("limit" = Option<u32>, Query, description = "1..=1000, default 100"),
-        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page")),
-    responses((status = 200, description = "{messages: [archive line objects], nextCursor}"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
-    security(("apiKey" = []), ("bearer" = [])))]
-#[allow(dead_code)]
-fn archive_messages() {}
-
-#[utoipa::path(get, path = "/archive/{topic}/files", tag = "archive",
-    params(("topic" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, description = "{files: [...], nextCursor}"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
-    security(("apiKey" = []), ("bearer" = [])))]
-#[allow(dead_code)]
-fn archive_files() {}
-
-#[utoipa::path(post, path = "/archive/{topic}/erasures", request_body = EraseBody, tag = "archive",
-    params(("topic" = String, Path)),
-    responses((status = 202, description = "{erasureId, message}: the erasure runs in the background"),
-        (status = 200, description = "with dryRun: the plan (objects, erasedOffsets, records)"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("apiKey" = []), ("bearer" = [])))]
-#[allow(dead_code)]
-fn erase_key() {}
-
-#[utoipa::path(get, path = "/archive/{topic}/erasures", tag = "archive",
-    params(("topic" = String, Path)),
-    responses((status = 200, description = "the erasure records of the topic's folder, oldest first"),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("apiKey" = []), ("bearer" = [])))]
-#[allow(dead_code)]
-fn list_erasures() {}
-
-#[utoipa::path(get, path = "/status/folders", tag = "status", responses((status = 200, body = [String])), security(("apiKey" = []), ("bearer" = [])))]
-#[allow(dead_code)]
-fn folders() {}
-
-#[utoipa::path(get, path = "/status/{folder}/count", tag = "status", params(("folder" = String, Path)), responses((status = 200, body = u64)),
-    security(("apiKey" = []), ("bearer" = [])))]
-#[allow(dead_code)]
-fn count() {}
-
-/// The document.
+/// What the document holds besides the operations.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Ingestion Reloader API", description = "Replays archived Kafka records from the bucket. Mia-Platform compatible routes plus key reingestion, jobs and synchronous reads."),
-    paths(reingest_topic, reingest_file, reingest_key, stop_topic, list_jobs, get_job, stop_job, resume_job, archive_messages, archive_files, erase_key, list_erasures, folders, count),
-    components(schemas(TopicRequest, FileRequest, KeyRequest, StopRequest, EraseBody, PayloadFilter, Job, JobKind, JobState, Part, Started, ErrorBody)),
-    modifiers(&Security, &Completeness)
+    info(
+        title = "Ingestion Reloader API",
+        description = "Replays archived Kafka records from the bucket. Mia-Platform compatible routes plus key reingestion, jobs and synchronous reads."
+    ),
+    components(schemas(
+        TopicRequest,
+        FileRequest,
+        KeyRequest,
+        StopRequest,
+        EraseBody,
+        PayloadFilter,
+        Job,
+        JobKind,
+        JobState,
+        Part,
+        Started,
+        ErrorBody,
+        MessagesPage,
+        ArchiveLine,
+        LineHeader,
+        FilesPage,
+        FileInfo
+    ))
 )]
-pub struct ApiDoc;
+struct ApiDoc;
 
-/// The document as pretty JSON.
+/// The document as pretty JSON: the operations of the real router, completed.
 pub fn document() -> String {
-    ApiDoc::openapi().to_pretty_json().unwrap_or_default()
+    let mut document = ApiDoc::openapi();
+    document.merge(crate::api::router().into_openapi());
+    Security.modify(&mut document);
+    Completeness.modify(&mut document);
+    document.to_pretty_json().unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// How late a record may come and still keep the schedule (GCRA's burst tolerance).
-const LATENESS_TOLERANCE: Duration = Duration::from_millis(250);
+/// How late a record may come and still keep the schedule (GCRA's burst tolerance). A part of a
+/// job stalls between objects (checkpoint, deliveries) for a few hundred milliseconds on a busy
+/// node: those stalls are made up, so the rate holds; longer ones are not.
+const LATENESS_TOLERANCE: Duration = Duration::from_secs(1);
 
 /// Waits shorter than this are not slept (a timer cannot be more precise); the schedule still
 /// advances, so they are made up by the next sleep and the long-run rate stays exact.
@@ -118,12 +120,12 @@ mod tests {
         let took = elapsed_for(&limiter, 100, 10).await;
         assert!(close(took, Duration::from_millis(1980)), "{took:?}");
         tokio::time::sleep(Duration::from_secs(10)).await;
-        // After a stall, at most the lateness tolerance's worth goes at once (12 records at 50/s,
-        // the 13th one slot after the tolerance), then the rate again.
-        let took = elapsed_for(&limiter, 13, 10).await;
+        // After a stall, at most the lateness tolerance's worth goes at once (one second at 50/s:
+        // 51 records, the first one on time and 50 owed), then the rate again.
+        let took = elapsed_for(&limiter, 51, 10).await;
         assert!(close(took, Duration::ZERO), "{took:?}");
         let took = elapsed_for(&limiter, 50, 10).await;
-        assert!(close(took, Duration::from_millis(990)), "{took:?}");
+        assert!(close(took, Duration::from_millis(1000)), "{took:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -11,6 +11,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::replay::ReplaySpec;
 use crate::AppState;
 
@@ -31,6 +32,107 @@ pub struct MessagesQuery {
     pub limit: Option<usize>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,
+}
+
+/// A page of `GET /archive/{topic}/messages`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessagesPage {
+    /// Matching records in object-name (time) order, then offset order.
+    #[schema(value_type = Vec<ArchiveLine>)]
+    pub messages: Vec<serde_json::Value>,
+    /// Pass it as `cursor` for the next page; `null` on the last one.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// One archived record, exactly as a line of the archive (`docs/file-format.md` §1.2). Bytes are
+/// text when valid UTF-8, else base64 with the matching `…Encoding` marker.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)] // Describes the lines the format crate writes; never built here.
+pub struct ArchiveLine {
+    /// ISO-8601 UTC with milliseconds; epoch milliseconds (integer) outside years 0–9999; `null`
+    /// without a timestamp.
+    #[schema(value_type = Value, required = true)]
+    timestamp: Option<serde_json::Value>,
+    partition: i32,
+    offset: i64,
+    /// `null` for a null key.
+    #[schema(required = true)]
+    key: Option<String>,
+    /// `null` for a tombstone.
+    #[schema(required = true)]
+    payload: Option<String>,
+    topic: String,
+    /// In record order, duplicates kept.
+    headers: Vec<LineHeader>,
+    /// `base64` when `key` is base64; absent otherwise.
+    key_encoding: Option<String>,
+    /// `base64` when `payload` is base64; absent otherwise.
+    payload_encoding: Option<String>,
+    /// `LogAppendTime` when the broker set the timestamp; absent for CreateTime.
+    timestamp_type: Option<String>,
+}
+
+/// A record header of an archive line.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct LineHeader {
+    key: String,
+    /// `null` for a null value.
+    #[schema(required = true)]
+    value: Option<String>,
+    /// `base64` when `value` is base64.
+    encoding: Option<String>,
+    /// `base64` when `key` is base64.
+    key_encoding: Option<String>,
+}
+
+/// A page of `GET /archive/{topic}/files`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FilesPage {
+    /// Objects in name (time) order.
+    pub files: Vec<FileInfo>,
+    /// Pass it as `cursor` for the next page; `null` on the last one.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// An archive object, from its name and (when it has one) its sidecar index.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FileInfo {
+    /// Object path in the bucket.
+    pub path: String,
+    /// Source topic.
+    pub topic: String,
+    /// Source partition.
+    pub partition: i32,
+    /// Offset of its first record.
+    pub first_offset: i64,
+    /// Offset of its last record (`null` without an index).
+    #[schema(required = true)]
+    pub last_offset: Option<i64>,
+    /// Records in it (`null` without an index).
+    #[schema(required = true)]
+    pub records: Option<u64>,
+    /// Timestamp of its first record (ISO-8601).
+    pub first_timestamp: String,
+    /// Smallest record timestamp (`null` without an index or without timestamps).
+    #[schema(required = true)]
+    pub min_timestamp: Option<String>,
+    /// Largest record timestamp.
+    #[schema(required = true)]
+    pub max_timestamp: Option<String>,
+    /// Stored size in bytes.
+    pub byte_size: u64,
+    /// `none`, `gzip` or `zstd`.
+    pub compression: String,
+    /// Whether a sidecar index describes it.
+    pub indexed: bool,
 }
 
 /// Where a page ended: the object and the offset of its last returned record.
@@ -100,19 +202,31 @@ async fn objects_in_window(
 }
 
 /// A page of records, as JSON lines of the archive format (`docs/file-format.md` §1.2).
+#[utoipa::path(get, path = "/archive/{topic}/messages", operation_id = "archive_messages", tag = "archive",
+    params(("topic" = String, Path), ("key" = Option<String>, Query), ("from" = Option<String>, Query, format = DateTime, description = "inclusive ISO-8601"),
+        ("to" = Option<String>, Query, format = DateTime, description = "inclusive ISO-8601"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1..=1000, default 100"),
+        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page")),
+    responses((status = 200, body = MessagesPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("apiKey" = []), ("bearer" = [])))]
 pub async fn messages(
     State(state): State<Arc<AppState>>,
     Extension(grants): Extension<crate::auth::Grants>,
     UrlPath(topic): UrlPath<String>,
     Query(query): Query<MessagesQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<MessagesPage>, ApiError> {
     grants.check_read(&topic)?;
     let limit = page_limit(query.limit)?;
     let (from, to) = (
         date("from", query.from.as_deref())?,
         date("to", query.to.as_deref())?,
     );
-    let cursor = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    // `cursor=` (empty) is the first page, as clients that always send the parameter expect.
+    let cursor = query
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(decode_cursor)
+        .transpose()?;
     let key = query.key.map(String::into_bytes);
     // Pages walk objects in name (time) order; within an object, records are in offset order.
     let mut ordered = objects_in_window(&state, &topic, from, to, key.as_deref()).await?;
@@ -158,9 +272,10 @@ pub async fn messages(
     } else {
         None
     };
-    Ok(Json(
-        serde_json::json!({ "messages": page, "nextCursor": next_cursor }),
-    ))
+    Ok(Json(MessagesPage {
+        messages: page,
+        next_cursor,
+    }))
 }
 
 /// Query of `GET /archive/{topic}/files`.
@@ -178,12 +293,16 @@ pub struct FilesQuery {
 }
 
 /// Objects of a topic with what their names and sidecars say.
+#[utoipa::path(get, path = "/archive/{topic}/files", operation_id = "archive_files", tag = "archive",
+    params(("topic" = String, Path), ("from" = Option<String>, Query, format = DateTime), ("to" = Option<String>, Query, format = DateTime), ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000), ("cursor" = Option<String>, Query, description = "nextCursor of the previous page")),
+    responses((status = 200, body = FilesPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("apiKey" = []), ("bearer" = [])))]
 pub async fn files(
     State(state): State<Arc<AppState>>,
     Extension(grants): Extension<crate::auth::Grants>,
     UrlPath(topic): UrlPath<String>,
     Query(query): Query<FilesQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<FilesPage>, ApiError> {
     grants.check_read(&topic)?;
     let limit = page_limit(query.limit)?;
     let (from, to) = (
@@ -213,22 +332,23 @@ pub async fn files(
             }
         }
         let iso = |ms: Option<i64>| ms.map(bss_format::time::format_iso_ms);
-        page.push(serde_json::json!({
-            "path": object.path.as_ref(),
-            "topic": object.name.topic,
-            "partition": object.name.partition,
-            "firstOffset": object.name.first_offset,
-            "lastOffset": header.map(|h| h.last_offset),
-            "records": header.map(|h| h.records),
-            "firstTimestamp": bss_format::time::format_iso_ms(object.name.first_timestamp_ms),
-            "minTimestamp": iso(header.and_then(|h| h.min_timestamp_ms)),
-            "maxTimestamp": iso(header.and_then(|h| h.max_timestamp_ms)),
-            "byteSize": object.size,
-            "compression": object.name.compression.as_str(),
-            "indexed": header.is_some(),
-        }));
+        page.push(FileInfo {
+            path: object.path.to_string(),
+            topic: object.name.topic.clone(),
+            partition: object.name.partition,
+            first_offset: object.name.first_offset,
+            last_offset: header.map(|h| h.last_offset),
+            records: header.map(|h| h.records),
+            first_timestamp: bss_format::time::format_iso_ms(object.name.first_timestamp_ms),
+            min_timestamp: iso(header.and_then(|h| h.min_timestamp_ms)),
+            max_timestamp: iso(header.and_then(|h| h.max_timestamp_ms)),
+            byte_size: object.size,
+            compression: object.name.compression.as_str().to_owned(),
+            indexed: header.is_some(),
+        });
     }
-    Ok(Json(
-        serde_json::json!({ "files": page, "nextCursor": next_cursor }),
-    ))
+    Ok(Json(FilesPage {
+        files: page,
+        next_cursor,
+    }))
 }

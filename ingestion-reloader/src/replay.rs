@@ -26,8 +26,8 @@ const PARTITIONS_IN_PARALLEL: usize = 8;
 pub struct PayloadFilter {
     /// JSON Pointer into the payload.
     pub pointer: String,
-    /// Value the pointed field must equal.
-    #[schema(value_type = Object)]
+    /// Value the pointed field must equal (any JSON value).
+    #[schema(value_type = Value)]
     pub equals: serde_json::Value,
 }
 
@@ -250,6 +250,9 @@ pub async fn run(
             .await?;
             transaction.commit(progress, None).await?;
             acknowledge(spec, deliveries, progress, metrics).await?;
+            if progress.is_stopping() {
+                return Err(ReplayError::Stopped);
+            }
         }
         return Ok(());
     }
@@ -264,15 +267,28 @@ pub async fn run(
                 .copied()
                 .unwrap_or(i64::MIN);
             let starts: Vec<i64> = objects.iter().map(|o| o.name.first_offset).collect();
+            let mut todo = Vec::with_capacity(objects.len());
+            for (n, object) in objects.into_iter().enumerate() {
+                if starts.get(n + 1).is_some_and(|next| *next <= resume) {
+                    progress.objects_done.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    todo.push(object);
+                }
+            }
             async move {
-                for (n, object) in objects.into_iter().enumerate() {
-                    if starts.get(n + 1).is_some_and(|next| *next <= resume) {
-                        progress.objects_done.fetch_add(1, Ordering::SeqCst);
-                        continue;
-                    }
+                // The next object is fetched while this one is published, so a slow bucket does not
+                // stall the partition between objects (two objects in memory at most).
+                let mut reads = futures::stream::iter(todo)
+                    .map(|object| async move { archive.read(&object).await })
+                    .buffered(2);
+                // Without transactions, an object's acknowledgements are awaited once the next one
+                // is enqueued: the producer never drains between objects, and the checkpoint still
+                // moves only past objects acknowledged in full, in order.
+                let mut unacknowledged: Option<Enqueued> = None;
+                while let Some(chunks) = reads.next().await {
+                    let mut chunks = chunks?;
                     // With transactions: one object per transaction, partitions taking turns.
                     let transaction = Transaction::open(transactions, spec).await?;
-                    let mut chunks = archive.read(&object).await?;
                     let mut deliveries = Vec::new();
                     let mut last_offset = None;
                     while let Some(chunk) = chunks.recv().await {
@@ -285,18 +301,39 @@ pub async fn run(
                         enqueue(producer, spec, &records, progress, limiter, &mut deliveries)
                             .await?;
                     }
+                    // A stop cuts the object short: its records so far are published, but the
+                    // checkpoint must not pass the ones it skipped.
+                    let complete = !progress.is_stopping();
+                    let enqueued = Enqueued {
+                        deliveries,
+                        complete,
+                        last_offset,
+                    };
                     transaction
                         .commit(progress, last_offset.map(|last| (partition, last + 1)))
                         .await?;
-                    acknowledge(spec, deliveries, progress, metrics).await?;
-                    if let Some(last) = last_offset {
-                        progress
-                            .checkpoints
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(partition, last + 1);
+                    if let Some(previous) = unacknowledged.take() {
+                        previous
+                            .acknowledged(spec, partition, progress, metrics)
+                            .await?;
                     }
-                    progress.objects_done.fetch_add(1, Ordering::SeqCst);
+                    if transactions.is_some() {
+                        enqueued
+                            .acknowledged(spec, partition, progress, metrics)
+                            .await?;
+                    } else {
+                        unacknowledged = Some(enqueued);
+                    }
+                    if progress.is_stopping() {
+                        break;
+                    }
+                }
+                if let Some(last) = unacknowledged {
+                    last.acknowledged(spec, partition, progress, metrics)
+                        .await?;
+                }
+                if progress.is_stopping() {
+                    return Err(ReplayError::Stopped);
                 }
                 Ok::<(), ReplayError>(())
             }
@@ -305,6 +342,41 @@ pub async fn run(
         .try_collect::<Vec<()>>()
         .await?;
     Ok(())
+}
+
+/// One object's records, enqueued.
+struct Enqueued {
+    deliveries: Vec<DeliveryFuture>,
+    /// Whether every record was enqueued (a stop did not cut it short).
+    complete: bool,
+    /// Its last offset (`None` for an object without records).
+    last_offset: Option<i64>,
+}
+
+impl Enqueued {
+    /// Awaits the acknowledgements, then moves the partition's checkpoint past the object (unless
+    /// it was cut short).
+    async fn acknowledged(
+        self,
+        spec: &ReplaySpec,
+        partition: i32,
+        progress: &ReplayProgress,
+        metrics: &Metrics,
+    ) -> Result<(), ReplayError> {
+        acknowledge(spec, self.deliveries, progress, metrics).await?;
+        if !self.complete {
+            return Ok(());
+        }
+        if let Some(last) = self.last_offset {
+            progress
+                .checkpoints
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(partition, last + 1);
+        }
+        progress.objects_done.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
 }
 
 fn selected(record: &Record, spec: &ReplaySpec) -> bool {
@@ -428,7 +500,7 @@ fn record_bytes(record: &Record) -> usize {
     record.key.as_ref().map_or(0, Vec::len) + record.payload.as_ref().map_or(0, Vec::len) + headers
 }
 
-/// Waits for every enqueued record's acknowledgement.
+/// Waits for every enqueued record's acknowledgement (a stopping job's too: they count).
 async fn acknowledge(
     spec: &ReplaySpec,
     deliveries: Vec<DeliveryFuture>,
@@ -454,13 +526,10 @@ async fn acknowledge(
     }
     progress.published.fetch_add(acknowledged, Ordering::SeqCst);
     metrics.published(acknowledged);
-    if let Some(e) = failure {
-        return Err(fail(e));
+    match failure {
+        Some(e) => Err(fail(e)),
+        None => Ok(()),
     }
-    if progress.is_stopping() {
-        return Err(ReplayError::Stopped);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -297,7 +297,7 @@ async fn erasure_needs_its_own_permission_and_records_who_asked() {
     );
     assert_eq!(
         (code, body["code"].as_str()),
-        (400, Some("catalog_incomplete")),
+        (409, Some("catalog_incomplete")),
         "{body}"
     );
 
@@ -397,6 +397,91 @@ fn token_with(mut claims: serde_json::Value) -> String {
         &EncodingKey::from_secret(HS_SECRET.as_bytes()),
     )
     .expect("token")
+}
+
+/// A client-credentials token as Keycloak issues it: a service account, the client in `azp`,
+/// realm roles nested under `realm_access`, no scope of ours: the roles are mapped by configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machine_tokens_get_their_scopes_from_configured_role_mapping() {
+    let jwks_port = jwks_server().await;
+    let mut env = s3_settings().service_env();
+    env.extend([
+        ("KAFKA_BROKERS".to_owned(), bss_testkit::kafka_brokers()),
+        (
+            "RELOADER_JWKS_URL".to_owned(),
+            format!("http://127.0.0.1:{jwks_port}/jwks"),
+        ),
+        (
+            "RELOADER_JWT_ISSUER".to_owned(),
+            "https://idp.test".to_owned(),
+        ),
+        ("RELOADER_JWT_AUDIENCE".to_owned(), "bss".to_owned()),
+        (
+            "RELOADER_JWT_ROLES_CLAIM".to_owned(),
+            "realm_access.roles".to_owned(),
+        ),
+        (
+            "RELOADER_JWT_ROLE_SCOPES".to_owned(),
+            "bss-viewer=read;bss-ci=read+reingest:never-archived-*->*".to_owned(),
+        ),
+    ]);
+    let mut reloader = Service::start(RELOADER, "reloader-roles", &env, &[]);
+    reloader.wait_ready(Duration::from_secs(30));
+    let machine = |roles: &[&str]| {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64;
+        let claims = serde_json::json!({
+            "sub": "service-account-ci-pipeline", "azp": "ci-pipeline", "typ": "Bearer",
+            "iss": "https://idp.test", "aud": "bss", "exp": now + 300, "iat": now,
+            "scope": "profile email", "realm_access": {"roles": roles},
+        });
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("test-key-1".into());
+        let key =
+            EncodingKey::from_rsa_pem(include_bytes!("fixtures/rs256-test-only.key")).expect("pem");
+        Some((
+            "Authorization",
+            format!("Bearer {}", encode(&header, &claims, &key).expect("token")),
+        ))
+    };
+    let viewer = machine(&["offline_access", "bss-viewer"]);
+    assert_eq!(
+        status(&reloader, "GET", "/status/folders", viewer.clone()).0,
+        200
+    );
+    let (code, body) = status(&reloader, "POST", "/reingestion/topic", viewer);
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body.contains("reingest"),
+        "the missing scope is named: {body}"
+    );
+    // The CI role may replay that topic (404: authorized, but nothing is archived under it).
+    let (code, body) = status(
+        &reloader,
+        "POST",
+        "/reingestion/topic",
+        machine(&["bss-ci"]),
+    );
+    assert_eq!(code, 404, "{body}");
+    assert_eq!(
+        status(
+            &reloader,
+            "GET",
+            "/status/folders",
+            machine(&["uma_authorization"])
+        )
+        .0,
+        403,
+        "an unmapped role grants nothing"
+    );
+    let log = reloader.log();
+    assert!(
+        log.contains("jwt:service-account-ci-pipeline client:ci-pipeline"),
+        "the access log names the subject and the client: {log}"
+    );
+    reloader.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -728,4 +813,151 @@ async fn scopes_grant_topics_and_protected_targets_are_refused_to_everyone() {
         assert!(body.contains("protected"), "{body}");
     }
     reloader.kill();
+}
+
+/// A `reqwest` client that trusts only the certificate authority in `ca_file`, without pooling
+/// (each call is a new TLS handshake, so it sees the certificate served right now).
+fn client_trusting(ca_file: &str) -> reqwest::Client {
+    let pem = std::fs::read(ca_file).expect("CA file");
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("CA")])
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client")
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let output = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    assert!(output.status.success(), "openssl {args:?}: {output:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_serves_the_configured_certificate_and_reloads_it_when_the_files_change() {
+    use bss_testkit::tls_file;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::copy(tls_file("server.pem"), &cert).expect("cert");
+    std::fs::copy(tls_file("server.key"), &key).expect("key");
+    let mut env = s3_settings().service_env();
+    env.extend([
+        ("KAFKA_BROKERS".to_owned(), bss_testkit::kafka_brokers()),
+        ("RELOADER_AUTH".to_owned(), "none".to_owned()),
+        (
+            "RELOADER_TLS_CERT_FILE".to_owned(),
+            cert.to_string_lossy().into_owned(),
+        ),
+        (
+            "RELOADER_TLS_KEY_FILE".to_owned(),
+            key.to_string_lossy().into_owned(),
+        ),
+    ]);
+    let reloader = Service::start(RELOADER, "reloader-https", &env, &[]);
+    reloader.wait_log("serving the API", 1, Duration::from_secs(30));
+    let url = format!("https://127.0.0.1:{}/status/folders", reloader.http_port);
+    let status_with = |ca: &str| {
+        let (client, url) = (client_trusting(&tls_file(ca)), url.clone());
+        async move { client.get(&url).send().await.map(|r| r.status().as_u16()) }
+    };
+    let answer = client_trusting(&tls_file("ca.pem"))
+        .get(&url)
+        .send()
+        .await
+        .expect("HTTPS answer");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.headers()["x-content-type-options"],
+        "nosniff",
+        "security headers over HTTPS too"
+    );
+    assert!(
+        status_with("other-ca.pem").await.is_err(),
+        "served by the other CA's certificate?"
+    );
+    assert!(
+        !matches!(
+            http_request(reloader.http_port, "GET", "/status/folders", &[], None),
+            Some((200, _))
+        ),
+        "plain HTTP must not be served on the HTTPS port"
+    );
+    // A silent client does not hold a handshake open.
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", reloader.http_port))
+        .await
+        .expect("connect");
+    let mut buffer = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(20), silent.read(&mut buffer)).await;
+    assert!(matches!(closed, Ok(Ok(0) | Err(_))), "{closed:?}");
+
+    // Rotation: a certificate of another authority is written first, its key a moment later
+    // (as a non-atomic copy would): the half-written pair is refused and the old pair keeps
+    // serving; once both are there, the new certificate is served.
+    let ca = tls_file("other-ca");
+    std::fs::write(
+        dir.path().join("ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext");
+    openssl(
+        dir.path(),
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "new.key",
+            "-out",
+            "new.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    openssl(
+        dir.path(),
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "new.csr",
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-CAserial",
+            "serial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+            "-out",
+            "new.pem",
+        ],
+    );
+    std::fs::copy(dir.path().join("new.pem"), &cert).expect("new cert");
+    reloader.wait_log(
+        "cannot reload the TLS certificate",
+        1,
+        Duration::from_secs(15),
+    );
+    assert_eq!(
+        status_with("ca.pem").await.ok(),
+        Some(200),
+        "the old pair still serves"
+    );
+    std::fs::copy(dir.path().join("new.key"), &key).expect("new key");
+    reloader.wait_log("TLS certificate reloaded", 1, Duration::from_secs(15));
+    assert_eq!(status_with("other-ca.pem").await.ok(), Some(200));
+    assert!(
+        status_with("ca.pem").await.is_err(),
+        "the old certificate is no longer served"
+    );
+    let log = reloader.log();
+    assert!(!log.contains("PRIVATE KEY"), "no key material in the log");
+    drop(reloader);
 }

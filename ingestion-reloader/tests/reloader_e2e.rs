@@ -1696,6 +1696,22 @@ async fn a_shared_jobs_rate_limit_holds_across_two_replicas() {
     };
     let (first, second) = (replica(0), replica(1));
     wait_for_assignment(&[&first, &second], 2);
+    // The target is read while the job runs: each part's rate is measured from its records'
+    // arrivals (first to last), so neither its start-up (listing, reading the first object) nor
+    // its end (the last acknowledgement, the final records) counts.
+    let reader = {
+        let (brokers, target) = (brokers.clone(), target.clone());
+        tokio::spawn(async move {
+            bss_testkit::kafka::read_topic_in(
+                &bss_testkit::kafka::Cluster::plain(&brokers),
+                &target,
+                Duration::from_secs(90),
+                |records| records.len() >= 800,
+                false,
+            )
+            .await
+        })
+    };
     let (status, body) = post(
         &second,
         "/reingestion/topic",
@@ -1711,32 +1727,28 @@ async fn a_shared_jobs_rate_limit_holds_across_two_replicas() {
         2,
         "both replicas ran parts: {job}"
     );
-    let parts = job["partProgress"].as_array().expect("parts");
-    let time = |p: &serde_json::Value, field: &str| {
-        bss_format::time::parse_iso_ms(p[field].as_str().expect("time")).expect("iso")
-    };
+    let read = reader.await.expect("reader");
+    let distinct: std::collections::BTreeSet<(i32, i64)> =
+        read.iter().map(|r| source_of(&r.record)).collect();
+    assert_eq!((read.len(), distinct.len()), (800, 800), "each record once");
     // Each part keeps its share (10/s) while it publishes, so together they publish at the limit
     // while they all run (their starts differ by how fast each replica selected its objects).
-    let rates: Vec<f64> = parts
-        .iter()
-        .map(|p| 200.0 * 1000.0 / (time(p, "endedAt") - time(p, "startedAt")) as f64)
+    let rates: Vec<f64> = (0..4)
+        .map(|partition| {
+            let arrivals: Vec<Instant> = read
+                .iter()
+                .filter(|r| source_of(&r.record).0 == partition)
+                .map(|r| r.arrived)
+                .collect();
+            let span = arrivals[arrivals.len() - 1] - arrivals[0];
+            (arrivals.len() - 1) as f64 / span.as_secs_f64()
+        })
         .collect();
     let rate: f64 = rates.iter().sum();
     assert!(
         (38.0..=42.0).contains(&rate),
         "{rate:.2} records/s ({rates:.2?} per part) for a limit of 40: {job}"
     );
-    let read = bss_testkit::kafka::read_topic_in(
-        &bss_testkit::kafka::Cluster::plain(&brokers),
-        &target,
-        Duration::from_secs(30),
-        |records| records.len() >= 800,
-        false,
-    )
-    .await;
-    let distinct: std::collections::BTreeSet<(i32, i64)> =
-        read.iter().map(|r| source_of(&r.record)).collect();
-    assert_eq!((read.len(), distinct.len()), (800, 800), "each record once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1782,5 +1794,69 @@ async fn a_hostile_object_that_expands_to_a_huge_line_is_refused_by_name() {
             .as_str()
             .is_some_and(|e| e.contains(hostile.as_str()) && e.contains("longer than")),
         "{job}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_over_the_byte_limit_are_refused_by_name_stored_or_decompressed() {
+    // With a 1 MiB limit: a small zstd object of valid 2 KiB lines that expands to ~40 MiB (a
+    // decompression bomb of records, not one long line) and an object of 2 MiB stored.
+    use object_store::ObjectStoreExt;
+    let f = fixture(1, 6, 3, 1000).await;
+    let (bomb, big) = (&f.paths[0], &f.paths[1]);
+    let mut plain = Vec::new();
+    for offset in 0..20_000 {
+        let mut line = record(&f.topic, 0, offset, Some(b"k"));
+        line.payload = Some(vec![b'x'; 2048]);
+        bss_format::encode_line(&line, &mut plain);
+    }
+    assert!(plain.len() > 20 << 20, "{}", plain.len());
+    let put = |path: &str, bytes: Vec<u8>| {
+        let store = Arc::clone(&f.store);
+        let path = object_store::path::Path::from(path);
+        async move { store.put(&path, bytes.into()).await.expect("put") }
+    };
+    put(bomb, Compression::Zstd.compress(&plain)).await;
+    // xorshift noise: zstd cannot shrink it, so the object is ~2 MiB stored.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<u8> = (0..2 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
+        .collect();
+    put(big, Compression::Zstd.compress(&noise)).await;
+    let reloader = start_reloader(&[("RELOADER_MAX_OBJECT_BYTES", "1MiB")]);
+    for (path, why) in [(bomb, "once decompressed"), (big, "bytes stored")] {
+        let target = unique("target");
+        create_topic(&target, 1).await;
+        let (status, answer) = post(
+            &reloader,
+            "/reingestion/file",
+            serde_json::json!({"fileName": path, "reIngestionTopic": target}),
+        );
+        assert_eq!(status, 202, "{answer}");
+        let job = wait_job(
+            &reloader,
+            answer["requestId"].as_str().expect("id"),
+            Duration::from_secs(30),
+        );
+        assert_eq!(job["state"], "failed", "{job}");
+        let error = job["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(path.as_str()) && error.contains(why) && error.contains("1048576"),
+            "{job}"
+        );
+    }
+    let (status, answer) = get(&reloader, &format!("/archive/{}/messages", f.topic));
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["code"], "corrupt_object", "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(bomb.as_str())),
+        "{answer}"
     );
 }

@@ -95,7 +95,7 @@ async fn serve(config: StorerConfig) -> anyhow::Result<()> {
     let http_shutdown = shutdown.clone();
     let port = config.http_port;
     let http = tokio::spawn(async move {
-        bss_telemetry::serve(router, port, http_shutdown.cancelled_owned()).await
+        bss_telemetry::serve(router, port, None, http_shutdown.cancelled_owned()).await
     });
     let signal_shutdown = shutdown.clone();
     tokio::spawn(async move {

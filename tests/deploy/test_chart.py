@@ -143,6 +143,31 @@ class ChartTest(unittest.TestCase):
         mounts = {m["name"]: m["mountPath"] for m in container(storer)["volumeMounts"]}
         self.assertEqual(mounts["gcs-key"], "/app/keys")
 
+    def test_reloader_https_and_role_mapping(self):
+        docs = render(
+            "reloader.tls.secretName=reloader-tls", "reloader.auth.jwt.jwksUrl=https://idp.example/jwks",
+            "reloader.auth.jwt.rolesClaim=realm_access.roles",
+            "reloader.auth.jwt.roleScopes=bss-ci=reingest:ci.*->ci.*",
+        )
+        (reloader,) = find(docs, "Deployment", "-reloader")
+        env = env_of(reloader)
+        self.assertEqual(env["RELOADER_TLS_CERT_FILE"]["value"], "/app/secrets/tls/tls.crt")
+        self.assertEqual(env["RELOADER_TLS_KEY_FILE"]["value"], "/app/secrets/tls/tls.key")
+        self.assertEqual(env["RELOADER_JWT_ROLES_CLAIM"]["value"], "realm_access.roles")
+        self.assertEqual(env["RELOADER_JWT_ROLE_SCOPES"]["value"], "bss-ci=reingest:ci.*->ci.*")
+        documented_env(self, container(reloader)["env"])
+        volumes = {v["name"]: v for v in reloader["spec"]["template"]["spec"]["volumes"]}
+        self.assertEqual(volumes["tls"]["secret"]["secretName"], "reloader-tls")
+        mounts = {m["name"]: m["mountPath"] for m in container(reloader)["volumeMounts"]}
+        self.assertEqual(mounts["tls"], "/app/secrets/tls")
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            self.assertEqual(container(reloader)[probe]["httpGet"]["scheme"], "HTTPS", probe)
+        (storer,) = find(docs, "Deployment", "-storer")
+        self.assertEqual(container(storer)["readinessProbe"]["httpGet"]["scheme"], "HTTP")
+        plain = find(render(), "Deployment", "-reloader")[0]
+        self.assertNotIn("RELOADER_TLS_CERT_FILE", env_of(plain))
+        self.assertEqual(container(plain)["readinessProbe"]["httpGet"]["scheme"], "HTTP")
+
     def test_optional_resources(self):
         docs = render(
             "serviceMonitor.enabled=true", "networkPolicy.enabled=true", "reloader.ingress.enabled=true",

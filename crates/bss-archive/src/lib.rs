@@ -92,12 +92,27 @@ const RECORDS_PER_CHUNK: usize = 1000;
 pub struct Archive {
     store: Arc<dyn ObjectStore>,
     observer: Arc<dyn ReadObserver>,
+    max_object_bytes: u64,
 }
+
+/// The default cap of one object read back, stored or decompressed: far above any file the storer
+/// writes (`bss.max-bytes-per-file`, 8 MiB by default), far below what would exhaust a pod.
+pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 4 << 30;
 
 impl Archive {
     /// Wraps a store; `observer` is told about every read.
     pub fn new(store: Arc<dyn ObjectStore>, observer: Arc<dyn ReadObserver>) -> Self {
-        Self { store, observer }
+        Self {
+            store,
+            observer,
+            max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
+        }
+    }
+
+    /// Refuses (as corrupt) objects larger than `limit` bytes, stored or once decompressed.
+    pub fn with_max_object_bytes(mut self, limit: u64) -> Self {
+        self.max_object_bytes = limit;
+        self
     }
 
     /// The store (jobs are kept in it too).
@@ -270,6 +285,16 @@ impl Archive {
         &self,
         object: &ArchivedObject,
     ) -> Result<mpsc::Receiver<Result<Vec<Record>, ArchiveError>>, ArchiveError> {
+        // The stored bytes are held in memory while decoding: refuse a huge object before fetching it.
+        if object.size > self.max_object_bytes {
+            return Err(ArchiveError::Corrupt {
+                path: object.path.to_string(),
+                reason: format!(
+                    "{} bytes stored, over the limit of {} bytes per object",
+                    object.size, self.max_object_bytes
+                ),
+            });
+        }
         let fetched = match self.store.get(&object.path).await {
             Ok(result) => result.bytes().await,
             Err(e) => Err(e),
@@ -300,6 +325,7 @@ impl Archive {
         let (tx, rx) = mpsc::channel(2);
         let name = object.name.clone();
         let path = object.path.to_string();
+        let limit = self.max_object_bytes;
         tokio::task::spawn_blocking(move || {
             let corrupt = |reason: String| ArchiveError::Corrupt {
                 path: path.clone(),
@@ -313,7 +339,9 @@ impl Archive {
                 }
             };
             let mut chunk = Vec::with_capacity(RECORDS_PER_CHUNK);
-            for record in RecordReader::new(reader, Some(name.topic.clone())) {
+            let records =
+                RecordReader::new(reader, Some(name.topic.clone())).with_byte_limit(limit);
+            for record in records {
                 match record {
                     Ok(record) => chunk.push(record),
                     Err(e) => {

@@ -21,6 +21,17 @@ pub enum ReadError {
         /// Offending line.
         line: u64,
     },
+    /// The object holds more than the reader's byte limit once decompressed (a decompression bomb,
+    /// or a limit set lower than the archive's files).
+    #[error(
+        "line {line}: more than {limit} bytes once decompressed; over the limit of one object"
+    )]
+    TooLarge {
+        /// Line being read when the limit was passed.
+        line: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// A line is not a valid record.
     #[error("line {line}: {source}")]
     Line {
@@ -44,6 +55,9 @@ pub struct RecordReader<R> {
     buffer: Vec<u8>,
     line: u64,
     failed: bool,
+    /// Decompressed bytes still allowed.
+    remaining: u64,
+    limit: u64,
 }
 
 impl<R: BufRead> RecordReader<R> {
@@ -55,7 +69,16 @@ impl<R: BufRead> RecordReader<R> {
             buffer: Vec::with_capacity(4096),
             line: 0,
             failed: false,
+            remaining: u64::MAX,
+            limit: u64::MAX,
         }
+    }
+
+    /// Stops with [`ReadError::TooLarge`] once more than `limit` decompressed bytes were read.
+    pub fn with_byte_limit(mut self, limit: u64) -> Self {
+        self.remaining = limit;
+        self.limit = limit;
+        self
     }
 }
 
@@ -70,15 +93,23 @@ impl<R: BufRead> Iterator for RecordReader<R> {
         loop {
             self.buffer.clear();
             self.line += 1;
-            let mut bounded = (&mut self.input).take(MAX_LINE_BYTES + 1);
+            let cap = MAX_LINE_BYTES.min(self.remaining);
+            let mut bounded = (&mut self.input).take(cap + 1);
             match bounded.read_until(b'\n', &mut self.buffer) {
                 Ok(0) => return None,
-                Ok(read) if read as u64 > MAX_LINE_BYTES => {
+                Ok(read) if read as u64 > cap => {
                     self.failed = true;
                     self.buffer = Vec::new();
-                    return Some(Err(ReadError::TooLong { line: self.line }));
+                    return Some(Err(if cap == MAX_LINE_BYTES {
+                        ReadError::TooLong { line: self.line }
+                    } else {
+                        ReadError::TooLarge {
+                            line: self.line,
+                            limit: self.limit,
+                        }
+                    }));
                 }
-                Ok(_) => {}
+                Ok(read) => self.remaining -= read as u64,
                 Err(source) => {
                     self.failed = true;
                     return Some(Err(ReadError::Io {
@@ -132,6 +163,26 @@ mod tests {
             let back: Vec<_> = reader.collect::<Result<_, _>>().expect("reads");
             assert_eq!(back, records);
         }
+    }
+
+    #[test]
+    fn an_object_over_the_byte_limit_is_refused_where_it_passes_it() {
+        let records: Vec<_> = (0..100).map(sample).collect();
+        let mut plain = Vec::new();
+        records.iter().for_each(|r| encode_line(r, &mut plain));
+        let whole = RecordReader::new(&plain[..], None).with_byte_limit(plain.len() as u64);
+        assert_eq!(whole.count(), 100, "exactly at the limit is fine");
+        let limit = plain.len() as u64 / 2;
+        let results: Vec<_> = RecordReader::new(&plain[..], None)
+            .with_byte_limit(limit)
+            .collect();
+        let (read, failed) = results.split_at(results.len() - 1);
+        assert!(read.iter().all(|r| r.is_ok()) && read.len() < 100 && read.len() >= 49);
+        assert!(
+            matches!(failed[0], Err(ReadError::TooLarge { limit: l, .. }) if l == limit),
+            "{:?}",
+            failed[0]
+        );
     }
 
     #[test]

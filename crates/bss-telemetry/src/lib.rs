@@ -14,6 +14,9 @@ use axum::{Json, Router};
 use prometheus::{Encoder, Registry, TextEncoder};
 use tracing_subscriber::EnvFilter;
 
+mod tls;
+pub use tls::Tls;
+
 /// Starts JSON logging on stdout at `level` (`error`, `warn`, `info`, `debug`, `trace`, any case).
 /// Noisy dependencies are held at `warn`.
 pub fn init_logging(level: &str) -> Result<(), String> {
@@ -205,14 +208,23 @@ fn render_metrics(registry: &Registry) -> impl IntoResponse {
 pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves `router` on `port` (all interfaces) until `shutdown`, then finishes the requests in
-/// flight. Handlers see the peer address as `ConnectInfo<SocketAddr>`.
+/// flight; over HTTPS when `tls` is given (its files are reloaded when they change). Handlers see
+/// the peer address as `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     router: Router,
     port: u16,
+    tls: Option<Tls>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
-    serve_on(listener, router, shutdown, HEADER_READ_TIMEOUT).await;
+    let tls = tls.map(Arc::new);
+    let reloader = tls
+        .as_ref()
+        .map(|tls| tokio::spawn(Arc::clone(tls).reload_on_change()));
+    serve_on(listener, router, shutdown, HEADER_READ_TIMEOUT, tls).await;
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
     Ok(())
 }
 
@@ -221,6 +233,7 @@ async fn serve_on(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     header_read_timeout: std::time::Duration,
+    tls: Option<Arc<Tls>>,
 ) {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use tower::ServiceExt;
@@ -253,15 +266,41 @@ async fn serve_on(
                 request.map(axum::body::Body::new)
             },
         );
-        let connection = builder
-            .serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                hyper_util::service::TowerToHyperService::new(service),
-            )
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let served = match tls {
+                None => {
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+                Some(tls) => {
+                    // The handshake gets the same time as headers: a silent client is dropped.
+                    let stream = match tokio::time::timeout(
+                        header_read_timeout,
+                        tls.acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            tracing::debug!(error = %error, peer = %peer, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(peer = %peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+            };
+            if let Err(error) = served {
                 tracing::debug!(error = %error, "connection ended with an error");
             }
         });
@@ -327,6 +366,7 @@ mod tests {
                 let _ = stopped.await;
             },
             std::time::Duration::from_millis(500),
+            None,
         ));
         // A complete request is answered, with the peer address available.
         let mut fast = tokio::net::TcpStream::connect(("127.0.0.1", port))

@@ -211,6 +211,9 @@ pub struct ReadRecord {
     pub offset: i64,
     /// The record's content.
     pub record: TestRecord,
+    /// When this reader received it (fetches are not held back, so within milliseconds of its
+    /// publication): rates of a running job are measured from these.
+    pub arrived: Instant,
 }
 
 /// Reads `topic` from the beginning (no consumer group) until `expected` records arrived or `timeout`
@@ -259,6 +262,7 @@ pub async fn read_topic_in(
             .set("group.id", crate::unique("reader"))
             .set("enable.auto.commit", "false")
             .set("fetch.message.max.bytes", "10000000")
+            .set("fetch.wait.max.ms", "10")
             .create()
             .expect("consumer");
         let metadata = consumer
@@ -276,6 +280,7 @@ pub async fn read_topic_in(
         while !done(&out) && Instant::now() < deadline {
             if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
                 out.push(ReadRecord {
+                    arrived: Instant::now(),
                     partition: message.partition(),
                     offset: message.offset(),
                     record: TestRecord {

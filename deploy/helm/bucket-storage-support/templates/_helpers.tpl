@@ -115,17 +115,18 @@ privileged: false
 capabilities: {drop: [ALL]}
 {{- end -}}
 
+{{- /* The argument is the scheme of the port: HTTP, or HTTPS for a reloader with TLS. */ -}}
 {{- define "bss.probes" -}}
 startupProbe:
-  httpGet: {path: /-/health/started, port: http}
+  httpGet: {path: /-/health/started, port: http, scheme: {{ . }}}
   periodSeconds: 2
   failureThreshold: 60
 livenessProbe:
-  httpGet: {path: /-/health/live, port: http}
+  httpGet: {path: /-/health/live, port: http, scheme: {{ . }}}
   periodSeconds: 20
   failureThreshold: 3
 readinessProbe:
-  httpGet: {path: /-/health/ready, port: http}
+  httpGet: {path: /-/health/ready, port: http, scheme: {{ . }}}
   periodSeconds: 10
   failureThreshold: 3
 {{- end -}}
