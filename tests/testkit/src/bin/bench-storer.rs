@@ -2,7 +2,11 @@
 //!
 //! Loads N JSON messages of about 250 bytes over 8 partitions, then measures in the same run:
 //! - a bare rdkafka consumer (subscribe, count messages, nothing else): the baseline;
-//! - the storer (release binary), writing zstd files into a local-folder bucket.
+//! - the storer (release binary), writing zstd files into a local-folder bucket;
+//! - OSO kafka-backup's engine (`oso-runner backup`, from `../shared/peers/oso-runner`, built by
+//!   `tests/bench/storer.sh` into `target/peers`; or `OSO_RUNNER`), backing the topic up to local
+//!   files with zstd and 8 MiB segments, timed as a whole process (it has no assignment to start a
+//!   clock at). Its row is left out where the peer is not built.
 //!
 //! Both clocks start at the first delivered message / the first assignment, so group-join time (which
 //! depends on the broker) is excluded from both. Prints messages/s, MB/s, the ratio storer/bare, the
@@ -121,6 +125,67 @@ fn proc_stat(pid: u32) -> Option<(f64, u64)> {
     Some((ticks / 100.0, hwm_kb * 1024))
 }
 
+/// What a peer run cost: wall time, CPU seconds, peak RSS.
+struct PeerRun {
+    elapsed: Duration,
+    cpu_seconds: f64,
+    peak_rss: u64,
+}
+
+/// Backs `topic` up with OSO's engine into a temporary folder; `None` when the peer is not built.
+fn oso_backup(topic: &str) -> anyhow::Result<Option<PeerRun>> {
+    let runner = std::env::var("OSO_RUNNER").unwrap_or_else(|_| {
+        format!(
+            "{}/../../target/peers/release/oso-runner",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    });
+    if !std::path::Path::new(&runner).exists() {
+        eprintln!("OSO kafka-backup: {runner} is not built; its row is left out");
+        return Ok(None);
+    }
+    let folder = tempfile::tempdir()?;
+    let config = folder.path().join("oso-backup.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "mode: backup\nbackup_id: {id}\nsource:\n  bootstrap_servers: [\"{brokers}\"]\n  topics:\n    include: [\"{topic}\"]\nstorage:\n  backend: filesystem\n  path: {path}\nbackup:\n  compression: zstd\n  segment_max_bytes: 8388608\n  stop_at_current_offsets: true\n  continuous: false\n",
+            id = unique("bench"),
+            brokers = kafka_brokers(),
+            path = folder.path().join("backup").display(),
+        ),
+    )?;
+    let started = Instant::now();
+    let mut child = std::process::Command::new(&runner)
+        .arg("backup")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {runner}"))?;
+    // Sampled until it exits (its /proc entry goes with it): CPU is short by at most one interval.
+    let mut last = (0.0, 0);
+    let status = loop {
+        if let Some(sample) = proc_stat(child.id()) {
+            last = sample;
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(900),
+            "OSO backup stalled"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    anyhow::ensure!(status.success(), "OSO backup failed: {status}");
+    Ok(Some(PeerRun {
+        elapsed: started.elapsed(),
+        cpu_seconds: last.0,
+        peak_rss: last.1,
+    }))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -142,6 +207,8 @@ async fn main() -> anyhow::Result<()> {
 
     let bare_topic = topic.clone();
     let bare = tokio::task::spawn_blocking(move || bare_consumer(&bare_topic, messages)).await??;
+    let oso_topic = topic.clone();
+    let oso = tokio::task::spawn_blocking(move || oso_backup(&oso_topic)).await??;
 
     let bucket = tempfile::tempdir()?;
     let config = bucket.path().join("application.yaml");
@@ -212,10 +279,27 @@ async fn main() -> anyhow::Result<()> {
         mbps(storer_elapsed),
         storer_elapsed
     );
+    if let Some(oso) = &oso {
+        println!(
+            "OSO kafka-backup:      {:>10.0} msg/s {:>8.1} MB/s ({:.2?}, zstd, local files, whole process; {:.2} CPU-s per million, peak RSS {:.1} MiB)",
+            rate(oso.elapsed),
+            mbps(oso.elapsed),
+            oso.elapsed,
+            oso.cpu_seconds / (messages as f64 / 1e6),
+            oso.peak_rss as f64 / (1 << 20) as f64
+        );
+    }
     println!(
         "ratio storer/bare:     {:>10.2}   (target >= 0.90)",
         rate(storer_elapsed) / rate(bare)
     );
+    if let Some(oso) = &oso {
+        println!(
+            "ratio storer/OSO:      {:>10.2}   (target >= 1.10); CPU per message storer/OSO {:.2} (target <= 1)",
+            rate(storer_elapsed) / rate(oso.elapsed),
+            cpu_seconds / oso.cpu_seconds.max(f64::EPSILON)
+        );
+    }
     println!(
         "storer CPU:            {:>10.2} s per million messages",
         cpu_seconds / (messages as f64 / 1e6)
