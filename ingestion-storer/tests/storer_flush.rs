@@ -197,3 +197,58 @@ async fn memory_pressure_seals_early_and_everything_is_still_stored_once() {
     assert_exactly_once(&objects, &expected);
     assert!(storer.terminate(Duration::from_secs(30)).success());
 }
+
+/// Peak resident memory of a process (`VmHWM`), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kib * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_partitions_of_large_records_keep_memory_within_the_budget_plus_64_mib() {
+    // 64 partitions × 3 records of 1 MiB (192 MiB) through a 32 MiB budget: the sizing guide
+    // (docs/operations.md) promises the process stays under budget + 64 MiB, allocator and
+    // librdkafka included.
+    let topic = unique("big-records");
+    let events = unique("big-records-events");
+    create_topic(&topic, 64).await;
+    create_topic(&events, 1).await;
+    let producer = producer();
+    for partition in 0..64 {
+        let records: Vec<_> = (0..3)
+            .map(|n| TestRecord {
+                partition,
+                key: Some(format!("{partition}-{n}").into_bytes()),
+                payload: Some(vec![b'a' + (partition % 26) as u8; 1 << 20]),
+                headers: vec![],
+                timestamp_ms: 1_700_000_000_000 + n,
+            })
+            .collect();
+        produce(&producer, &topic, &records).await;
+    }
+    let s3 = s3_settings();
+    let setup = StorerSetup::new(
+        &unique("g"),
+        &events,
+        &[(&topic, None, &[])],
+        "memory-budget: 32MiB\nmax-bytes-per-file: 4MiB\nflush-interval: 1s",
+        s3.service_env(),
+    );
+    let mut storer = setup.start_ready("big-records");
+    let expected: BTreeMap<i32, i64> = (0..64).map(|p| (p, 3)).collect();
+    let objects = wait_for_offsets(&s3.store(), &topic, &expected, Duration::from_secs(180)).await;
+    assert_exactly_once(&objects, &expected);
+    let peak = peak_rss(storer.pid());
+    eprintln!("peak RSS {} MiB for a 32 MiB budget", peak >> 20);
+    assert!(
+        peak <= (32 + 64) << 20,
+        "peak RSS {} MiB for a 32 MiB budget",
+        peak >> 20
+    );
+    assert!(storer.terminate(Duration::from_secs(30)).success());
+}

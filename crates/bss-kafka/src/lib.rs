@@ -43,6 +43,11 @@ pub fn archiving_consumer_config(kafka: &KafkaConfig, prefetch_kbytes: u64) -> C
     if config.get("queued.max.messages.kbytes").is_none() {
         config.set("queued.max.messages.kbytes", prefetch_kbytes.to_string());
     }
+    // A fetch response is held whole until its last message is consumed; librdkafka's default
+    // (50 MB) would let a topic of many partitions land far more than the prefetch queue at once.
+    if config.get("fetch.max.bytes").is_none() {
+        config.set("fetch.max.bytes", (prefetch_kbytes * 1024).to_string());
+    }
     client_metrics::enable_statistics(&mut config);
     config
 }
