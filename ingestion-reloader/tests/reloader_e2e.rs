@@ -1775,26 +1775,31 @@ async fn a_hostile_object_that_expands_to_a_huge_line_is_refused_by_name() {
         message.contains(hostile.as_str()) && message.contains("longer than 64 MiB"),
         "{message}"
     );
+    let (job, error) = failed_file_job(&reloader, hostile).await;
+    assert!(
+        error.contains(hostile.as_str()) && error.contains("longer than"),
+        "{job}"
+    );
+}
+
+/// Replays one object into a new topic and waits for the job to fail: the job and its error.
+async fn failed_file_job(reloader: &Service, path: &str) -> (serde_json::Value, String) {
     let target = unique("target");
     create_topic(&target, 1).await;
     let (status, answer) = post(
-        &reloader,
+        reloader,
         "/reingestion/file",
-        serde_json::json!({"fileName": hostile, "reIngestionTopic": target}),
+        serde_json::json!({"fileName": path, "reIngestionTopic": target}),
     );
     assert_eq!(status, 202, "{answer}");
     let job = wait_job(
-        &reloader,
+        reloader,
         answer["requestId"].as_str().expect("id"),
         Duration::from_secs(30),
     );
     assert_eq!(job["state"], "failed", "{job}");
-    assert!(
-        job["error"]
-            .as_str()
-            .is_some_and(|e| e.contains(hostile.as_str()) && e.contains("longer than")),
-        "{job}"
-    );
+    let error = job["error"].as_str().unwrap_or_default().to_owned();
+    (job, error)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1830,21 +1835,7 @@ async fn objects_over_the_byte_limit_are_refused_by_name_stored_or_decompressed(
     put(big, Compression::Zstd.compress(&noise)).await;
     let reloader = start_reloader(&[("RELOADER_MAX_OBJECT_BYTES", "1MiB")]);
     for (path, why) in [(bomb, "once decompressed"), (big, "bytes stored")] {
-        let target = unique("target");
-        create_topic(&target, 1).await;
-        let (status, answer) = post(
-            &reloader,
-            "/reingestion/file",
-            serde_json::json!({"fileName": path, "reIngestionTopic": target}),
-        );
-        assert_eq!(status, 202, "{answer}");
-        let job = wait_job(
-            &reloader,
-            answer["requestId"].as_str().expect("id"),
-            Duration::from_secs(30),
-        );
-        assert_eq!(job["state"], "failed", "{job}");
-        let error = job["error"].as_str().unwrap_or_default();
+        let (job, error) = failed_file_job(&reloader, path).await;
         assert!(
             error.contains(path.as_str()) && error.contains(why) && error.contains("1048576"),
             "{job}"

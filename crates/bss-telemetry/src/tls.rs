@@ -35,7 +35,7 @@ pub struct Tls {
     key_file: PathBuf,
     provider: Arc<CryptoProvider>,
     current: Arc<Current>,
-    pub(crate) acceptor: TlsAcceptor,
+    acceptor: TlsAcceptor,
 }
 
 impl Tls {
@@ -63,6 +63,27 @@ impl Tls {
             current,
             acceptor: TlsAcceptor::from(Arc::new(config)),
         })
+    }
+
+    /// Runs the handshake on an accepted connection; `None` (logged) when it fails or takes
+    /// longer than `timeout`.
+    pub(crate) async fn accept(
+        &self,
+        stream: tokio::net::TcpStream,
+        timeout: Duration,
+        peer: std::net::SocketAddr,
+    ) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+        match tokio::time::timeout(timeout, self.acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => Some(stream),
+            Ok(Err(error)) => {
+                tracing::debug!(error = %error, peer = %peer, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(peer = %peer, "TLS handshake timed out");
+                None
+            }
+        }
     }
 
     /// Reloads the files whenever one of them changes, until the task is dropped. A pair that
