@@ -22,8 +22,8 @@ use crate::AppState;
 #[derive(Debug, Clone)]
 pub struct JobRef(pub String);
 
-/// The largest body the API accepts (the same limit as the router's).
-const BODY_LIMIT: usize = 64 * 1024;
+/// The largest body the API accepts (the router's limit too).
+pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// Logs the request and, for a mutating call, writes its audit record.
 pub async fn record(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
@@ -122,11 +122,7 @@ fn audit_record(
             .map(|rest| rest.split('/').next().unwrap_or_default().to_owned())
     });
     serde_json::json!({
-        "time": bss_format::time::format_iso_ms(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64),
-        ),
+        "time": crate::jobs::now_iso(),
         "principal": principal,
         "action": format!("{method} {route}"),
         "path": path,

@@ -513,9 +513,7 @@ async fn list_jobs(
     State(state): State<Arc<AppState>>,
     Query(query): Query<JobsQuery>,
 ) -> Result<Json<Vec<Job>>, ApiError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now = crate::jobs::now_ms();
     let oldest = now - state.config.job_retention.as_millis() as i64;
     let since = match query.since.as_deref() {
         None => now - 24 * 3_600_000,

@@ -196,11 +196,13 @@ impl Part {
     }
 }
 
-fn now_iso() -> String {
+/// Now, as the API writes times.
+pub(crate) fn now_iso() -> String {
     bss_format::time::format_iso_ms(now_ms())
 }
 
-fn now_ms() -> i64 {
+/// Now, in epoch milliseconds.
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

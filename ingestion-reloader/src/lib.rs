@@ -247,7 +247,7 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .layer(access)
         .merge(document)
         .merge(operational)
-        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::extract::DefaultBodyLimit::max(access::BODY_LIMIT))
         .layer(axum::middleware::from_fn(error::json_rejections))
         .layer(axum::middleware::from_fn(access::security_headers))
 }

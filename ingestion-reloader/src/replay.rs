@@ -211,11 +211,7 @@ pub async fn run(
         partitions.values().map(|v| v.len() as u64).sum(),
         Ordering::SeqCst,
     );
-    let _ = progress.publishing_since.set(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64),
-    );
+    let _ = progress.publishing_since.set(crate::jobs::now_ms());
     // One schedule for all the job's partitions (of this replica: a shared job's parts each keep
     // their share).
     let limiter = Limiter::shared(spec.rate, spec.rate_shares);
