@@ -15,6 +15,10 @@ pub enum SealReason {
     Count,
     /// Its first record waited for the flush interval.
     Age,
+    /// Its partition went quiet and the batch is already a worthwhile file (a quarter of the byte
+    /// limit) or the tail of a bulk read: the end of a backlog, or a burst that is over. Waiting for
+    /// the flush interval would only delay it.
+    Quiet,
     /// Sealed early to relieve the memory budget.
     Memory,
     /// The service is stopping.
@@ -28,6 +32,7 @@ impl SealReason {
             Self::Size => "size",
             Self::Count => "count",
             Self::Age => "age",
+            Self::Quiet => "quiet",
             Self::Memory => "memory",
             Self::Shutdown => "shutdown",
         }
@@ -43,6 +48,11 @@ pub struct Batch {
     pub bytes: u64,
     /// When the first record arrived; drives the age trigger.
     pub opened_at: Instant,
+    /// When the last record arrived; drives the quiet trigger.
+    pub last_push_at: Instant,
+    /// Opened right after a full batch of the same partition: records are flowing in bulk (a backlog),
+    /// so this batch is sealed once its partition goes quiet, whatever its size.
+    pub follows_full_batch: bool,
 }
 
 /// What one record weighs: its memory footprint, which also approximates its line in a file (the JSON
@@ -59,6 +69,8 @@ impl Batch {
             records: vec![record],
             bytes,
             opened_at: now,
+            last_push_at: now,
+            follows_full_batch: false,
         }
     }
 
@@ -70,9 +82,10 @@ impl Batch {
     }
 
     /// Appends a record; the caller checked [`Batch::fits`].
-    pub fn push(&mut self, record: Record) {
+    pub fn push(&mut self, record: Record, now: Instant) {
         self.bytes += record_weight(&record);
         self.records.push(record);
+        self.last_push_at = now;
     }
 
     /// Whether the batch must be sealed now, and why.
@@ -83,6 +96,10 @@ impl Batch {
             Some(SealReason::Count)
         } else if now.duration_since(self.opened_at) >= limits.flush_interval {
             Some(SealReason::Age)
+        } else if (self.follows_full_batch || self.bytes >= limits.max_bytes / 4)
+            && now.duration_since(self.last_push_at) >= limits.quiet_after()
+        {
+            Some(SealReason::Quiet)
         } else {
             None
         }
@@ -148,7 +165,7 @@ mod tests {
         let by_size = limits(2 * weight, 100, 60_000);
         let mut batch = Batch::open(record(0, 300), now);
         assert!(batch.fits(&record(1, 300), &by_size));
-        batch.push(record(1, 300));
+        batch.push(record(1, 300), now);
         assert_eq!(batch.bytes, 2 * weight);
         assert_eq!(batch.should_seal(&by_size, now), Some(SealReason::Size));
         assert!(!batch.fits(&record(2, 0), &by_size));
@@ -156,7 +173,7 @@ mod tests {
         let by_count = limits(1 << 20, 2, 60_000);
         let mut batch = Batch::open(record(0, 1), now);
         assert_eq!(batch.should_seal(&by_count, now), None);
-        batch.push(record(1, 1));
+        batch.push(record(1, 1), now);
         assert_eq!(batch.should_seal(&by_count, now), Some(SealReason::Count));
 
         let by_age = limits(1 << 20, 100, 500);
@@ -168,6 +185,41 @@ mod tests {
         assert_eq!(
             batch.should_seal(&by_age, now + Duration::from_millis(500)),
             Some(SealReason::Age)
+        );
+    }
+
+    #[test]
+    fn a_quarter_full_batch_of_a_quiet_partition_is_sealed_before_its_age() {
+        let limits = limits(4000, 1000, 1000);
+        let now = Instant::now();
+        let quiet = now + limits.quiet_after();
+        let small = Batch::open(record(0, 10), now);
+        assert_eq!(
+            small.should_seal(&limits, quiet),
+            None,
+            "too small to be worth a file"
+        );
+        let mut worthwhile = Batch::open(record(0, 1000), now);
+        assert_eq!(
+            worthwhile.should_seal(&limits, now),
+            None,
+            "still receiving"
+        );
+        assert_eq!(
+            worthwhile.should_seal(&limits, quiet),
+            Some(SealReason::Quiet)
+        );
+        worthwhile.push(record(1, 10), quiet);
+        assert_eq!(
+            worthwhile.should_seal(&limits, quiet),
+            None,
+            "a new record restarts the wait"
+        );
+        let mut tail_of_backlog = Batch::open(record(0, 10), now);
+        tail_of_backlog.follows_full_batch = true;
+        assert_eq!(
+            tail_of_backlog.should_seal(&limits, quiet),
+            Some(SealReason::Quiet)
         );
     }
 
@@ -184,7 +236,7 @@ mod tests {
     #[test]
     fn splits_off_records_already_stored() {
         let mut batch = Batch::open(record(10, 1), Instant::now());
-        (11..15).for_each(|o| batch.push(record(o, 1)));
+        (11..15).for_each(|o| batch.push(record(o, 1), Instant::now()));
         assert!(batch.split_off_through(9).is_none());
         let covered = batch.split_off_through(12).expect("some covered");
         assert_eq!(

@@ -6,6 +6,7 @@
 //! buffered for them is dropped. The next owner re-reads from the committed offset; if it re-creates
 //! an object that was written but not committed, the write-once put finds it and adopts it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +24,8 @@ pub struct StorerContext {
     metrics: Metrics,
     drain_timeout: Duration,
     revoked: Mutex<Vec<TopicPartition>>,
+    /// Set with `revoked`: the consume loop checks it for every message without taking the lock.
+    any_revoked: AtomicBool,
 }
 
 impl StorerContext {
@@ -33,11 +36,15 @@ impl StorerContext {
             metrics,
             drain_timeout,
             revoked: Mutex::new(Vec::new()),
+            any_revoked: AtomicBool::new(false),
         }
     }
 
     /// Partitions revoked since the last call; the consume loop drops their buffers.
     pub fn take_revoked(&self) -> Vec<TopicPartition> {
+        if !self.any_revoked.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
         std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
@@ -91,6 +98,7 @@ impl ConsumerContext for StorerContext {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .extend(partitions);
+        self.any_revoked.store(true, Ordering::Release);
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

@@ -2,11 +2,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use tokio::sync::Notify;
+
 /// Counts buffered bytes; the consume loop pauses above the high-water mark and resumes below the
 /// low-water mark.
 #[derive(Default)]
 pub struct MemoryGauge {
     used: AtomicU64,
+    released: Notify,
 }
 
 impl MemoryGauge {
@@ -18,6 +21,12 @@ impl MemoryGauge {
     /// Gives back bytes of a written or dropped batch.
     pub fn release(&self, bytes: u64) {
         self.used.fetch_sub(bytes, Ordering::SeqCst);
+        self.released.notify_one();
+    }
+
+    /// Completes after the next release (or at once if one happened since the last wait).
+    pub async fn released(&self) {
+        self.released.notified().await;
     }
 
     /// Bytes in use.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use bss_format::{Record, TimestampType};
@@ -32,6 +32,8 @@ struct PartitionState {
     writer_tx: mpsc::UnboundedSender<SealedBatch>,
     /// The offset after the last record consumed in this assignment.
     consumed_next: Option<i64>,
+    /// When a batch of this partition was last sealed full (by size or count).
+    last_full_seal: Option<Instant>,
 }
 
 /// Everything the consume loop owns.
@@ -118,15 +120,16 @@ impl ConsumeLoop {
 
     /// Runs until `shutdown` fires, then drains within the configured deadline.
     pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let tick_every = (self.config.limits.flush_interval / 10)
-            .clamp(Duration::from_millis(20), Duration::from_millis(250));
-        let mut tick = tokio::time::interval(tick_every);
+        let mut tick = tokio::time::interval(self.config.limits.quiet_after());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let consumer = Arc::clone(&self.consumer);
+        let memory = Arc::clone(&self.memory);
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
+                // Resume as soon as the writers free memory, not at the next tick.
+                _ = memory.released(), if self.paused => self.relieve_memory(),
                 message = consumer.recv() => {
                     self.drop_revoked();
                     match message {
@@ -186,12 +189,19 @@ impl ConsumeLoop {
                     SealReason::Size
                 };
                 seal(state, reason, &self.metrics);
+                state.last_full_seal = Some(now);
             }
         }
         self.memory.take(weight);
         match &mut state.open {
-            Some(open) => open.push(record),
-            None => state.open = Some(Batch::open(record, now)),
+            Some(open) => open.push(record, now),
+            None => {
+                let mut batch = Batch::open(record, now);
+                batch.follows_full_batch = state
+                    .last_full_seal
+                    .is_some_and(|at| now.duration_since(at) < limits.flush_interval);
+                state.open = Some(batch);
+            }
         }
         if let Some(reason @ (SealReason::Size | SealReason::Count)) = state
             .open
@@ -199,6 +209,7 @@ impl ConsumeLoop {
             .and_then(|b| b.should_seal(&limits, now))
         {
             seal(state, reason, &self.metrics);
+            state.last_full_seal = Some(now);
         }
         if self.memory.used() >= self.high_water_bytes {
             self.relieve_memory();
@@ -231,6 +242,7 @@ impl ConsumeLoop {
                 open: None,
                 writer_tx,
                 consumed_next: None,
+                last_full_seal: None,
             },
         );
         true

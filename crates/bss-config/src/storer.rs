@@ -199,6 +199,14 @@ pub struct BatchLimits {
     pub flush_interval: Duration,
 }
 
+impl BatchLimits {
+    /// How long a partition must receive nothing before a batch of a quarter of `max_bytes` or more
+    /// is sealed without waiting for its age: a tenth of the flush interval, between 20 and 250 ms.
+    pub fn quiet_after(&self) -> Duration {
+        (self.flush_interval / 10).clamp(Duration::from_millis(20), Duration::from_millis(250))
+    }
+}
+
 /// The validated storer configuration.
 #[derive(Debug, Clone)]
 pub struct StorerConfig {

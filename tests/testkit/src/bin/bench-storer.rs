@@ -233,6 +233,8 @@ async fn main() -> anyhow::Result<()> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    // BSS_* settings of the bench's own environment reach the storer, to measure other settings.
+    .chain(std::env::vars().filter(|(k, _)| k.starts_with("BSS_")))
     .collect();
     let config_arg = config.to_str().context("path")?;
     // BENCH_WRAPPER (e.g. "perf record -g -o perf.data --") runs the storer under a profiler.
