@@ -1,8 +1,12 @@
 //! Per-partition batching: a pure, I/O-free accumulator with named seal triggers.
+//!
+//! A batch holds its file's plain content: each record is encoded into its JSON line once, straight
+//! from the consumed message, so nothing is copied or allocated per record on the way to the file.
 
 use std::time::Instant;
 
-use bss_format::Record;
+use bss_format::{decode_line, FileSummary, Record};
+use bss_layout::index::IndexBuilder;
 
 use crate::config::BatchLimits;
 
@@ -42,9 +46,15 @@ impl SealReason {
 /// Records of one partition waiting to become a file.
 #[derive(Debug)]
 pub struct Batch {
-    /// Records in offset order.
-    pub records: Vec<Record>,
-    /// Approximate encoded size, also what the batch weighs against the memory budget.
+    /// The file's plain content: one JSON line per record, in offset order.
+    lines: Vec<u8>,
+    /// Per record: its offset and where its line ends in `lines` (for splitting off a prefix).
+    marks: Vec<(i64, usize)>,
+    /// Offsets, counts and timestamps for the object's name, its event and the catalog.
+    summary: FileSummary,
+    /// The object's key-index sidecar, built as records arrive.
+    index: IndexBuilder,
+    /// What the batch weighs against the memory budget and the size limit.
     pub bytes: u64,
     /// When the first record arrived; drives the age trigger.
     pub opened_at: Instant,
@@ -55,44 +65,85 @@ pub struct Batch {
     pub follows_full_batch: bool,
 }
 
-/// What one record weighs: its memory footprint, which also approximates its line in a file (the JSON
-/// field names and numbers of a line take about the space of the struct and allocator overhead).
-pub fn record_weight(record: &Record) -> u64 {
-    record.memory_bytes() as u64
+/// Bookkeeping per record beside its line: its mark and its share of the key index.
+const RECORD_OVERHEAD_BYTES: u64 = 32;
+
+/// What a record whose line is `line_bytes` long weighs against the memory budget and the size limit.
+pub fn record_weight(line_bytes: usize) -> u64 {
+    line_bytes as u64 + RECORD_OVERHEAD_BYTES
 }
 
 impl Batch {
-    /// A batch holding its first record.
-    pub fn open(record: Record, now: Instant) -> Self {
-        let bytes = record_weight(&record);
+    /// An empty batch, opened now.
+    pub fn new(now: Instant) -> Self {
         Self {
-            records: vec![record],
-            bytes,
+            lines: Vec::new(),
+            marks: Vec::new(),
+            summary: FileSummary::default(),
+            index: IndexBuilder::default(),
+            bytes: 0,
             opened_at: now,
             last_push_at: now,
             follows_full_batch: false,
         }
     }
 
-    /// Whether `record` can join without pushing the batch past the byte limit. A record is always
-    /// accepted by an empty batch, so a record larger than the limit becomes a file of its own.
-    pub fn fits(&self, record: &Record, limits: &BatchLimits) -> bool {
-        self.bytes + record_weight(record) <= limits.max_bytes
-            && (self.records.len() as u64) < limits.max_records
+    /// Whether a record of `line_bytes` can join without pushing the batch past the byte limit. A
+    /// record is always accepted by an empty batch, so a record larger than the limit becomes a file
+    /// of its own.
+    pub fn fits(&self, line_bytes: usize, limits: &BatchLimits) -> bool {
+        self.is_empty()
+            || (self.bytes + record_weight(line_bytes) <= limits.max_bytes
+                && (self.len() as u64) < limits.max_records)
     }
 
-    /// Appends a record; the caller checked [`Batch::fits`].
-    pub fn push(&mut self, record: Record, now: Instant) {
-        self.bytes += record_weight(&record);
-        self.records.push(record);
+    /// Appends a record's encoded `line` (newline included); the caller checked [`Batch::fits`].
+    pub fn push(
+        &mut self,
+        line: &[u8],
+        offset: i64,
+        timestamp_ms: Option<i64>,
+        key: Option<&[u8]>,
+        now: Instant,
+    ) {
+        self.lines.extend_from_slice(line);
+        self.marks.push((offset, self.lines.len()));
+        self.summary.add_offset(offset, timestamp_ms);
+        self.index.add(offset, timestamp_ms, key);
+        self.bytes += record_weight(line.len());
         self.last_push_at = now;
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.marks.len()
+    }
+
+    /// Whether it holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.marks.is_empty()
+    }
+
+    /// The file's plain content.
+    pub fn lines(&self) -> &[u8] {
+        &self.lines
+    }
+
+    /// Offsets, counts, timestamps.
+    pub fn summary(&self) -> &FileSummary {
+        &self.summary
+    }
+
+    /// The key-index sidecar being built.
+    pub fn index(&self) -> &IndexBuilder {
+        &self.index
     }
 
     /// Whether the batch must be sealed now, and why.
     pub fn should_seal(&self, limits: &BatchLimits, now: Instant) -> Option<SealReason> {
         if self.bytes >= limits.max_bytes {
             Some(SealReason::Size)
-        } else if self.records.len() as u64 >= limits.max_records {
+        } else if self.len() as u64 >= limits.max_records {
             Some(SealReason::Count)
         } else if now.duration_since(self.opened_at) >= limits.flush_interval {
             Some(SealReason::Age)
@@ -107,33 +158,64 @@ impl Batch {
 
     /// Offset of the first record.
     pub fn first_offset(&self) -> i64 {
-        self.records.first().map_or(-1, |r| r.offset)
+        self.marks.first().map_or(-1, |m| m.0)
     }
 
     /// Offset of the last record.
     pub fn last_offset(&self) -> i64 {
-        self.records.last().map_or(-1, |r| r.offset)
+        self.marks.last().map_or(-1, |m| m.0)
+    }
+
+    /// The records, decoded from their lines (for forwarding them as they were consumed).
+    pub fn records(&self) -> Vec<Record> {
+        decode_lines(&self.lines)
     }
 
     /// Removes and returns the records with offsets up to `through` (inclusive); they are already
-    /// stored in an existing object. Returns `None` when there are none.
+    /// stored in an existing object. Returns `None` when there are none. Rare (after a crash or a
+    /// rebalance), so the rest's summary and index are rebuilt by decoding its lines.
     pub fn split_off_through(&mut self, through: i64) -> Option<Vec<Record>> {
-        let count = self.records.partition_point(|r| r.offset <= through);
+        let count = self.marks.partition_point(|m| m.0 <= through);
         if count == 0 {
             return None;
         }
-        let rest = self.records.split_off(count);
-        let covered = std::mem::replace(&mut self.records, rest);
-        self.bytes = self.records.iter().map(record_weight).sum();
+        let end = self.marks[count - 1].1;
+        let covered = decode_lines(&self.lines[..end]);
+        let mut rest = Batch::new(self.opened_at);
+        for line in self.lines[end..].split_inclusive(|b| *b == b'\n') {
+            let record = decode_own_line(line);
+            rest.push(
+                line,
+                record.offset,
+                record.timestamp_ms,
+                record.key.as_deref(),
+                self.last_push_at,
+            );
+        }
+        rest.follows_full_batch = self.follows_full_batch;
+        *self = rest;
         Some(covered)
     }
+}
+
+fn decode_lines(lines: &[u8]) -> Vec<Record> {
+    lines
+        .split_inclusive(|b| *b == b'\n')
+        .map(decode_own_line)
+        .collect()
+}
+
+fn decode_own_line(line: &[u8]) -> Record {
+    // Lines of a batch were encoded by `encode_line_ref` a moment ago; the round trip of every kind of
+    // record (binary keys, null values, odd headers, any timestamp) is tested in bss-format.
+    decode_line(line, None).expect("a line this process encoded decodes")
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
-    use bss_format::TimestampType;
+    use bss_format::{encode_line, TimestampType};
 
     use super::*;
 
@@ -144,10 +226,33 @@ mod tests {
             offset,
             timestamp_ms: Some(offset),
             timestamp_type: TimestampType::CreateTime,
-            key: None,
+            key: Some(format!("k{offset}").into_bytes()),
             payload: Some(vec![b'x'; payload_len]),
             headers: vec![],
         }
+    }
+
+    fn line(record: &Record) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_line(record, &mut out);
+        out
+    }
+
+    fn push(batch: &mut Batch, record: Record, now: Instant) {
+        let line = line(&record);
+        batch.push(
+            &line,
+            record.offset,
+            record.timestamp_ms,
+            record.key.as_deref(),
+            now,
+        );
+    }
+
+    fn batch_of(records: impl IntoIterator<Item = Record>, now: Instant) -> Batch {
+        let mut batch = Batch::new(now);
+        records.into_iter().for_each(|r| push(&mut batch, r, now));
+        batch
     }
 
     fn limits(max_bytes: u64, max_records: u64, flush_ms: u64) -> BatchLimits {
@@ -161,23 +266,23 @@ mod tests {
     #[test]
     fn seals_by_size_count_and_age_with_the_reason() {
         let now = Instant::now();
-        let weight = record_weight(&record(0, 300));
+        let weight = record_weight(line(&record(0, 300)).len());
         let by_size = limits(2 * weight, 100, 60_000);
-        let mut batch = Batch::open(record(0, 300), now);
-        assert!(batch.fits(&record(1, 300), &by_size));
-        batch.push(record(1, 300), now);
+        let mut batch = batch_of([record(0, 300)], now);
+        assert!(batch.fits(line(&record(1, 300)).len(), &by_size));
+        push(&mut batch, record(1, 300), now);
         assert_eq!(batch.bytes, 2 * weight);
         assert_eq!(batch.should_seal(&by_size, now), Some(SealReason::Size));
-        assert!(!batch.fits(&record(2, 0), &by_size));
+        assert!(!batch.fits(line(&record(2, 0)).len(), &by_size));
 
         let by_count = limits(1 << 20, 2, 60_000);
-        let mut batch = Batch::open(record(0, 1), now);
+        let mut batch = batch_of([record(0, 1)], now);
         assert_eq!(batch.should_seal(&by_count, now), None);
-        batch.push(record(1, 1), now);
+        push(&mut batch, record(1, 1), now);
         assert_eq!(batch.should_seal(&by_count, now), Some(SealReason::Count));
 
         let by_age = limits(1 << 20, 100, 500);
-        let batch = Batch::open(record(0, 1), now);
+        let batch = batch_of([record(0, 1)], now);
         assert_eq!(
             batch.should_seal(&by_age, now + Duration::from_millis(499)),
             None
@@ -193,13 +298,13 @@ mod tests {
         let limits = limits(4000, 1000, 1000);
         let now = Instant::now();
         let quiet = now + limits.quiet_after();
-        let small = Batch::open(record(0, 10), now);
+        let small = batch_of([record(0, 10)], now);
         assert_eq!(
             small.should_seal(&limits, quiet),
             None,
             "too small to be worth a file"
         );
-        let mut worthwhile = Batch::open(record(0, 1000), now);
+        let mut worthwhile = batch_of([record(0, 1000)], now);
         assert_eq!(
             worthwhile.should_seal(&limits, now),
             None,
@@ -209,13 +314,13 @@ mod tests {
             worthwhile.should_seal(&limits, quiet),
             Some(SealReason::Quiet)
         );
-        worthwhile.push(record(1, 10), quiet);
+        push(&mut worthwhile, record(1, 10), quiet);
         assert_eq!(
             worthwhile.should_seal(&limits, quiet),
             None,
             "a new record restarts the wait"
         );
-        let mut tail_of_backlog = Batch::open(record(0, 10), now);
+        let mut tail_of_backlog = batch_of([record(0, 10)], now);
         tail_of_backlog.follows_full_batch = true;
         assert_eq!(
             tail_of_backlog.should_seal(&limits, quiet),
@@ -226,7 +331,9 @@ mod tests {
     #[test]
     fn a_record_larger_than_the_limit_gets_a_batch_of_its_own() {
         let small = limits(1000, 100, 60_000);
-        let batch = Batch::open(record(0, 5000), Instant::now());
+        let empty = Batch::new(Instant::now());
+        assert!(empty.fits(line(&record(0, 5000)).len(), &small));
+        let batch = batch_of([record(0, 5000)], Instant::now());
         assert_eq!(
             batch.should_seal(&small, Instant::now()),
             Some(SealReason::Size)
@@ -234,9 +341,23 @@ mod tests {
     }
 
     #[test]
+    fn holds_the_lines_summary_and_index_of_its_records() {
+        let records: Vec<Record> = (7..10).map(|o| record(o, 3)).collect();
+        let batch = batch_of(records.clone(), Instant::now());
+        let expected: Vec<u8> = records.iter().flat_map(line).collect();
+        assert_eq!(batch.lines(), &expected[..]);
+        assert_eq!(batch.records(), records);
+        assert_eq!(
+            (batch.summary().first_offset, batch.summary().last_offset),
+            (7, 9)
+        );
+        assert_eq!(batch.index().key_hashes().len(), 3);
+    }
+
+    #[test]
     fn splits_off_records_already_stored() {
-        let mut batch = Batch::open(record(10, 1), Instant::now());
-        (11..15).for_each(|o| batch.push(record(o, 1), Instant::now()));
+        let now = Instant::now();
+        let mut batch = batch_of((10..15).map(|o| record(o, 1)), now);
         assert!(batch.split_off_through(9).is_none());
         let covered = batch.split_off_through(12).expect("some covered");
         assert_eq!(
@@ -244,8 +365,17 @@ mod tests {
             vec![10, 11, 12]
         );
         assert_eq!((batch.first_offset(), batch.last_offset()), (13, 14));
-        assert_eq!(batch.bytes, 2 * record_weight(&record(0, 1)));
+        assert_eq!(
+            batch.bytes,
+            batch_of([record(13, 1), record(14, 1)], now).bytes
+        );
+        assert_eq!(
+            (batch.summary().first_offset, batch.summary().records),
+            (13, 2)
+        );
+        assert_eq!(batch.index().key_hashes().len(), 2);
+        assert_eq!(batch.records(), vec![record(13, 1), record(14, 1)]);
         batch.split_off_through(20);
-        assert!(batch.records.is_empty());
+        assert!(batch.is_empty());
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use bss_format::{Record, TimestampType};
+use bss_format::{encode_line_ref, RecordRef, TimestampType};
 use bss_telemetry::Health;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
@@ -27,7 +27,6 @@ use bss_failpoint as failpoint;
 type Consumer_ = StreamConsumer<StorerContext>;
 
 struct PartitionState {
-    topic: Arc<str>,
     open: Option<Batch>,
     writer_tx: mpsc::UnboundedSender<SealedBatch>,
     /// The offset after the last record consumed in this assignment.
@@ -55,6 +54,8 @@ pub struct ConsumeLoop {
     /// queue, which may still deliver after a pause.
     high_water_bytes: u64,
     low_water_bytes: u64,
+    /// The line of the record being accepted, reused so that encoding allocates nothing.
+    line: Vec<u8>,
 }
 
 /// The librdkafka prefetch queue size we default to for a memory budget, in KiB: an eighth of the
@@ -115,6 +116,7 @@ impl ConsumeLoop {
             consumer_healthy: false,
             high_water_bytes,
             low_water_bytes: high_water_bytes / 4 * 3,
+            line: Vec::new(),
         }
     }
 
@@ -176,14 +178,35 @@ impl ConsumeLoop {
         else {
             return;
         };
-        let record = to_record(message, Arc::clone(&state.topic));
-        state.consumed_next = Some(record.offset + 1);
+        let (timestamp_ms, timestamp_type) = match message.timestamp() {
+            Timestamp::NotAvailable => (None, TimestampType::CreateTime),
+            Timestamp::CreateTime(ms) => (Some(ms), TimestampType::CreateTime),
+            Timestamp::LogAppendTime(ms) => (Some(ms), TimestampType::LogAppendTime),
+        };
+        let offset = message.offset();
+        let key = message.key();
+        let line = &mut self.line;
+        line.clear();
+        encode_line_ref(
+            RecordRef {
+                topic,
+                partition,
+                offset,
+                timestamp_ms,
+                timestamp_type,
+                key,
+                payload: message.payload(),
+                // Header keys are bytes on the wire; rdkafka's typed accessor panics on non-UTF-8 ones.
+                headers: bss_kafka::headers::header_slices(message),
+            },
+            line,
+        );
+        state.consumed_next = Some(offset + 1);
         let limits = self.config.limits;
         let now = Instant::now();
-        let weight = record_weight(&record);
         if let Some(open) = &state.open {
-            if !open.fits(&record, &limits) {
-                let reason = if open.records.len() as u64 >= limits.max_records {
+            if !open.fits(line.len(), &limits) {
+                let reason = if open.len() as u64 >= limits.max_records {
                     SealReason::Count
                 } else {
                     SealReason::Size
@@ -192,21 +215,17 @@ impl ConsumeLoop {
                 state.last_full_seal = Some(now);
             }
         }
-        self.memory.take(weight);
-        match &mut state.open {
-            Some(open) => open.push(record, now),
-            None => {
-                let mut batch = Batch::open(record, now);
-                batch.follows_full_batch = state
-                    .last_full_seal
-                    .is_some_and(|at| now.duration_since(at) < limits.flush_interval);
-                state.open = Some(batch);
-            }
-        }
-        if let Some(reason @ (SealReason::Size | SealReason::Count)) = state
-            .open
-            .as_ref()
-            .and_then(|b| b.should_seal(&limits, now))
+        self.memory.take(record_weight(line.len()));
+        let open = state.open.get_or_insert_with(|| {
+            let mut batch = Batch::new(now);
+            batch.follows_full_batch = state
+                .last_full_seal
+                .is_some_and(|at| now.duration_since(at) < limits.flush_interval);
+            batch
+        });
+        open.push(line, offset, timestamp_ms, key, now);
+        if let Some(reason @ (SealReason::Size | SealReason::Count)) =
+            open.should_seal(&limits, now)
         {
             seal(state, reason, &self.metrics);
             state.last_full_seal = Some(now);
@@ -238,7 +257,6 @@ impl ConsumeLoop {
         self.partitions.entry(topic.to_owned()).or_default().insert(
             partition,
             PartitionState {
-                topic: topic.into(),
                 open: None,
                 writer_tx,
                 consumed_next: None,
@@ -453,25 +471,5 @@ fn seal(state: &mut PartitionState, reason: SealReason, metrics: &Metrics) {
         metrics.batch_sealed(reason);
         // The writer only goes away after its sender (owned by `state`) is dropped.
         let _ = state.writer_tx.send(SealedBatch { batch, reason });
-    }
-}
-
-fn to_record(message: &BorrowedMessage<'_>, topic: Arc<str>) -> Record {
-    let (timestamp_ms, timestamp_type) = match message.timestamp() {
-        Timestamp::NotAvailable => (None, TimestampType::CreateTime),
-        Timestamp::CreateTime(ms) => (Some(ms), TimestampType::CreateTime),
-        Timestamp::LogAppendTime(ms) => (Some(ms), TimestampType::LogAppendTime),
-    };
-    // Header keys are bytes on the wire; rdkafka's typed accessor panics on non-UTF-8 ones.
-    let headers = bss_kafka::headers::read_headers(message);
-    Record {
-        topic,
-        partition: message.partition(),
-        offset: message.offset(),
-        timestamp_ms,
-        timestamp_type,
-        key: message.key().map(<[u8]>::to_vec),
-        payload: message.payload().map(<[u8]>::to_vec),
-        headers,
     }
 }

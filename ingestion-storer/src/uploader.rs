@@ -3,9 +3,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bss_format::{checksum, encode_line, Compression, FileSummary, Record, RecordReader};
+use bss_format::{checksum, Compression, FileSummary, RecordReader};
 use bss_layout::index::IndexBuilder;
 use bss_layout::ObjectName;
+
+use crate::batch::Batch;
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
@@ -30,39 +32,24 @@ pub struct EncodedFile {
 }
 
 /// Plain text handed to the compressor at a time: large enough to amortise the calls, small enough
-/// that the plain file is never held whole in memory.
-const ENCODE_CHUNK_BYTES: usize = 256 * 1024;
+/// to stay in the CPU's caches.
+const COMPRESS_CHUNK_BYTES: usize = 256 * 1024;
 
-/// Encodes and compresses records (CPU-bound: run it off the async workers).
-pub fn encode(records: &[Record], compression: Compression) -> EncodedFile {
-    // A record's footprint is close to its line (field names and numbers take about the space
-    // of the struct): a good guess of the plain file's size.
-    let plain_estimate = records.iter().map(Record::memory_bytes).sum();
-    let mut compressor = compression.compressor_for(plain_estimate);
-    let mut chunk = Vec::with_capacity(ENCODE_CHUNK_BYTES + 4096);
-    let mut uncompressed_bytes = 0u64;
-    let mut summary = FileSummary::default();
-    let mut index = IndexBuilder::default();
-    for record in records {
-        encode_line(record, &mut chunk);
-        summary.add(record);
-        index.add(record.offset, record.timestamp_ms, record.key.as_deref());
-        if chunk.len() >= ENCODE_CHUNK_BYTES {
-            uncompressed_bytes += chunk.len() as u64;
-            compressor.write(&chunk);
-            chunk.clear();
-        }
+/// Compresses a batch's lines and finishes its sidecar (CPU-bound: run it off the async workers).
+pub fn encode(batch: &Batch, compression: Compression) -> EncodedFile {
+    let plain = batch.lines();
+    let mut compressor = compression.compressor_for(plain.len());
+    for chunk in plain.chunks(COMPRESS_CHUNK_BYTES) {
+        compressor.write(chunk);
     }
-    uncompressed_bytes += chunk.len() as u64;
-    compressor.write(&chunk);
     let stored = Bytes::from(compressor.finish());
     EncodedFile {
         checksum: checksum(&stored),
-        uncompressed_bytes,
+        uncompressed_bytes: plain.len() as u64,
         stored,
-        summary,
-        key_hashes: index.key_hashes(),
-        index: Bytes::from(index.finish()),
+        summary: batch.summary().clone(),
+        key_hashes: batch.index().key_hashes(),
+        index: Bytes::from(batch.index().finish()),
     }
 }
 
@@ -244,14 +231,16 @@ impl<R: std::io::Read> std::io::Read for CountingReader<R> {
 
 #[cfg(test)]
 mod tests {
-    use bss_format::TimestampType;
+    use bss_format::{encode_line, Record, TimestampType};
     use object_store::memory::InMemory;
 
     use super::*;
 
-    fn records(range: std::ops::Range<i64>) -> Vec<Record> {
-        range
-            .map(|offset| Record {
+    fn batch(range: std::ops::Range<i64>) -> Batch {
+        let now = std::time::Instant::now();
+        let mut batch = Batch::new(now);
+        for offset in range {
+            let record = Record {
                 topic: "t_x".into(),
                 partition: 2,
                 offset,
@@ -260,32 +249,47 @@ mod tests {
                 key: Some(vec![0xff, offset as u8]),
                 payload: Some(b"{\"v\":1}".to_vec()),
                 headers: vec![],
-            })
-            .collect()
+            };
+            let mut line = Vec::new();
+            encode_line(&record, &mut line);
+            batch.push(
+                &line,
+                offset,
+                record.timestamp_ms,
+                record.key.as_deref(),
+                now,
+            );
+        }
+        batch
     }
 
     #[tokio::test]
     async fn writes_once_then_reports_the_existing_object_and_reads_it_back() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let batch = records(5..25);
-        let file = encode(&batch, Compression::Zstd);
-        let name =
-            ObjectName::for_batch("f", "t_x", 2, 5, batch[0].timestamp_ms, Compression::Zstd);
+        let file = encode(&batch(5..25), Compression::Zstd);
+        let name = ObjectName::for_batch(
+            "f",
+            "t_x",
+            2,
+            5,
+            file.summary.first_timestamp_ms,
+            Compression::Zstd,
+        );
         let path = Path::from(name.path());
         assert!(matches!(
             put_once(&store, &path, file.stored.clone(), 16 << 20).await,
             Ok(PutOutcome::Written)
         ));
-        let again = encode(&batch[..3], Compression::Zstd);
+        let again = encode(&batch(5..8), Compression::Zstd);
         assert!(matches!(
             put_once(&store, &path, again.stored, 16 << 20).await,
             Ok(PutOutcome::AlreadyExists)
         ));
         let existing = read_existing(&store, &path, &name).await.expect("reads");
-        assert_eq!(
-            (existing.summary.first_offset, existing.summary.last_offset),
-            (5, 24)
-        );
+        // What is read back is what was built while the records arrived.
+        assert_eq!(existing.summary, file.summary);
+        assert_eq!(existing.index, file.index);
+        assert_eq!(existing.uncompressed_bytes, file.uncompressed_bytes);
         assert_eq!(existing.checksum, file.checksum);
     }
 

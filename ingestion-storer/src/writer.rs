@@ -176,7 +176,7 @@ impl PartitionWriter {
         let mut foreign_attempt = 0;
         tracing::debug!(
             topic = %self.tp.0, partition = self.tp.1, first_offset = batch.first_offset(),
-            last_offset = batch.last_offset(), records = batch.records.len(), reason = reason.as_str(),
+            last_offset = batch.last_offset(), records = batch.len(), reason = reason.as_str(),
             "batch sealed"
         );
         loop {
@@ -184,7 +184,7 @@ impl PartitionWriter {
             if let Some(covered) = batch.split_off_through(self.stored_through) {
                 self.forward(&covered).await?;
             }
-            if batch.records.is_empty() {
+            if batch.is_empty() {
                 return Some(next_offset);
             }
             failpoint::reached("before-upload");
@@ -209,13 +209,12 @@ impl PartitionWriter {
     }
 
     async fn upload(&mut self, batch: &Batch) -> Option<Uploaded> {
-        let first = &batch.records[0];
         let name = ObjectName::for_batch(
             &self.folder,
             &self.tp.0,
             self.tp.1,
-            first.offset,
-            first.timestamp_ms,
+            batch.first_offset(),
+            batch.summary().first_timestamp_ms,
             self.shared.compression,
         );
         let path = Path::from(name.path());
@@ -228,10 +227,9 @@ impl PartitionWriter {
         }
         let permit = self.shared.upload_slots.acquire().await.ok()?;
         // CPU-bound; `block_in_place` lets other tasks move to another worker meanwhile, without
-        // copying the records as a `spawn_blocking` closure would.
-        let encoded = tokio::task::block_in_place(|| {
-            uploader::encode(&batch.records, self.shared.compression)
-        });
+        // copying the batch as a `spawn_blocking` closure would.
+        let encoded =
+            tokio::task::block_in_place(|| uploader::encode(batch, self.shared.compression));
         drop(permit);
         let mut attempt = 0;
         loop {
@@ -285,7 +283,9 @@ impl PartitionWriter {
                     };
                     self.announce(&object).await?;
                     failpoint::reached("after-event");
-                    self.forward(&batch.records).await?;
+                    if !self.forward_to.is_empty() {
+                        self.forward(&batch.records()).await?;
+                    }
                     return Some(Uploaded::Written);
                 }
                 Ok(PutOutcome::AlreadyExists) => {

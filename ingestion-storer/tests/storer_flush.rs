@@ -32,7 +32,7 @@ fn sealed(storer: &bss_testkit::process::Service, reason: &str) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn seals_by_count_then_writes_the_rest_at_shutdown() {
+async fn seals_by_count_then_writes_the_tail_of_the_backlog_once_the_partition_is_quiet() {
     let (topic, events) = topic_with_records(1, 30).await;
     let s3 = s3_settings();
     let setup = StorerSetup::new(
@@ -44,27 +44,54 @@ async fn seals_by_count_then_writes_the_rest_at_shutdown() {
     );
     let mut storer = setup.start_ready("count");
     let store = s3.store();
+    // The last two records follow full batches: they are written when nothing more arrives, not
+    // after the 10-minute interval.
     let objects = wait_for_offsets(
         &store,
         &topic,
-        &BTreeMap::from([(0, 28)]),
+        &BTreeMap::from([(0, 30)]),
         Duration::from_secs(30),
     )
     .await;
     assert_eq!(
         objects.iter().map(|o| o.records.len()).collect::<Vec<_>>(),
-        vec![7, 7, 7, 7]
+        vec![7, 7, 7, 7, 2]
     );
     assert_eq!(sealed(&storer, "count"), 4.0);
-    // The last two records wait for the 10-minute interval... until SIGTERM seals them.
+    assert_eq!(sealed(&storer, "quiet"), 1.0);
+    assert_eq!(sealed(&storer, "age"), 0.0);
+    assert!(storer.terminate(Duration::from_secs(30)).success());
+    assert_exactly_once(
+        &read_folder(&store, &topic).await,
+        &BTreeMap::from([(0, 30)]),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_batch_waits_for_its_interval_until_shutdown_seals_it() {
+    let (topic, events) = topic_with_records(1, 3).await;
+    let s3 = s3_settings();
+    let setup = StorerSetup::new(
+        &unique("g"),
+        &events,
+        &[(&topic, None, &[])],
+        "max-records-per-file: 7\nflush-interval: 10m",
+        s3.service_env(),
+    );
+    let mut storer = setup.start_ready("small");
+    storer.wait_log("partitions assigned", 1, Duration::from_secs(30));
+    let store = s3.store();
+    // Well past the quiet delay (250 ms at this interval): three records are not worth a file yet.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(read_folder(&store, &topic).await.is_empty());
     assert!(
         storer.terminate(Duration::from_secs(30)).success(),
         "{}",
         storer.log()
     );
     let objects = read_folder(&store, &topic).await;
-    assert_eq!(objects.len(), 5);
-    assert_exactly_once(&objects, &BTreeMap::from([(0, 30)]));
+    assert_eq!(objects.len(), 1);
+    assert_exactly_once(&objects, &BTreeMap::from([(0, 3)]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,8 +117,17 @@ async fn seals_by_size() {
     .await;
     assert!(objects.len() >= 8, "{} objects", objects.len());
     for object in &objects {
-        let raw: usize = object.records.iter().map(|r| r.memory_bytes()).sum();
-        assert!(raw <= 2048, "{} holds {raw} bytes", object.path);
+        // A record weighs its line plus 32 bytes of bookkeeping.
+        let weight: usize = object
+            .records
+            .iter()
+            .map(|r| {
+                let mut line = Vec::new();
+                bss_format::encode_line(r, &mut line);
+                line.len() + 32
+            })
+            .sum();
+        assert!(weight <= 2048, "{} weighs {weight} bytes", object.path);
     }
     assert!(sealed(&storer, "size") >= 8.0);
     assert_eq!(sealed(&storer, "age"), 0.0);

@@ -17,7 +17,7 @@ mod summary;
 pub mod time;
 
 pub use compression::{Compression, Compressor, UnknownCompression};
-pub use line::{decode_line, encode_line, LineError};
+pub use line::{decode_line, encode_line, encode_line_ref, LineError, RecordRef};
 pub use reader::{ReadError, RecordReader};
 pub use record::{Header, Record, TimestampType};
 pub use summary::{checksum, FileSummary};

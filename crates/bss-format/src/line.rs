@@ -82,9 +82,58 @@ fn write_bytes(bytes: Option<&[u8]>, out: &mut Vec<u8>) -> bool {
     }
 }
 
-/// Appends `record` to `out` as one JSON line, newline included. Written by hand, field by field, so
-/// that encoding allocates nothing per record (the storer encodes every record it archives).
+/// A record's fields borrowed from wherever they live: a consumed Kafka message (the storer encodes
+/// straight from it, copying nothing per record) or a [`Record`].
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef<'a, H> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Timestamp, if any.
+    pub timestamp_ms: Option<i64>,
+    /// What the timestamp means.
+    pub timestamp_type: TimestampType,
+    /// Key bytes; `None` for a null key.
+    pub key: Option<&'a [u8]>,
+    /// Value bytes; `None` for a tombstone.
+    pub payload: Option<&'a [u8]>,
+    /// Headers in order, as (key, value) pairs; a `None` value is a null header value.
+    pub headers: H,
+}
+
+impl Record {
+    /// This record's fields, borrowed.
+    pub fn as_ref(&self) -> RecordRef<'_, impl Iterator<Item = (&[u8], Option<&[u8]>)>> {
+        RecordRef {
+            topic: &self.topic,
+            partition: self.partition,
+            offset: self.offset,
+            timestamp_ms: self.timestamp_ms,
+            timestamp_type: self.timestamp_type,
+            key: self.key.as_deref(),
+            payload: self.payload.as_deref(),
+            headers: self
+                .headers
+                .iter()
+                .map(|h| (h.key.as_slice(), h.value.as_deref())),
+        }
+    }
+}
+
+/// Appends `record` to `out` as one JSON line, newline included.
 pub fn encode_line(record: &Record, out: &mut Vec<u8>) {
+    encode_line_ref(record.as_ref(), out);
+}
+
+/// Appends a borrowed record to `out` as one JSON line, newline included. Written by hand, field by
+/// field, so that encoding allocates nothing per record (the storer encodes every record it archives).
+pub fn encode_line_ref<'a>(
+    record: RecordRef<'a, impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>>,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(b"{\"timestamp\":");
     match record.timestamp_ms {
         Some(ms) if is_iso_representable(ms) => {
@@ -101,20 +150,20 @@ pub fn encode_line(record: &Record, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"offset\":");
     write_integer(record.offset, out);
     out.extend_from_slice(b",\"key\":");
-    let key_base64 = write_bytes(record.key.as_deref(), out);
+    let key_base64 = write_bytes(record.key, out);
     out.extend_from_slice(b",\"payload\":");
-    let payload_base64 = write_bytes(record.payload.as_deref(), out);
+    let payload_base64 = write_bytes(record.payload, out);
     out.extend_from_slice(b",\"topic\":");
-    write_json_str(&record.topic, out);
+    write_json_str(record.topic, out);
     out.extend_from_slice(b",\"headers\":[");
-    for (index, header) in record.headers.iter().enumerate() {
+    for (index, (key, value)) in record.headers.enumerate() {
         if index > 0 {
             out.push(b',');
         }
         out.extend_from_slice(b"{\"key\":");
-        let header_key_base64 = write_bytes(Some(&header.key), out);
+        let header_key_base64 = write_bytes(Some(key), out);
         out.extend_from_slice(b",\"value\":");
-        if write_bytes(header.value.as_deref(), out) {
+        if write_bytes(value, out) {
             out.extend_from_slice(b",\"encoding\":\"base64\"");
         }
         if header_key_base64 {

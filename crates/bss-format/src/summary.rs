@@ -23,14 +23,19 @@ pub struct FileSummary {
 impl FileSummary {
     /// Accounts for the next record of the file (records come in offset order).
     pub fn add(&mut self, record: &Record) {
+        self.add_offset(record.offset, record.timestamp_ms);
+    }
+
+    /// Accounts for the next record of the file by its offset and timestamp.
+    pub fn add_offset(&mut self, offset: i64, timestamp_ms: Option<i64>) {
         if self.records == 0 {
-            self.first_offset = record.offset;
-            self.first_timestamp_ms = record.timestamp_ms;
+            self.first_offset = offset;
+            self.first_timestamp_ms = timestamp_ms;
         }
         self.records += 1;
-        self.last_offset = record.offset;
-        self.last_timestamp_ms = record.timestamp_ms;
-        if let Some(ts) = record.timestamp_ms {
+        self.last_offset = offset;
+        self.last_timestamp_ms = timestamp_ms;
+        if let Some(ts) = timestamp_ms {
             self.min_timestamp_ms = Some(self.min_timestamp_ms.map_or(ts, |m| m.min(ts)));
             self.max_timestamp_ms = Some(self.max_timestamp_ms.map_or(ts, |m| m.max(ts)));
         }

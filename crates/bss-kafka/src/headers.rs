@@ -17,40 +17,52 @@ use rdkafka::bindings as sys;
 use rdkafka::message::{BorrowedMessage, OwnedHeaders};
 
 /// The headers of a consumed record, in order, keys and values byte for byte (see the module's note
-/// on NUL bytes in keys).
-pub fn read_headers(message: &BorrowedMessage<'_>) -> Vec<Header> {
+/// on NUL bytes in keys), borrowed from the message.
+pub fn header_slices<'m>(
+    message: &'m BorrowedMessage<'_>,
+) -> impl Iterator<Item = (&'m [u8], Option<&'m [u8]>)> + 'm {
     let mut native = std::ptr::null_mut();
     // SAFETY: `message.ptr()` is the live native message `message` borrows; librdkafka parses its
     // headers (once) into a list owned by the message and points `native` at it.
     let found = unsafe { sys::rd_kafka_message_headers(message.ptr(), &mut native) };
-    if found != sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || native.is_null() {
-        return Vec::new();
-    }
-    // SAFETY: `native` is owned by the message, valid while `message` is borrowed here.
-    let count = unsafe { sys::rd_kafka_header_cnt(native) };
-    let mut out = Vec::with_capacity(count);
-    for index in 0..count {
+    let count = if found != sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || native.is_null()
+    {
+        0
+    } else {
+        // SAFETY: `native` is owned by the message, valid while `message` is borrowed.
+        unsafe { sys::rd_kafka_header_cnt(native) }
+    };
+    (0..count).filter_map(move |index| {
         let mut name = std::ptr::null();
         let mut value = std::ptr::null();
         let mut size = 0usize;
         // SAFETY: `index < count`; on success librdkafka points `name` at a NUL-terminated string and
-        // `value` at `size` bytes (or null for a null value), both owned by the message, which
-        // outlives the copies made below.
+        // `value` at `size` bytes (or null for a null value), both owned by the message, which the
+        // returned slices borrow (`'m`).
         let error = unsafe {
             sys::rd_kafka_header_get_all(native, index, &mut name, &mut value, &mut size)
         };
         if error != sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
-            continue;
+            return None;
         }
-        // SAFETY: see above; the bytes are copied before the message can go away.
-        let key = unsafe { CStr::from_ptr(name) }.to_bytes().to_vec();
+        // SAFETY: see above.
+        let key = unsafe { CStr::from_ptr(name) }.to_bytes();
         let value = (!value.is_null()).then(|| {
             // SAFETY: `value` points at `size` readable bytes owned by the message.
-            unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) }.to_vec()
+            unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) }
         });
-        out.push(Header { key, value });
-    }
-    out
+        Some((key, value))
+    })
+}
+
+/// The headers of a consumed record, copied (see [`header_slices`]).
+pub fn read_headers(message: &BorrowedMessage<'_>) -> Vec<Header> {
+    header_slices(message)
+        .map(|(key, value)| Header {
+            key: key.to_vec(),
+            value: value.map(<[u8]>::to_vec),
+        })
+        .collect()
 }
 
 /// Headers for a record to produce: `headers` as archived, then `extra` (name, value) pairs.

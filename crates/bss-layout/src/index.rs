@@ -161,7 +161,7 @@ impl IndexBuilder {
     }
 
     /// The sidecar's bytes.
-    pub fn finish(self) -> Vec<u8> {
+    pub fn finish(&self) -> Vec<u8> {
         let keys = self.hashes.len() as u64;
         let blocks = if keys == 0 {
             0
@@ -181,7 +181,7 @@ impl IndexBuilder {
         out.extend_from_slice(&BITS_PER_KEY_SET.to_le_bytes());
         let filter_start = out.len();
         out.resize(filter_start + (u64::from(blocks) * BLOCK_BYTES) as usize, 0);
-        for hash in self.hashes {
+        for &hash in &self.hashes {
             let block = filter_start + (block_of(hash, blocks) * BLOCK_BYTES) as usize;
             for bit in bit_positions(hash) {
                 out[block + (bit / 8) as usize] |= 1 << (bit % 8);
