@@ -8,7 +8,9 @@ use std::time::Instant;
 use anyhow::Context as _;
 use bss_format::{encode_line_ref, RecordRef, TimestampType};
 use bss_telemetry::Health;
+use futures::{FutureExt as _, StreamExt as _};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::Timestamp;
 use tokio::sync::{mpsc, Semaphore};
@@ -57,6 +59,9 @@ pub struct ConsumeLoop {
     /// The line of the record being accepted, reused so that encoding allocates nothing.
     line: Vec<u8>,
 }
+
+/// Messages taken in one go when librdkafka has them ready.
+const BURST_MESSAGES: usize = 1024;
 
 /// The librdkafka prefetch queue size we default to for a memory budget, in KiB: an eighth of the
 /// budget, between 1 and 16 MiB.
@@ -126,20 +131,23 @@ impl ConsumeLoop {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let consumer = Arc::clone(&self.consumer);
         let memory = Arc::clone(&self.memory);
+        // One stream for the whole run: `recv()` would register and drop a waker slot (two locks)
+        // per message.
+        let mut messages = consumer.stream();
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
                 // Resume as soon as the writers free memory, not at the next tick.
                 _ = memory.released(), if self.paused => self.relieve_memory(),
-                message = consumer.recv() => {
-                    self.drop_revoked();
-                    match message {
-                        Ok(message) => self.accept(&message),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "consume error");
-                            self.consumer_healthy = false;
-                            self.health.set("kafka-consumer", Err(e.to_string()));
+                Some(message) = messages.next() => {
+                    self.receive(message);
+                    // Then take what librdkafka has already fetched without a turn of the select;
+                    // bounded so that ticks and shutdown are still seen under a constant flow.
+                    for _ in 0..BURST_MESSAGES {
+                        match messages.next().now_or_never() {
+                            Some(Some(message)) => self.receive(message),
+                            _ => break,
                         }
                     }
                 }
@@ -153,7 +161,20 @@ impl ConsumeLoop {
                 }
             }
         }
+        drop(messages);
         self.drain().await
+    }
+
+    fn receive(&mut self, message: KafkaResult<BorrowedMessage<'_>>) {
+        self.drop_revoked();
+        match message {
+            Ok(message) => self.accept(&message),
+            Err(e) => {
+                tracing::warn!(error = %e, "consume error");
+                self.consumer_healthy = false;
+                self.health.set("kafka-consumer", Err(e.to_string()));
+            }
+        }
     }
 
     fn accept(&mut self, message: &BorrowedMessage<'_>) {

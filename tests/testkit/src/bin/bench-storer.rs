@@ -1,6 +1,8 @@
 //! Storer throughput benchmark (run by `tests/bench/storer.sh`, which builds everything in release mode).
 //!
-//! Loads N JSON messages of about 250 bytes over 8 partitions, then measures in the same run:
+//! Loads N CDC-like JSON messages of about 220 bytes (random ids, amounts, words; a key and a header
+//! each) over 8 partitions, then measures in the same run, in interleaved rounds (`BENCH_ROUNDS`,
+//! default 3) whose medians are printed:
 //! - a bare rdkafka consumer (subscribe, count messages, nothing else): the baseline;
 //! - the storer (release binary), writing zstd files into a local-folder bucket;
 //! - OSO kafka-backup's engine (`oso-runner backup`, from `../shared/peers/oso-runner`, built by
@@ -20,15 +22,37 @@ use bss_testkit::process::Service;
 use bss_testkit::{kafka_brokers, unique};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 const PARTITIONS: i32 = 8;
 
+/// SplitMix64: a cheap, well-mixed pseudo-random stream, the same on every run.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// About 220 bytes of CDC-like JSON with realistic entropy: random ids, amounts, words and times.
 fn payload(n: u64) -> Vec<u8> {
-    // About 250 bytes of typical CDC-like JSON.
+    const WORDS: [&str; 16] = [
+        "alpine", "harbor", "copper", "meadow", "signal", "timber", "violet", "canyon", "ember",
+        "falcon", "glacier", "juniper", "lantern", "marble", "nectar", "orchid",
+    ];
+    const STATUS: [&str; 4] = ["CONFIRMED", "PENDING", "SHIPPED", "CANCELLED"];
+    let r = [mix(n), mix(n ^ 0xa5a5), mix(n ^ 0x5a5a_5a5a)];
+    let word = |i: u32| WORDS[((r[2] >> (i * 4)) & 15) as usize];
     format!(
-        "{{\"id\":{n},\"customer\":\"customer-{:06}\",\"status\":\"CONFIRMED\",\"amount\":{}.{:02},\"currency\":\"EUR\",\"items\":[{{\"sku\":\"SKU-{:05}\",\"qty\":{}}},{{\"sku\":\"SKU-{:05}\",\"qty\":1}}],\"updatedAt\":\"2026-11-21T10:{:02}:{:02}.000Z\",\"source\":\"orders-db\"}}",
-        n % 100_000, n % 1000, n % 100, n % 50_000, n % 9 + 1, (n * 7) % 50_000, n % 60, (n / 60) % 60
+        "{{\"id\":\"{:016x}\",\"customer\":\"{}-{}-{:05}\",\"status\":\"{}\",\"amount\":{}.{:02},\"currency\":\"EUR\",\"items\":[{{\"sku\":\"{}-{:04}\",\"qty\":{}}}],\"note\":\"{} {} {}\",\"updatedAt\":\"2026-11-{:02}T{:02}:{:02}:{:02}.{:03}Z\"}}",
+        r[0],
+        word(0), word(1), r[1] % 100_000,
+        STATUS[(r[1] >> 20) as usize % 4],
+        (r[1] >> 24) % 10_000, (r[1] >> 40) % 100,
+        word(2), (r[0] >> 16) % 10_000, (r[0] >> 32) % 9 + 1,
+        word(3), word(4), word(5),
+        (r[2] >> 32) % 28 + 1, (r[2] >> 37) % 24, (r[2] >> 42) % 60, (r[2] >> 48) % 60, (r[2] >> 54) % 1000,
     )
     .into_bytes()
 }
@@ -51,10 +75,15 @@ async fn load(topic: &str, messages: u64) -> anyhow::Result<u64> {
         let value = payload(n);
         bytes += value.len() as u64;
         let key = record.key.unwrap_or_default();
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "source",
+            value: Some("orders-db"),
+        });
         let mut future_record = FutureRecord::to(topic)
             .partition(record.partition)
             .key(&key)
             .payload(&value)
+            .headers(headers)
             .timestamp(record.timestamp_ms);
         loop {
             match producer.send_result(future_record) {
@@ -186,30 +215,14 @@ fn oso_backup(topic: &str) -> anyhow::Result<Option<PeerRun>> {
     }))
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let storer_binary = args
-        .next()
-        .context("usage: bench-storer STORER_BINARY [MESSAGES]")?;
-    let messages: u64 = args.next().map_or(Ok(1_000_000), |m| m.parse())?;
-    let topic = unique("bench");
-    let events = unique("bench-events");
-    create_topic(&topic, PARTITIONS).await;
-    create_topic(&events, 1).await;
-    let started = Instant::now();
-    let bytes = load(&topic, messages).await?;
-    eprintln!(
-        "loaded {messages} messages ({:.1} MB of values) in {:.1?}",
-        bytes as f64 / 1e6,
-        started.elapsed()
-    );
-
-    let bare_topic = topic.clone();
-    let bare = tokio::task::spawn_blocking(move || bare_consumer(&bare_topic, messages)).await??;
-    let oso_topic = topic.clone();
-    let oso = tokio::task::spawn_blocking(move || oso_backup(&oso_topic)).await??;
-
+/// Runs the storer over `topic` from the start into a fresh local-folder bucket, from its first
+/// assignment until every message is written.
+async fn storer_run(
+    storer_binary: &str,
+    topic: &str,
+    events: &str,
+    messages: u64,
+) -> anyhow::Result<PeerRun> {
     let bucket = tempfile::tempdir()?;
     let config = bucket.path().join("application.yaml");
     std::fs::write(
@@ -223,7 +236,7 @@ async fn main() -> anyhow::Result<()> {
         ("KAFKA_BROKERS", kafka_brokers()),
         ("KAFKA_GROUP_ID", unique("bench-storer")),
         ("KAFKA_DEQUEUE_STRATEGY", "earliest".to_owned()),
-        ("BSS_EVENTS_TOPIC", events.clone()),
+        ("BSS_EVENTS_TOPIC", events.to_owned()),
         ("BUCKET_TYPE", "local".to_owned()),
         (
             "BUCKET_NAME",
@@ -240,7 +253,7 @@ async fn main() -> anyhow::Result<()> {
     // BENCH_WRAPPER (e.g. "perf record -g -o perf.data --") runs the storer under a profiler.
     let wrapper = std::env::var("BENCH_WRAPPER").unwrap_or_default();
     let mut command: Vec<&str> = wrapper.split_whitespace().collect();
-    command.extend([storer_binary.as_str(), "--config", config_arg]);
+    command.extend([storer_binary, "--config", config_arg]);
     let mut storer = Service::start(command[0], "bench-storer", &env, &command[1..]);
     storer.wait_log("partitions assigned", 1, Duration::from_secs(120));
     let assigned = Instant::now();
@@ -260,8 +273,76 @@ async fn main() -> anyhow::Result<()> {
     }
     let storer_elapsed = assigned.elapsed();
     let (cpu_seconds, peak_rss) = proc_stat(storer.pid()).context("reading /proc")?;
-    let budget = 64u64 << 20;
     let _ = storer.terminate(Duration::from_secs(60));
+    Ok(PeerRun {
+        elapsed: storer_elapsed,
+        cpu_seconds,
+        peak_rss,
+    })
+}
+
+fn median<T: PartialOrd + Copy>(mut values: Vec<T>) -> T {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    values[values.len() / 2]
+}
+
+impl PeerRun {
+    /// The median of each figure, and the highest peak RSS.
+    fn median(runs: &[PeerRun]) -> PeerRun {
+        PeerRun {
+            elapsed: median(runs.iter().map(|r| r.elapsed).collect()),
+            cpu_seconds: median(runs.iter().map(|r| r.cpu_seconds).collect()),
+            peak_rss: runs.iter().map(|r| r.peak_rss).max().unwrap_or(0),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let storer_binary = args
+        .next()
+        .context("usage: bench-storer STORER_BINARY [MESSAGES]")?;
+    let messages: u64 = args.next().map_or(Ok(1_000_000), |m| m.parse())?;
+    let topic = unique("bench");
+    let events = unique("bench-events");
+    create_topic(&topic, PARTITIONS).await;
+    create_topic(&events, 1).await;
+    let started = Instant::now();
+    let bytes = load(&topic, messages).await?;
+    eprintln!(
+        "loaded {messages} messages ({:.1} MB of values) in {:.1?}",
+        bytes as f64 / 1e6,
+        started.elapsed()
+    );
+
+    // Interleaved rounds (bare, OSO, storer, then again), so that a slow moment of the machine or the
+    // broker weighs on every contender alike; medians are reported.
+    let rounds: usize = std::env::var("BENCH_ROUNDS").map_or(Ok(3), |r| r.parse())?;
+    let (mut bares, mut osos, mut storers) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let bare_topic = topic.clone();
+        let bare =
+            tokio::task::spawn_blocking(move || bare_consumer(&bare_topic, messages)).await??;
+        let oso_topic = topic.clone();
+        let oso = tokio::task::spawn_blocking(move || oso_backup(&oso_topic)).await??;
+        let storer = storer_run(&storer_binary, &topic, &events, messages).await?;
+        eprintln!(
+            "round {round}: bare {:.2?}, OSO {:?}, storer {:.2?}",
+            bare,
+            oso.as_ref().map(|o| o.elapsed),
+            storer.elapsed
+        );
+        bares.push(bare);
+        osos.extend(oso);
+        storers.push(storer);
+    }
+    let bare = median(bares.clone());
+    let oso = (!osos.is_empty()).then(|| PeerRun::median(&osos));
+    let storer = PeerRun::median(&storers);
+    let (storer_elapsed, cpu_seconds, peak_rss) =
+        (storer.elapsed, storer.cpu_seconds, storer.peak_rss);
+    let budget = 64u64 << 20;
 
     let rate = |d: Duration| messages as f64 / d.as_secs_f64();
     let mbps = |d: Duration| bytes as f64 / 1e6 / d.as_secs_f64();
