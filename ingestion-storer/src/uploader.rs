@@ -31,18 +31,10 @@ pub struct EncodedFile {
     pub key_hashes: Vec<u64>,
 }
 
-/// Plain text handed to the compressor at a time: large enough to amortise the calls, small enough
-/// to stay in the CPU's caches.
-const COMPRESS_CHUNK_BYTES: usize = 256 * 1024;
-
 /// Compresses a batch's lines and finishes its sidecar (CPU-bound: run it off the async workers).
 pub fn encode(batch: &Batch, compression: Compression) -> EncodedFile {
     let plain = batch.lines();
-    let mut compressor = compression.compressor_for(plain.len());
-    for chunk in plain.chunks(COMPRESS_CHUNK_BYTES) {
-        compressor.write(chunk);
-    }
-    let stored = Bytes::from(compressor.finish());
+    let stored = Bytes::from(compression.compress(plain));
     EncodedFile {
         checksum: checksum(&stored),
         uncompressed_bytes: plain.len() as u64,

@@ -12,6 +12,7 @@
 //!   of one block, so a lookup reads one header and one 64-byte block.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// Root prefix of every sidecar.
 pub const INDEX_ROOT: &str = ".bss-index";
@@ -127,10 +128,31 @@ pub fn block_may_contain(block: &[u8], key: &[u8]) -> bool {
         && bit_positions(key_hash(key)).all(|bit| block[(bit / 8) as usize] & (1 << (bit % 8)) != 0)
 }
 
+/// The set of key hashes needs no second hash: [`key_hash`] values are already well mixed.
+#[derive(Default)]
+struct KeyHashHasher(u64);
+
+impl Hasher for KeyHashHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used (a set of u64); fold anything else in for completeness.
+        for byte in bytes {
+            self.0 = (self.0.rotate_left(8)) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
 /// Builds a sidecar while the object's records go by.
 #[derive(Debug, Default)]
 pub struct IndexBuilder {
-    hashes: HashSet<u64>,
+    hashes: HashSet<u64, BuildHasherDefault<KeyHashHasher>>,
     records: u64,
     first_offset: i64,
     last_offset: i64,
