@@ -10,6 +10,7 @@
 //! Tests must be parallel-safe: every topic, group, folder and port comes from [`unique`] or [`free_port`].
 
 pub mod archive;
+pub mod bench;
 pub mod bucket;
 pub mod kafka;
 pub mod process;

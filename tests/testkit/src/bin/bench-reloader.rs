@@ -4,7 +4,11 @@
 //!    with sidecars) into a local-folder bucket, then measures in the same run:
 //!    - a bare rdkafka producer sending the same records from memory (idempotent, as the reloader);
 //!    - the reloader binary replaying the whole topic (`POST /reingestion/topic`), from the request to
-//!      the job's completion (every record acknowledged).
+//!      the job's completion (every record acknowledged);
+//!    - OSO kafka-backup's engine (`oso-runner restore`, see `bss_testkit::peer`) restoring the same
+//!      records into a new topic from its own zstd backup of the bare producer's topic, timed as a
+//!      whole process; left out where the peer is not built.
+//!    in interleaved rounds (`BENCH_ROUNDS`, default 3) whose medians are printed.
 //! 2. Key pruning: 1,000 objects of 2,000 records, one key present in 1 % of them; prints the bytes read
 //!    from the bucket by `POST /reingestion/key` as a fraction of the archive's bytes.
 
@@ -13,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use bss_format::{Compression, Header, Record, TimestampType};
 use bss_testkit::archive::write_objects;
+use bss_testkit::bench::{self, proc_stat, Run};
 use bss_testkit::kafka::create_topic;
 use bss_testkit::process::{http_request, Service};
 use bss_testkit::{kafka_brokers, unique};
@@ -38,11 +43,11 @@ fn records(
             timestamp_ms: Some(1_763_700_000_000 + offset),
             timestamp_type: TimestampType::CreateTime,
             key: Some(key_of(offset)),
-            payload: Some(format!(
-                "{{\"id\":{offset},\"customer\":\"customer-{:06}\",\"status\":\"CONFIRMED\",\"amount\":{}.{:02},\"currency\":\"EUR\",\"items\":[{{\"sku\":\"SKU-{:05}\",\"qty\":{}}}],\"updatedAt\":\"2026-11-21T10:00:00.000Z\",\"source\":\"orders-db\",\"partition\":{partition}}}",
-                offset % 100_000, offset % 1000, offset % 100, offset % 50_000, offset % 9 + 1
-            ).into_bytes()),
-            headers: vec![Header { key: "source".into(), value: Some(b"bench".to_vec()) }],
+            payload: Some(bench::cdc_value((offset as u64) << 3 | partition as u64)),
+            headers: vec![Header {
+                key: "source".into(),
+                value: Some(b"bench".to_vec()),
+            }],
         })
         .collect()
 }
@@ -144,12 +149,6 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .map(|r| r.payload.as_ref().map_or(0, Vec::len) as u64)
         .sum();
-    let (bare_target, reloader_target) = (unique("bench-bare"), unique("bench-replayed"));
-    create_topic(&bare_target, PARTITIONS).await;
-    create_topic(&reloader_target, PARTITIONS).await;
-    let bare = bare_produce(&bare_target, &all).await?;
-    drop(all);
-
     let env: Vec<(String, String)> = [
         ("KAFKA_BROKERS", kafka_brokers()),
         ("BUCKET_TYPE", "local".to_owned()),
@@ -165,18 +164,80 @@ async fn main() -> anyhow::Result<()> {
     .collect();
     let mut reloader = Service::start(&reloader_binary, "bench-reloader", &env, &[]);
     reloader.wait_ready(Duration::from_secs(30));
-    let started = Instant::now();
-    let id = post(
-        reloader.http_port,
-        "/reingestion/topic",
-        serde_json::json!({"topic": topic, "reIngestionTopic": reloader_target}),
-    )?;
-    let job = wait_job(reloader.http_port, &id)?;
-    let replay = started.elapsed();
-    anyhow::ensure!(
-        job["messagesPublished"].as_u64() == Some(total),
-        "published {job}"
-    );
+
+    // The peer restores from its own backup of the same records: the first bare producer's topic.
+    let runner = bench::oso_runner();
+    let oso_folder = tempfile::tempdir()?;
+    let oso_backup_id = unique("bench-oso");
+    // Interleaved rounds (bare producer, reloader, OSO restore, then again); medians are reported.
+    let rounds: usize = std::env::var("BENCH_ROUNDS").map_or(Ok(3), |r| r.parse())?;
+    let (mut bares, mut replays, mut osos) = (Vec::new(), Vec::new(), Vec::new());
+    let mut reloader_target = String::new();
+    for round in 1..=rounds {
+        let bare_target = unique("bench-bare");
+        reloader_target = unique("bench-replayed");
+        create_topic(&bare_target, PARTITIONS).await;
+        create_topic(&reloader_target, PARTITIONS).await;
+        let bare = bare_produce(&bare_target, &all).await?;
+        if let (Some(runner), 1) = (&runner, round) {
+            let config = bench::oso_backup_config(
+                &oso_backup_id,
+                &kafka_brokers(),
+                &bare_target,
+                &oso_folder.path().to_string_lossy(),
+            );
+            bench::run_oso(runner, "backup", &config)?;
+        }
+
+        let (cpu_before, _) = proc_stat(reloader.pid()).context("reading /proc")?;
+        let started = Instant::now();
+        let id = post(
+            reloader.http_port,
+            "/reingestion/topic",
+            serde_json::json!({"topic": topic, "reIngestionTopic": reloader_target}),
+        )?;
+        let job = wait_job(reloader.http_port, &id)?;
+        let elapsed = started.elapsed();
+        let (cpu_after, peak_rss) = proc_stat(reloader.pid()).context("reading /proc")?;
+        anyhow::ensure!(
+            job["messagesPublished"].as_u64() == Some(total),
+            "published {job}"
+        );
+        let replay = Run {
+            elapsed,
+            cpu_seconds: cpu_after - cpu_before,
+            peak_rss,
+        };
+
+        let oso = match &runner {
+            Some(runner) => {
+                let target = unique("bench-oso-restored");
+                create_topic(&target, PARTITIONS).await;
+                let config = bench::oso_restore_config(
+                    &oso_backup_id,
+                    &kafka_brokers(),
+                    &bare_target,
+                    &target,
+                    &oso_folder.path().to_string_lossy(),
+                );
+                Some(bench::run_oso(runner, "restore", &config)?)
+            }
+            None => None,
+        };
+        eprintln!(
+            "round {round}: bare {bare:.2?}, reloader {:.2?}, OSO restore {:?}",
+            replay.elapsed,
+            oso.map(|o| o.elapsed)
+        );
+        bares.push(bare);
+        replays.push(replay);
+        osos.extend(oso);
+    }
+    drop(all);
+    let bare = bench::median(bares);
+    let replay_run = Run::median(&replays);
+    let replay = replay_run.elapsed;
+    let oso = (!osos.is_empty()).then(|| Run::median(&osos));
 
     // 2. Key pruning: 1,000 objects of 2,000 records (about 40 KB each, small next to the storer's
     // 8 MiB default files), "needle" in 10 of them. Written 100 objects at a time to bound memory.
@@ -286,11 +347,21 @@ async fn main() -> anyhow::Result<()> {
         bytes as f64 / 1e6 / bare.as_secs_f64(),
         bare
     );
-    println!("reloader topic replay:  {:>10.0} msg/s {:>8.1} MB/s ({:.2?}, from the request to the last acknowledgement)", rate(replay), bytes as f64 / 1e6 / replay.as_secs_f64(), replay);
+    println!("reloader topic replay:  {:>10.0} msg/s {:>8.1} MB/s ({:.2?}, from the request to the last acknowledgement; {:.2} CPU-s per million, peak RSS {:.1} MiB)", rate(replay), bytes as f64 / 1e6 / replay.as_secs_f64(), replay, replay_run.cpu_seconds / (total as f64 / 1e6), replay_run.peak_rss as f64 / (1 << 20) as f64);
+    if let Some(oso) = &oso {
+        println!("OSO kafka-backup restore: {:>8.0} msg/s {:>8.1} MB/s ({:.2?}, from its own zstd backup of the same records, whole process; {:.2} CPU-s per million, peak RSS {:.1} MiB)", rate(oso.elapsed), bytes as f64 / 1e6 / oso.elapsed.as_secs_f64(), oso.elapsed, oso.cpu_seconds / (total as f64 / 1e6), oso.peak_rss as f64 / (1 << 20) as f64);
+    }
     println!(
-        "ratio reloader/bare:    {:>10.2}   (target >= 0.85)",
+        "ratio reloader/bare:    {:>10.2}   (target >= 0.90)",
         rate(replay) / rate(bare)
     );
+    if let Some(oso) = &oso {
+        println!(
+            "ratio reloader/OSO:     {:>10.2}   (target >= 1.10)",
+            rate(replay) / rate(oso.elapsed)
+        );
+    }
+    println!("medians of {rounds} interleaved rounds");
     println!(
         "key reingestion:        {} records from {} candidate objects of 1000 in {:.2?}; read {:.0} of {} archive bytes = {:.2} % (target <= 3 %)",
         job["messagesPublished"], job["objectsTotal"], key_elapsed, read_after - read_before, archive_bytes, 100.0 * (read_after - read_before) / archive_bytes as f64

@@ -17,6 +17,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use bss_testkit::bench::{self, proc_stat, Run};
 use bss_testkit::kafka::{create_topic, TestRecord};
 use bss_testkit::process::Service;
 use bss_testkit::{kafka_brokers, unique};
@@ -26,36 +27,6 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 const PARTITIONS: i32 = 8;
-
-/// SplitMix64: a cheap, well-mixed pseudo-random stream, the same on every run.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-/// About 220 bytes of CDC-like JSON with realistic entropy: random ids, amounts, words and times.
-fn payload(n: u64) -> Vec<u8> {
-    const WORDS: [&str; 16] = [
-        "alpine", "harbor", "copper", "meadow", "signal", "timber", "violet", "canyon", "ember",
-        "falcon", "glacier", "juniper", "lantern", "marble", "nectar", "orchid",
-    ];
-    const STATUS: [&str; 4] = ["CONFIRMED", "PENDING", "SHIPPED", "CANCELLED"];
-    let r = [mix(n), mix(n ^ 0xa5a5), mix(n ^ 0x5a5a_5a5a)];
-    let word = |i: u32| WORDS[((r[2] >> (i * 4)) & 15) as usize];
-    format!(
-        "{{\"id\":\"{:016x}\",\"customer\":\"{}-{}-{:05}\",\"status\":\"{}\",\"amount\":{}.{:02},\"currency\":\"EUR\",\"items\":[{{\"sku\":\"{}-{:04}\",\"qty\":{}}}],\"note\":\"{} {} {}\",\"updatedAt\":\"2026-11-{:02}T{:02}:{:02}:{:02}.{:03}Z\"}}",
-        r[0],
-        word(0), word(1), r[1] % 100_000,
-        STATUS[(r[1] >> 20) as usize % 4],
-        (r[1] >> 24) % 10_000, (r[1] >> 40) % 100,
-        word(2), (r[0] >> 16) % 10_000, (r[0] >> 32) % 9 + 1,
-        word(3), word(4), word(5),
-        (r[2] >> 32) % 28 + 1, (r[2] >> 37) % 24, (r[2] >> 42) % 60, (r[2] >> 48) % 60, (r[2] >> 54) % 1000,
-    )
-    .into_bytes()
-}
 
 async fn load(topic: &str, messages: u64) -> anyhow::Result<u64> {
     let producer: FutureProducer = ClientConfig::new()
@@ -72,7 +43,7 @@ async fn load(topic: &str, messages: u64) -> anyhow::Result<u64> {
             n,
             1_763_700_000_000 + n as i64,
         );
-        let value = payload(n);
+        let value = bench::cdc_value(n);
         bytes += value.len() as u64;
         let key = record.key.unwrap_or_default();
         let headers = OwnedHeaders::new().insert(Header {
@@ -139,80 +110,19 @@ fn bare_consumer(topic: &str, messages: u64) -> anyhow::Result<Duration> {
     Ok(elapsed)
 }
 
-fn proc_stat(pid: u32) -> Option<(f64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let hwm_kb: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some((ticks / 100.0, hwm_kb * 1024))
-}
-
-/// What a peer run cost: wall time, CPU seconds, peak RSS.
-struct PeerRun {
-    elapsed: Duration,
-    cpu_seconds: f64,
-    peak_rss: u64,
-}
-
 /// Backs `topic` up with OSO's engine into a temporary folder; `None` when the peer is not built.
-fn oso_backup(topic: &str) -> anyhow::Result<Option<PeerRun>> {
-    let runner = std::env::var("OSO_RUNNER").unwrap_or_else(|_| {
-        format!(
-            "{}/../../target/peers/release/oso-runner",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    });
-    if !std::path::Path::new(&runner).exists() {
-        eprintln!("OSO kafka-backup: {runner} is not built; its row is left out");
+fn oso_backup(topic: &str) -> anyhow::Result<Option<Run>> {
+    let Some(runner) = bench::oso_runner() else {
         return Ok(None);
-    }
-    let folder = tempfile::tempdir()?;
-    let config = folder.path().join("oso-backup.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "mode: backup\nbackup_id: {id}\nsource:\n  bootstrap_servers: [\"{brokers}\"]\n  topics:\n    include: [\"{topic}\"]\nstorage:\n  backend: filesystem\n  path: {path}\nbackup:\n  compression: zstd\n  segment_max_bytes: 8388608\n  stop_at_current_offsets: true\n  continuous: false\n",
-            id = unique("bench"),
-            brokers = kafka_brokers(),
-            path = folder.path().join("backup").display(),
-        ),
-    )?;
-    let started = Instant::now();
-    let mut child = std::process::Command::new(&runner)
-        .arg("backup")
-        .arg(&config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {runner}"))?;
-    // Sampled until it exits (its /proc entry goes with it): CPU is short by at most one interval.
-    let mut last = (0.0, 0);
-    let status = loop {
-        if let Some(sample) = proc_stat(child.id()) {
-            last = sample;
-        }
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(900),
-            "OSO backup stalled"
-        );
-        std::thread::sleep(Duration::from_millis(20));
     };
-    anyhow::ensure!(status.success(), "OSO backup failed: {status}");
-    Ok(Some(PeerRun {
-        elapsed: started.elapsed(),
-        cpu_seconds: last.0,
-        peak_rss: last.1,
-    }))
+    let folder = tempfile::tempdir()?;
+    let config = bench::oso_backup_config(
+        &unique("bench"),
+        &kafka_brokers(),
+        topic,
+        &folder.path().join("backup").to_string_lossy(),
+    );
+    bench::run_oso(&runner, "backup", &config).map(Some)
 }
 
 /// Runs the storer over `topic` from the start into a fresh local-folder bucket, from its first
@@ -222,7 +132,7 @@ async fn storer_run(
     topic: &str,
     events: &str,
     messages: u64,
-) -> anyhow::Result<PeerRun> {
+) -> anyhow::Result<Run> {
     let bucket = tempfile::tempdir()?;
     let config = bucket.path().join("application.yaml");
     std::fs::write(
@@ -274,27 +184,11 @@ async fn storer_run(
     let storer_elapsed = assigned.elapsed();
     let (cpu_seconds, peak_rss) = proc_stat(storer.pid()).context("reading /proc")?;
     let _ = storer.terminate(Duration::from_secs(60));
-    Ok(PeerRun {
+    Ok(Run {
         elapsed: storer_elapsed,
         cpu_seconds,
         peak_rss,
     })
-}
-
-fn median<T: PartialOrd + Copy>(mut values: Vec<T>) -> T {
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    values[values.len() / 2]
-}
-
-impl PeerRun {
-    /// The median of each figure, and the highest peak RSS.
-    fn median(runs: &[PeerRun]) -> PeerRun {
-        PeerRun {
-            elapsed: median(runs.iter().map(|r| r.elapsed).collect()),
-            cpu_seconds: median(runs.iter().map(|r| r.cpu_seconds).collect()),
-            peak_rss: runs.iter().map(|r| r.peak_rss).max().unwrap_or(0),
-        }
-    }
 }
 
 #[tokio::main]
@@ -337,9 +231,9 @@ async fn main() -> anyhow::Result<()> {
         osos.extend(oso);
         storers.push(storer);
     }
-    let bare = median(bares.clone());
-    let oso = (!osos.is_empty()).then(|| PeerRun::median(&osos));
-    let storer = PeerRun::median(&storers);
+    let bare = bench::median(bares.clone());
+    let oso = (!osos.is_empty()).then(|| Run::median(&osos));
+    let storer = Run::median(&storers);
     let (storer_elapsed, cpu_seconds, peak_rss) =
         (storer.elapsed, storer.cpu_seconds, storer.peak_rss);
     let budget = 64u64 << 20;
