@@ -8,7 +8,8 @@
 //!    - OSO kafka-backup's engine (`oso-runner restore`, see `bss_testkit::peer`) restoring the same
 //!      records into a new topic from its own zstd backup of the bare producer's topic, timed as a
 //!      whole process; left out where the peer is not built.
-//!    in interleaved rounds (`BENCH_ROUNDS`, default 3) whose medians are printed.
+//!
+//!    In interleaved rounds (`BENCH_ROUNDS`, default 3) whose medians are printed.
 //! 2. Key pruning: 1,000 objects of 2,000 records, one key present in 1 % of them; prints the bytes read
 //!    from the bucket by `POST /reingestion/key` as a fraction of the archive's bytes.
 
