@@ -45,8 +45,10 @@ pub fn archiving_consumer_config(kafka: &KafkaConfig, prefetch_kbytes: u64) -> C
     }
     // A fetch response is held whole until its last message is consumed; librdkafka's default
     // (50 MB) would let a topic of many partitions land far more than the prefetch queue at once.
+    // Three queues' worth: one fetch then serves many partitions (a single queue's worth, 1 MiB per
+    // partition, halved the throughput of 64 partitions), and stays bounded.
     if config.get("fetch.max.bytes").is_none() {
-        config.set("fetch.max.bytes", (prefetch_kbytes * 1024).to_string());
+        config.set("fetch.max.bytes", (3 * prefetch_kbytes * 1024).to_string());
     }
     client_metrics::enable_statistics(&mut config);
     config

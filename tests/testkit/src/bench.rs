@@ -154,3 +154,16 @@ pub fn cdc_value(n: u64) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// A value of exactly `size` bytes made of distinct CDC-like values one after the other (cut at
+/// `size`), so that large values keep the entropy of small ones.
+pub fn cdc_value_of_size(n: u64, size: usize) -> Vec<u8> {
+    let mut value = Vec::with_capacity(size + 256);
+    let mut part = 0u64;
+    while value.len() < size {
+        value.extend_from_slice(&cdc_value(n.wrapping_mul(1_000_003).wrapping_add(part)));
+        part += 1;
+    }
+    value.truncate(size);
+    value
+}

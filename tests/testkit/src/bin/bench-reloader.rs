@@ -163,7 +163,11 @@ async fn main() -> anyhow::Result<()> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let mut reloader = Service::start(&reloader_binary, "bench-reloader", &env, &[]);
+    // BENCH_WRAPPER (e.g. "perf record -g -o perf.data --") runs the reloader under a profiler.
+    let wrapper = std::env::var("BENCH_WRAPPER").unwrap_or_default();
+    let mut command: Vec<&str> = wrapper.split_whitespace().collect();
+    command.push(&reloader_binary);
+    let mut reloader = Service::start(command[0], "bench-reloader", &env, &command[1..]);
     reloader.wait_ready(Duration::from_secs(30));
 
     // The peer restores from its own backup of the same records: the first bare producer's topic.

@@ -17,18 +17,39 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use bss_format::time::parse_iso_ms;
+use bss_layout::FileWrittenEvent;
 use bss_testkit::bench::{self, proc_stat, Run};
 use bss_testkit::kafka::{create_topic, TestRecord};
 use bss_testkit::process::Service;
 use bss_testkit::{kafka_brokers, unique};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message as _;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 
-const PARTITIONS: i32 = 8;
+/// Partitions of the benchmark topic (`BENCH_PARTITIONS`, default 8).
+fn partitions() -> i32 {
+    std::env::var("BENCH_PARTITIONS")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8)
+}
+
+/// Value size (`BENCH_VALUE_BYTES`; by default one CDC-like value, about 220 bytes).
+fn value(n: u64) -> Vec<u8> {
+    match std::env::var("BENCH_VALUE_BYTES")
+        .ok()
+        .and_then(|b| b.parse().ok())
+    {
+        Some(size) => bench::cdc_value_of_size(n, size),
+        None => bench::cdc_value(n),
+    }
+}
 
 async fn load(topic: &str, messages: u64) -> anyhow::Result<u64> {
+    let partitions = partitions();
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", kafka_brokers())
         .set("linger.ms", "20")
@@ -39,11 +60,11 @@ async fn load(topic: &str, messages: u64) -> anyhow::Result<u64> {
     let mut pending = Vec::with_capacity(10_000);
     for n in 0..messages {
         let record = TestRecord::json(
-            (n % PARTITIONS as u64) as i32,
+            (n % partitions as u64) as i32,
             n,
             1_763_700_000_000 + n as i64,
         );
-        let value = bench::cdc_value(n);
+        let value = value(n);
         bytes += value.len() as u64;
         let key = record.key.unwrap_or_default();
         let headers = OwnedHeaders::new().insert(Header {
@@ -83,6 +104,15 @@ async fn load(topic: &str, messages: u64) -> anyhow::Result<u64> {
     Ok(bytes)
 }
 
+/// Closes a consumer without waiting: leaving the group can hang on some brokers (see test-world
+/// notes), but a consumer kept alive would go on fetching and heartbeating through the next rounds.
+fn leave_in_background(consumer: BaseConsumer) {
+    std::thread::spawn(move || {
+        consumer.unsubscribe();
+        drop(consumer);
+    });
+}
+
 fn bare_consumer(topic: &str, messages: u64) -> anyhow::Result<Duration> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", kafka_brokers())
@@ -105,8 +135,7 @@ fn bare_consumer(topic: &str, messages: u64) -> anyhow::Result<Duration> {
         }
     }
     let elapsed = first.map(|f| f.elapsed()).unwrap_or_default();
-    // Leaving the group can hang on some brokers (see test-world notes): do not wait for it.
-    std::mem::forget(consumer);
+    leave_in_background(consumer);
     Ok(elapsed)
 }
 
@@ -134,6 +163,18 @@ async fn storer_run(
     messages: u64,
 ) -> anyhow::Result<Run> {
     let bucket = tempfile::tempdir()?;
+    let mut storer = start_storer(storer_binary, topic, events, &bucket)?;
+    storer.wait_log("partitions assigned", 1, Duration::from_secs(120));
+    wait_written(&mut storer, messages).await
+}
+
+/// Starts the storer on `topic` from the start, into a local-folder bucket in `bucket`.
+fn start_storer(
+    storer_binary: &str,
+    topic: &str,
+    events: &str,
+    bucket: &tempfile::TempDir,
+) -> anyhow::Result<Service> {
     let config = bucket.path().join("application.yaml");
     std::fs::write(
         &config,
@@ -164,8 +205,15 @@ async fn storer_run(
     let wrapper = std::env::var("BENCH_WRAPPER").unwrap_or_default();
     let mut command: Vec<&str> = wrapper.split_whitespace().collect();
     command.extend([storer_binary, "--config", config_arg]);
-    let mut storer = Service::start(command[0], "bench-storer", &env, &command[1..]);
-    storer.wait_log("partitions assigned", 1, Duration::from_secs(120));
+    Ok(Service::start(
+        command[0],
+        "bench-storer",
+        &env,
+        &command[1..],
+    ))
+}
+
+async fn wait_written(storer: &mut Service, messages: u64) -> anyhow::Result<Run> {
     let assigned = Instant::now();
     let give_up = assigned + Duration::from_secs(900);
     loop {
@@ -191,6 +239,87 @@ async fn storer_run(
     })
 }
 
+/// Produce → object durable and event acknowledged, at `rate` messages/s for `seconds`: for each
+/// object, from its oldest record's producer timestamp to the arrival of its event here (an upper
+/// bound of the latency of each of its records). Returns the latencies in milliseconds.
+async fn latencies(storer_binary: &str, rate: f64, seconds: u64) -> anyhow::Result<Vec<i64>> {
+    let (topic, events) = (unique("bench-latency"), unique("bench-latency-events"));
+    create_topic(&topic, partitions()).await;
+    create_topic(&events, 1).await;
+    let bucket = tempfile::tempdir()?;
+    let mut storer = start_storer(storer_binary, &topic, &events, &bucket)?;
+    storer.wait_log("partitions assigned", 1, Duration::from_secs(120));
+
+    let total = (rate * seconds as f64) as u64;
+    let events_topic = events.clone();
+    let (joined_tx, joined_rx) = std::sync::mpsc::channel();
+    let reader = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<i64>> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", kafka_brokers())
+            .set("group.id", unique("bench-latency"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "10")
+            .create()?;
+        consumer.subscribe(&[&events_topic])?;
+        let mut joined = Some(joined_tx);
+        let (mut latencies, mut records) = (Vec::new(), 0u64);
+        let give_up = Instant::now() + Duration::from_secs(seconds + 120);
+        while records < total && Instant::now() < give_up {
+            let Some(message) = consumer.poll(Duration::from_millis(50)) else {
+                if joined.is_some() && consumer.assignment().is_ok_and(|a| a.count() > 0) {
+                    joined.take().map(|tx| tx.send(()));
+                }
+                continue;
+            };
+            let arrived = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_millis() as i64;
+            let event: FileWrittenEvent =
+                serde_json::from_slice(message?.payload().unwrap_or_default())?;
+            records += event.batch_size;
+            if let Some(start) = event.batch_time_start.as_deref().and_then(parse_iso_ms) {
+                latencies.push(arrived - start);
+            }
+        }
+        leave_in_background(consumer);
+        Ok(latencies)
+    });
+    joined_rx.recv_timeout(Duration::from_secs(60))?;
+
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("linger.ms", "5")
+        .create()?;
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let partitions = partitions() as u64;
+    while sent < total {
+        let due = ((started.elapsed().as_secs_f64() * rate) as u64).min(total);
+        while sent < due {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_millis() as i64;
+            let (key, value) = (sent.to_string(), value(sent));
+            let record = FutureRecord::to(&topic)
+                .partition((sent % partitions) as i32)
+                .key(&key)
+                .payload(&value)
+                .timestamp(now_ms);
+            match producer.send_result(record) {
+                // Delivery is not awaited: the event says when the record is archived.
+                Ok(_delivery) => sent += 1,
+                Err(_) => break,
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    producer.flush(Duration::from_secs(30))?;
+    let latencies = reader.await??;
+    let _ = storer.terminate(Duration::from_secs(60));
+    Ok(latencies)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -200,7 +329,7 @@ async fn main() -> anyhow::Result<()> {
     let messages: u64 = args.next().map_or(Ok(1_000_000), |m| m.parse())?;
     let topic = unique("bench");
     let events = unique("bench-events");
-    create_topic(&topic, PARTITIONS).await;
+    create_topic(&topic, partitions()).await;
     create_topic(&events, 1).await;
     let started = Instant::now();
     let bytes = load(&topic, messages).await?;
@@ -241,7 +370,8 @@ async fn main() -> anyhow::Result<()> {
     let rate = |d: Duration| messages as f64 / d.as_secs_f64();
     let mbps = |d: Duration| bytes as f64 / 1e6 / d.as_secs_f64();
     println!(
-        "messages: {messages} over {PARTITIONS} partitions, {:.0} bytes per value on average",
+        "messages: {messages} over {} partitions, {:.0} bytes per value on average",
+        partitions(),
         bytes as f64 / messages as f64
     );
     println!(
@@ -281,6 +411,20 @@ async fn main() -> anyhow::Result<()> {
         "storer CPU:            {:>10.2} s per million messages",
         cpu_seconds / (messages as f64 / 1e6)
     );
+    if std::env::var("BENCH_LATENCY").as_deref() != Ok("0") {
+        let half = rate(storer_elapsed) / 2.0;
+        let mut latencies = latencies(&storer_binary, half, 20).await?;
+        anyhow::ensure!(!latencies.is_empty(), "no event arrived");
+        latencies.sort_unstable();
+        let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
+        println!(
+            "produce -> durable + event at {half:.0} msg/s (half the storer's rate) for 20 s, oldest record of each of {} objects: p50 {} ms, p99 {} ms, max {} ms (target p99 <= flush interval + 1 s = 2000 ms)",
+            latencies.len(),
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        );
+    }
     println!(
         "storer peak RSS:       {:>10.1} MiB (memory budget {} MiB; target <= budget + 64 MiB = {} MiB)",
         peak_rss as f64 / (1 << 20) as f64,
