@@ -62,7 +62,7 @@ const OWN_ENV_VARS: &[EnvVar] = &[
         name: "BSS_FLUSH_INTERVAL",
         key: "bss.flush-interval",
         default: "30s",
-        help: "seal a file when its first record has waited this long (Mia: cache-upload-timeout)",
+        help: "seal a file when its first record has waited this long (Mia: cache-upload-timeout); a tenth of it (20–250 ms) without records seals a batch of a quarter of `BSS_MAX_BYTES_PER_FILE` or after a full one",
     },
     EnvVar {
         name: "BSS_MEMORY_BUDGET",

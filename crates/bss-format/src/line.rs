@@ -6,6 +6,7 @@
 //! null header value. Nothing is lost in either direction.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -184,51 +185,54 @@ pub fn encode_line_ref<'a>(
     out.extend_from_slice(b"}\n");
 }
 
+// Fields that never hold escapes in practice (timestamps, topic names, markers) are borrowed from
+// the line when they can be: decoding is the reloader's main per-record cost.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct LineIn {
-    #[serde(default)]
-    timestamp: Option<TimestampIn>,
+struct LineIn<'a> {
+    #[serde(default, borrow)]
+    timestamp: Option<TimestampIn<'a>>,
     partition: i32,
     offset: i64,
     #[serde(default)]
     key: Option<String>,
     #[serde(default)]
     payload: Option<String>,
+    #[serde(default, borrow)]
+    topic: Option<Cow<'a, str>>,
     #[serde(default)]
-    topic: Option<String>,
-    #[serde(default)]
-    headers: Vec<HeaderIn>,
-    #[serde(default)]
-    key_encoding: Option<String>,
-    #[serde(default)]
-    payload_encoding: Option<String>,
-    #[serde(default)]
-    timestamp_type: Option<String>,
+    headers: Vec<HeaderIn<'a>>,
+    #[serde(default, borrow)]
+    key_encoding: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    payload_encoding: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    timestamp_type: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct HeaderIn {
+struct HeaderIn<'a> {
     key: String,
     #[serde(default)]
     value: Option<String>,
-    #[serde(default)]
-    encoding: Option<String>,
-    #[serde(default)]
-    key_encoding: Option<String>,
+    #[serde(default, borrow)]
+    encoding: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    key_encoding: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum TimestampIn {
-    Iso(String),
+enum TimestampIn<'a> {
+    #[serde(borrow)]
+    Iso(Cow<'a, str>),
     EpochMs(i64),
 }
 
 fn decode_bytes(
     text: Option<String>,
-    encoding: Option<String>,
+    encoding: Option<Cow<'_, str>>,
     field: &'static str,
     marker: &'static str,
 ) -> Result<Option<Vec<u8>>, LineError> {
@@ -249,21 +253,35 @@ fn decode_bytes(
 /// Decodes one line (without its newline). `default_topic` is used when the line has no `topic`
 /// field, as in Mia-Platform files, where the topic is only in the object name.
 pub fn decode_line(line: &[u8], default_topic: Option<&str>) -> Result<Record, LineError> {
-    let parsed: LineIn = serde_json::from_slice(line)?;
+    decode_line_sharing_topic(line, default_topic, &mut None)
+}
+
+/// [`decode_line`] for a reader of many lines: the topic's `Arc` is shared with the previous record
+/// of the same topic (kept in `last_topic`) instead of allocated for every record.
+pub(crate) fn decode_line_sharing_topic(
+    line: &[u8],
+    default_topic: Option<&str>,
+    last_topic: &mut Option<Arc<str>>,
+) -> Result<Record, LineError> {
+    let parsed: LineIn<'_> = serde_json::from_slice(line)?;
     let timestamp_ms = match parsed.timestamp {
         None => None,
         Some(TimestampIn::EpochMs(ms)) => Some(ms),
         Some(TimestampIn::Iso(text)) => {
-            Some(parse_iso_ms(&text).ok_or(LineError::Timestamp(text))?)
+            Some(parse_iso_ms(&text).ok_or_else(|| LineError::Timestamp(text.into_owned()))?)
         }
     };
     let timestamp_type = match parsed.timestamp_type.as_deref() {
         Some("LogAppendTime") => TimestampType::LogAppendTime,
         _ => TimestampType::CreateTime,
     };
-    let topic: Arc<str> = match parsed.topic {
-        Some(topic) => topic.into(),
-        None => default_topic.ok_or(LineError::MissingTopic)?.into(),
+    let name = match &parsed.topic {
+        Some(topic) => topic.as_ref(),
+        None => default_topic.ok_or(LineError::MissingTopic)?,
+    };
+    let topic = match last_topic {
+        Some(last) if **last == *name => Arc::clone(last),
+        _ => Arc::clone(last_topic.insert(name.into())),
     };
     let headers = parsed
         .headers
@@ -321,6 +339,26 @@ mod tests {
         assert_eq!(out.last(), Some(&b'\n'));
         assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1, "one line");
         decode_line(&out[..out.len() - 1], None).expect("decodes")
+    }
+
+    #[test]
+    fn escaped_text_in_borrowed_fields_decodes_and_topics_are_shared() {
+        // Escapes force an owned copy of a field that is normally borrowed from the line.
+        let line = br#"{"timestamp":"2026-12-03T10:00:00.000\u005a","partition":1,"offset":7,"key":null,"payload":"v","topic":"t\u005fx","headers":[{"key":"h","value":"1","encoding":null}],"timestampType":"LogAppend\u0054ime"}"#;
+        let mut last = None;
+        let first = decode_line_sharing_topic(line, None, &mut last).expect("decodes");
+        assert_eq!(&*first.topic, "t_x");
+        assert_eq!(first.timestamp_ms, Some(1_796_292_000_000));
+        assert_eq!(first.timestamp_type, TimestampType::LogAppendTime);
+        let second = decode_line_sharing_topic(line, None, &mut last).expect("decodes");
+        assert!(Arc::ptr_eq(&first.topic, &second.topic));
+        let other = br#"{"partition":1,"offset":8,"topic":"other"}"#;
+        assert_eq!(
+            &*decode_line_sharing_topic(other, None, &mut last)
+                .expect("decodes")
+                .topic,
+            "other"
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 use std::io::{BufRead, Read};
 
-use crate::line::{decode_line, LineError};
+use std::sync::Arc;
+
+use crate::line::{decode_line_sharing_topic, LineError};
 use crate::record::Record;
 
 /// Why reading a file failed, with the 1-based line number where it happened.
@@ -52,6 +54,8 @@ pub const MAX_LINE_BYTES: u64 = 64 << 20;
 pub struct RecordReader<R> {
     input: R,
     default_topic: Option<String>,
+    /// The topic of the last record, shared with the next ones of the same topic.
+    last_topic: Option<Arc<str>>,
     buffer: Vec<u8>,
     line: u64,
     failed: bool,
@@ -66,6 +70,7 @@ impl<R: BufRead> RecordReader<R> {
         Self {
             input,
             default_topic,
+            last_topic: None,
             buffer: Vec::with_capacity(4096),
             line: 0,
             failed: false,
@@ -122,7 +127,11 @@ impl<R: BufRead> Iterator for RecordReader<R> {
             if trimmed.is_empty() {
                 continue;
             }
-            let decoded = decode_line(trimmed, self.default_topic.as_deref());
+            let decoded = decode_line_sharing_topic(
+                trimmed,
+                self.default_topic.as_deref(),
+                &mut self.last_topic,
+            );
             if decoded.is_err() {
                 self.failed = true;
             }
