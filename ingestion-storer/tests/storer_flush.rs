@@ -1,4 +1,5 @@
-//! Every seal trigger: size, count, age (an idle partition's tail), shutdown; and memory pressure.
+//! Every seal trigger: size, count, age (an idle partition's tail), quiet (the end of a backlog), shutdown;
+//! and memory pressure.
 
 mod common;
 

@@ -21,9 +21,6 @@ pub struct Record {
     pub headers: Vec<Header>,
 }
 
-/// What the allocator spends around each heap block (size header plus rounding), on average.
-const ALLOCATION_OVERHEAD: usize = 16;
-
 /// One Kafka record header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
@@ -41,27 +38,4 @@ pub enum TimestampType {
     CreateTime,
     /// Set by the broker when the record was appended.
     LogAppendTime,
-}
-
-impl Record {
-    /// Bytes this record occupies in memory, the struct and its heap allocations (with allocator
-    /// overhead), so a memory budget can be kept honestly.
-    pub fn memory_bytes(&self) -> usize {
-        fn allocation(len: usize) -> usize {
-            if len == 0 {
-                0
-            } else {
-                len + ALLOCATION_OVERHEAD
-            }
-        }
-        std::mem::size_of::<Self>()
-            + allocation(self.key.as_ref().map_or(0, Vec::len))
-            + allocation(self.payload.as_ref().map_or(0, Vec::len))
-            + allocation(self.headers.len() * std::mem::size_of::<Header>())
-            + self
-                .headers
-                .iter()
-                .map(|h| allocation(h.key.len()) + allocation(h.value.as_ref().map_or(0, Vec::len)))
-                .sum::<usize>()
-    }
 }
