@@ -233,7 +233,6 @@ impl ConsumeLoop {
                     SealReason::Size
                 };
                 seal(state, reason, &self.metrics);
-                state.last_full_seal = Some(now);
             }
         }
         self.memory.take(record_weight(line.len()));
@@ -249,7 +248,6 @@ impl ConsumeLoop {
             open.should_seal(&limits, now)
         {
             seal(state, reason, &self.metrics);
-            state.last_full_seal = Some(now);
         }
         if self.memory.used() >= self.high_water_bytes {
             self.relieve_memory();
@@ -489,6 +487,9 @@ fn is_group_moved_on(error: &rdkafka::error::KafkaError) -> bool {
 
 fn seal(state: &mut PartitionState, reason: SealReason, metrics: &Metrics) {
     if let Some(batch) = state.open.take() {
+        if matches!(reason, SealReason::Size | SealReason::Count) {
+            state.last_full_seal = Some(Instant::now());
+        }
         metrics.batch_sealed(reason);
         // The writer only goes away after its sender (owned by `state`) is dropped.
         let _ = state.writer_tx.send(SealedBatch { batch, reason });

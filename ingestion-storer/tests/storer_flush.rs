@@ -4,12 +4,17 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+use object_store::ObjectStore;
 
 use bss_testkit::bucket::{assert_exactly_once, read_folder, s3_settings};
 use bss_testkit::kafka::{create_topic, produce, producer, TestRecord};
+use bss_testkit::process::Service;
 use bss_testkit::unique;
 use common::{wait_for_offsets, StorerSetup};
+use ingestion_storer::batch::record_weight;
 
 async fn topic_with_records(partitions: i32, per_partition: u64) -> (String, String) {
     let topic = unique("flush");
@@ -26,6 +31,24 @@ async fn topic_with_records(partitions: i32, per_partition: u64) -> (String, Str
     (topic, events)
 }
 
+/// A storer archiving `topic` into the test bucket with the extra `settings`, ready; and the bucket.
+fn start_storer(
+    topic: &str,
+    events: &str,
+    settings: &str,
+    name: &str,
+) -> (Service, Arc<dyn ObjectStore>) {
+    let s3 = s3_settings();
+    let setup = StorerSetup::new(
+        &unique("g"),
+        events,
+        &[(topic, None, &[])],
+        settings,
+        s3.service_env(),
+    );
+    (setup.start_ready(name), s3.store())
+}
+
 fn sealed(storer: &bss_testkit::process::Service, reason: &str) -> f64 {
     storer
         .metric(&format!("bss_batches_sealed_total{{reason=\"{reason}\"}}"))
@@ -35,16 +58,12 @@ fn sealed(storer: &bss_testkit::process::Service, reason: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seals_by_count_then_writes_the_tail_of_the_backlog_once_the_partition_is_quiet() {
     let (topic, events) = topic_with_records(1, 30).await;
-    let s3 = s3_settings();
-    let setup = StorerSetup::new(
-        &unique("g"),
+    let (mut storer, store) = start_storer(
+        &topic,
         &events,
-        &[(&topic, None, &[])],
         "max-records-per-file: 7\nflush-interval: 10m",
-        s3.service_env(),
+        "count",
     );
-    let mut storer = setup.start_ready("count");
-    let store = s3.store();
     // The last two records follow full batches: they are written when nothing more arrives, not
     // after the 10-minute interval.
     let objects = wait_for_offsets(
@@ -71,17 +90,13 @@ async fn seals_by_count_then_writes_the_tail_of_the_backlog_once_the_partition_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_batch_waits_for_its_interval_until_shutdown_seals_it() {
     let (topic, events) = topic_with_records(1, 3).await;
-    let s3 = s3_settings();
-    let setup = StorerSetup::new(
-        &unique("g"),
+    let (mut storer, store) = start_storer(
+        &topic,
         &events,
-        &[(&topic, None, &[])],
         "max-records-per-file: 7\nflush-interval: 10m",
-        s3.service_env(),
+        "small",
     );
-    let mut storer = setup.start_ready("small");
     storer.wait_log("partitions assigned", 1, Duration::from_secs(30));
-    let store = s3.store();
     // Well past the quiet delay (250 ms at this interval): three records are not worth a file yet.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(read_folder(&store, &topic).await.is_empty());
@@ -98,17 +113,13 @@ async fn a_small_batch_waits_for_its_interval_until_shutdown_seals_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seals_by_size() {
     let (topic, events) = topic_with_records(1, 100).await;
-    let s3 = s3_settings();
     // Each sample record weighs about 200 bytes: about 10 per 2 KiB file.
-    let setup = StorerSetup::new(
-        &unique("g"),
+    let (mut storer, store) = start_storer(
+        &topic,
         &events,
-        &[(&topic, None, &[])],
         "max-bytes-per-file: 2KiB\nflush-interval: 10m",
-        s3.service_env(),
+        "size",
     );
-    let mut storer = setup.start_ready("size");
-    let store = s3.store();
     let objects = wait_for_offsets(
         &store,
         &topic,
@@ -118,14 +129,13 @@ async fn seals_by_size() {
     .await;
     assert!(objects.len() >= 8, "{} objects", objects.len());
     for object in &objects {
-        // A record weighs its line plus 32 bytes of bookkeeping.
-        let weight: usize = object
+        let weight: u64 = object
             .records
             .iter()
             .map(|r| {
                 let mut line = Vec::new();
                 bss_format::encode_line(r, &mut line);
-                line.len() + 32
+                record_weight(line.len())
             })
             .sum();
         assert!(weight <= 2048, "{} weighs {weight} bytes", object.path);
@@ -142,16 +152,7 @@ async fn seals_by_size() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_partition_tail_reaches_the_bucket_within_the_flush_interval() {
     let (topic, events) = topic_with_records(2, 5).await;
-    let s3 = s3_settings();
-    let setup = StorerSetup::new(
-        &unique("g"),
-        &events,
-        &[(&topic, None, &[])],
-        "flush-interval: 1s",
-        s3.service_env(),
-    );
-    let mut storer = setup.start_ready("age");
-    let store = s3.store();
+    let (mut storer, store) = start_storer(&topic, &events, "flush-interval: 1s", "age");
     // No further message arrives, yet both tails are written.
     let objects = wait_for_offsets(
         &store,
@@ -202,7 +203,7 @@ async fn memory_pressure_seals_early_and_everything_is_still_stored_once() {
         produce(&producer, &topic, &records).await;
     }
     let s3 = s3_settings();
-    let setup = StorerSetup::new(
+    let mut setup = StorerSetup::new(
         &unique("g"),
         &events,
         &[(&topic, None, &[])],
@@ -226,7 +227,6 @@ async fn memory_pressure_seals_early_and_everything_is_still_stored_once() {
     assert!(storer.log().contains("consumption paused"));
     assert!(storer.terminate(Duration::from_secs(30)).success());
     // What was not consumed before the stop is read by the next run, from the committed offsets.
-    let mut setup = setup;
     setup.set("BSS_FLUSH_INTERVAL", "1s");
     let mut storer = setup.start_ready("memory-restart");
     let expected: BTreeMap<i32, i64> = (0..4).map(|p| (p, 400)).collect();
@@ -268,17 +268,14 @@ async fn many_partitions_of_large_records_keep_memory_within_the_budget_plus_64_
             .collect();
         produce(&producer, &topic, &records).await;
     }
-    let s3 = s3_settings();
-    let setup = StorerSetup::new(
-        &unique("g"),
+    let (mut storer, store) = start_storer(
+        &topic,
         &events,
-        &[(&topic, None, &[])],
         "memory-budget: 32MiB\nmax-bytes-per-file: 4MiB\nflush-interval: 1s",
-        s3.service_env(),
+        "big-records",
     );
-    let mut storer = setup.start_ready("big-records");
     let expected: BTreeMap<i32, i64> = (0..64).map(|p| (p, 3)).collect();
-    let objects = wait_for_offsets(&s3.store(), &topic, &expected, Duration::from_secs(180)).await;
+    let objects = wait_for_offsets(&store, &topic, &expected, Duration::from_secs(180)).await;
     assert_exactly_once(&objects, &expected);
     let peak = peak_rss(storer.pid());
     eprintln!("peak RSS {} MiB for a 32 MiB budget", peak >> 20);

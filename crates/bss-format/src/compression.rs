@@ -69,7 +69,7 @@ impl Compression {
     /// A compressor whose output is sized for about `plain_bytes` of input up front: a growing
     /// buffer doubles and copies itself, briefly holding up to three times the file, which many
     /// partitions sealing at once turn into a memory peak far above the budget.
-    pub fn compressor_for(self, plain_bytes: usize) -> Compressor {
+    fn compressor_for(self, plain_bytes: usize) -> Compressor {
         // JSON lines compress about 4 to 10 times; reserving a quarter rarely needs to grow.
         let reserve = |ratio: usize| Vec::with_capacity(plain_bytes / ratio);
         Compressor(match self {

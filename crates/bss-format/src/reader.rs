@@ -1,5 +1,4 @@
 use std::io::{BufRead, Read};
-
 use std::sync::Arc;
 
 use crate::line::{decode_line_sharing_topic, LineError};

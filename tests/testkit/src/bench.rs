@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+use crate::process::Service;
+
 /// What a measured run cost: wall time, CPU seconds, peak RSS.
 #[derive(Debug, Clone, Copy)]
 pub struct Run {
@@ -166,4 +168,14 @@ pub fn cdc_value_of_size(n: u64, size: usize) -> Vec<u8> {
     }
     value.truncate(size);
     value
+}
+
+/// Starts a service under `BENCH_WRAPPER` when it is set (e.g. `perf record -g -o perf.data --`, to
+/// profile it); stop it with `terminate`, which the wrapper passes on, so its output is complete.
+pub fn start_service(binary: &str, name: &str, env: &[(String, String)], args: &[&str]) -> Service {
+    let wrapper = std::env::var("BENCH_WRAPPER").unwrap_or_default();
+    let mut command: Vec<&str> = wrapper.split_whitespace().collect();
+    command.push(binary);
+    command.extend(args);
+    Service::start(command[0], name, env, &command[1..])
 }

@@ -163,11 +163,7 @@ async fn main() -> anyhow::Result<()> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    // BENCH_WRAPPER (e.g. "perf record -g -o perf.data --") runs the reloader under a profiler.
-    let wrapper = std::env::var("BENCH_WRAPPER").unwrap_or_default();
-    let mut command: Vec<&str> = wrapper.split_whitespace().collect();
-    command.push(&reloader_binary);
-    let mut reloader = Service::start(command[0], "bench-reloader", &env, &command[1..]);
+    let mut reloader = bench::start_service(&reloader_binary, "bench-reloader", &env, &[]);
     reloader.wait_ready(Duration::from_secs(30));
 
     // The peer restores from its own backup of the same records: the first bare producer's topic.
@@ -288,7 +284,7 @@ async fn main() -> anyhow::Result<()> {
         + reloader
             .metric("bss_reloader_bucket_bytes_read_total{kind=\"index\"}")
             .unwrap_or(0.0);
-    reloader.kill();
+    let _ = reloader.terminate(Duration::from_secs(30));
 
     // 3. The same topic as a job shared through a work topic, by 1, 2 and 3 replicas.
     let mut shared = Vec::new();

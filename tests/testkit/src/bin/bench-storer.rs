@@ -201,15 +201,11 @@ fn start_storer(
     .chain(std::env::vars().filter(|(k, _)| k.starts_with("BSS_")))
     .collect();
     let config_arg = config.to_str().context("path")?;
-    // BENCH_WRAPPER (e.g. "perf record -g -o perf.data --") runs the storer under a profiler.
-    let wrapper = std::env::var("BENCH_WRAPPER").unwrap_or_default();
-    let mut command: Vec<&str> = wrapper.split_whitespace().collect();
-    command.extend([storer_binary, "--config", config_arg]);
-    Ok(Service::start(
-        command[0],
+    Ok(bench::start_service(
+        storer_binary,
         "bench-storer",
         &env,
-        &command[1..],
+        &["--config", config_arg],
     ))
 }
 
