@@ -55,6 +55,7 @@ pub struct ConsumeLoop {
     /// Pause consumption at this many buffered bytes: the budget minus librdkafka's own prefetch
     /// queue, which may still deliver after a pause.
     high_water_bytes: u64,
+    /// Resume below this many buffered bytes; seal the largest batch when open ones reach it.
     low_water_bytes: u64,
     /// The line of the record being accepted, reused so that encoding allocates nothing.
     line: Vec<u8>,
@@ -232,7 +233,7 @@ impl ConsumeLoop {
                 } else {
                     SealReason::Size
                 };
-                seal(state, reason, &self.metrics);
+                seal(state, reason, &self.metrics, &self.memory);
             }
         }
         self.memory.take(record_weight(line.len()));
@@ -247,9 +248,10 @@ impl ConsumeLoop {
         if let Some(reason @ (SealReason::Size | SealReason::Count)) =
             open.should_seal(&limits, now)
         {
-            seal(state, reason, &self.metrics);
+            seal(state, reason, &self.metrics, &self.memory);
         }
-        if self.memory.used() >= self.high_water_bytes {
+        if self.memory.used() >= self.high_water_bytes || self.memory.open() >= self.low_water_bytes
+        {
             self.relieve_memory();
         }
     }
@@ -295,7 +297,7 @@ impl ConsumeLoop {
                 continue;
             };
             if let Some(open) = state.open {
-                self.memory.release(open.bytes);
+                self.memory.release_open(open.bytes);
             }
             self.metrics.forget_lag(&topic, partition);
             // Dropping `writer_tx` ends the writer once it has dropped its (now stale) queue.
@@ -311,17 +313,23 @@ impl ConsumeLoop {
                 .as_ref()
                 .and_then(|b| b.should_seal(&limits, now))
             {
-                seal(state, reason, &self.metrics);
+                seal(state, reason, &self.metrics, &self.memory);
             }
         }
     }
 
-    /// Above the high-water mark: seal the largest open batch (so the writers can free it) and pause
-    /// fetching. Below the low-water mark: resume.
+    /// Open batches at the low-water mark, or everything at the high-water mark: seal the largest
+    /// open batch, so that the writers can free it. Above the high-water mark, also pause fetching
+    /// until below the low-water mark.
+    ///
+    /// Sealing before the high-water mark keeps the pauses (each costs a refetch and a latency
+    /// spike) for writers slower than the topic: when many partitions fill their files at the same
+    /// pace, the budget is met before any file is full; the early seals stagger the batches and
+    /// the writers free them while consumption goes on.
     fn relieve_memory(&mut self) {
         let used = self.memory.used();
         self.metrics.set_buffered_bytes(used);
-        if used >= self.high_water_bytes {
+        if used >= self.high_water_bytes || self.memory.open() >= self.low_water_bytes {
             let largest = self
                 .partitions
                 .values_mut()
@@ -329,9 +337,9 @@ impl ConsumeLoop {
                 .filter(|s| s.open.is_some())
                 .max_by_key(|s| s.open.as_ref().map_or(0, |b| b.bytes));
             if let Some(state) = largest {
-                seal(state, SealReason::Memory, &self.metrics);
+                seal(state, SealReason::Memory, &self.metrics, &self.memory);
             }
-            if !self.paused {
+            if used >= self.high_water_bytes && !self.paused {
                 self.set_paused(true);
             }
         } else if self.paused && used < self.low_water_bytes {
@@ -432,7 +440,12 @@ impl ConsumeLoop {
             .flat_map(|(_, p)| p.into_values())
             .collect();
         for mut state in states {
-            seal(&mut state, SealReason::Shutdown, &self.metrics);
+            seal(
+                &mut state,
+                SealReason::Shutdown,
+                &self.metrics,
+                &self.memory,
+            );
             // `state.writer_tx` drops here: each writer ends after its queue.
         }
         let writers = std::mem::take(&mut self.writers);
@@ -485,8 +498,9 @@ fn is_group_moved_on(error: &rdkafka::error::KafkaError) -> bool {
     )
 }
 
-fn seal(state: &mut PartitionState, reason: SealReason, metrics: &Metrics) {
+fn seal(state: &mut PartitionState, reason: SealReason, metrics: &Metrics, memory: &MemoryGauge) {
     if let Some(batch) = state.open.take() {
+        memory.seal(batch.bytes);
         if matches!(reason, SealReason::Size | SealReason::Count) {
             state.last_full_seal = Some(Instant::now());
         }
