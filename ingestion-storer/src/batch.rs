@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use bss_format::{decode_line, FileSummary, Record};
 use bss_layout::index::IndexBuilder;
+use bytes::Bytes;
 
 use crate::config::BatchLimits;
 
@@ -48,6 +49,8 @@ impl SealReason {
 pub struct Batch {
     /// The file's plain content: one JSON line per record, in offset order.
     lines: Vec<u8>,
+    /// The same content once shared with an upload ([`Batch::shared_lines`]); `lines` is then empty.
+    shared: Option<Bytes>,
     /// Per record: its offset and where its line ends in `lines` (for splitting off a prefix).
     marks: Vec<(i64, usize)>,
     /// Offsets, counts and timestamps for the object's name, its event and the catalog.
@@ -78,6 +81,7 @@ impl Batch {
     pub fn new(now: Instant) -> Self {
         Self {
             lines: Vec::new(),
+            shared: None,
             marks: Vec::new(),
             summary: FileSummary::default(),
             index: IndexBuilder::default(),
@@ -126,7 +130,16 @@ impl Batch {
 
     /// The file's plain content.
     pub fn lines(&self) -> &[u8] {
-        &self.lines
+        self.shared.as_deref().unwrap_or(&self.lines)
+    }
+
+    /// The file's plain content as shared bytes, without a copy: an uncompressed file is stored as
+    /// is, and a copy would double what a sealed batch weighs while it is written. Called on sealed
+    /// batches only (nothing is pushed afterwards).
+    pub fn shared_lines(&mut self) -> Bytes {
+        self.shared
+            .get_or_insert_with(|| Bytes::from(std::mem::take(&mut self.lines)))
+            .clone()
     }
 
     /// Offsets, counts, timestamps.
@@ -168,7 +181,7 @@ impl Batch {
 
     /// The records, decoded from their lines (for forwarding them as they were consumed).
     pub fn records(&self) -> Vec<Record> {
-        decode_lines(&self.lines)
+        decode_lines(self.lines())
     }
 
     /// Removes and returns the records with offsets up to `through` (inclusive); they are already
@@ -180,9 +193,10 @@ impl Batch {
             return None;
         }
         let end = self.marks[count - 1].1;
-        let covered = decode_lines(&self.lines[..end]);
+        let lines = self.lines();
+        let covered = decode_lines(&lines[..end]);
         let mut rest = Batch::new(self.opened_at);
-        for line in self.lines[end..].split_inclusive(|b| *b == b'\n') {
+        for line in lines[end..].split_inclusive(|b| *b == b'\n') {
             let record = decode_own_line(line);
             rest.push(
                 line,

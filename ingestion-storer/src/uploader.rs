@@ -32,12 +32,14 @@ pub struct EncodedFile {
 }
 
 /// Compresses a batch's lines and finishes its sidecar (CPU-bound: run it off the async workers).
-pub fn encode(batch: &Batch, compression: Compression) -> EncodedFile {
-    let plain = batch.lines();
-    let stored = Bytes::from(compression.compress(plain));
+pub fn encode(batch: &mut Batch, compression: Compression) -> EncodedFile {
+    let stored = match compression {
+        Compression::None => batch.shared_lines(),
+        _ => Bytes::from(compression.compress(batch.lines())),
+    };
     EncodedFile {
         checksum: checksum(&stored),
-        uncompressed_bytes: plain.len() as u64,
+        uncompressed_bytes: batch.lines().len() as u64,
         stored,
         summary: batch.summary().clone(),
         key_hashes: batch.index().key_hashes(),
@@ -258,7 +260,7 @@ mod tests {
     #[tokio::test]
     async fn writes_once_then_reports_the_existing_object_and_reads_it_back() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let file = encode(&batch(5..25), Compression::Zstd);
+        let file = encode(&mut batch(5..25), Compression::Zstd);
         let name = ObjectName::for_batch(
             "f",
             "t_x",
@@ -272,7 +274,7 @@ mod tests {
             put_once(&store, &path, file.stored.clone(), 16 << 20).await,
             Ok(PutOutcome::Written)
         ));
-        let again = encode(&batch(5..8), Compression::Zstd);
+        let again = encode(&mut batch(5..8), Compression::Zstd);
         assert!(matches!(
             put_once(&store, &path, again.stored, 16 << 20).await,
             Ok(PutOutcome::AlreadyExists)
@@ -283,6 +285,20 @@ mod tests {
         assert_eq!(existing.index, file.index);
         assert_eq!(existing.uncompressed_bytes, file.uncompressed_bytes);
         assert_eq!(existing.checksum, file.checksum);
+    }
+
+    #[test]
+    fn an_uncompressed_file_is_the_batch_s_lines_and_the_batch_still_splits_after_it() {
+        let mut records = batch(5..25);
+        let plain = records.lines().to_vec();
+        let file = encode(&mut records, Compression::None);
+        assert_eq!(file.stored, plain);
+        assert_eq!(file.uncompressed_bytes, plain.len() as u64);
+        // A retry after adopting an object that covers part of the batch reads the shared lines.
+        let covered = records.split_off_through(9).expect("offsets 5..=9 covered");
+        assert_eq!(covered.len(), 5);
+        assert_eq!((records.first_offset(), records.len()), (10, 15));
+        assert_eq!(records.records()[0].offset, 10);
     }
 
     #[tokio::test]

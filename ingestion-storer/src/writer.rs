@@ -188,7 +188,7 @@ impl PartitionWriter {
                 return Some(next_offset);
             }
             failpoint::reached("before-upload");
-            match self.upload(&batch).await? {
+            match self.upload(&mut batch).await? {
                 Uploaded::Written => {
                     failpoint::reached("after-forward");
                     return Some(next_offset);
@@ -208,7 +208,7 @@ impl PartitionWriter {
         }
     }
 
-    async fn upload(&mut self, batch: &Batch) -> Option<Uploaded> {
+    async fn upload(&mut self, batch: &mut Batch) -> Option<Uploaded> {
         let name = ObjectName::for_batch(
             &self.folder,
             &self.tp.0,

@@ -394,10 +394,11 @@ async fn main() -> anyhow::Result<()> {
         bare
     );
     println!(
-        "ingestion-storer:      {:>10.0} msg/s {:>8.1} MB/s ({:.2?}, zstd, local folder)",
+        "ingestion-storer:      {:>10.0} msg/s {:>8.1} MB/s ({:.2?}, {}, local folder)",
         rate(storer_elapsed),
         mbps(storer_elapsed),
-        storer_elapsed
+        storer_elapsed,
+        std::env::var("BSS_COMPRESSION").unwrap_or_else(|_| "zstd".to_owned())
     );
     if let Some(oso) = &oso {
         println!(
