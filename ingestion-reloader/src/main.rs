@@ -1,4 +1,4 @@
-//! `ingestion-reloader [--config PATH]`: see the README and `docs/configuration.md`.
+//! `ingestion-reloader [--config PATH] [--check-config] [--version]`: see the README and `docs/configuration.md`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,37 +17,25 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "usage: ingestion-reloader [--config PATH] [--check-config]
-Replays archived Kafka records from a bucket over a REST API. Settings come from PATH (default
-/app/config/application.yaml when it exists) and environment variables; see docs/configuration.md.
---check-config validates them (and the credential files) and exits (0 when valid).";
+/// Replays archived Kafka records from a bucket over a REST API.
+///
+/// Settings come from the configuration file and environment variables; see
+/// docs/configuration.md.
+#[derive(clap::Parser)]
+#[command(name = "ingestion-reloader", version = bss_telemetry::VERSION_TEXT)]
+struct Args {
+    /// The configuration file [default: /app/config/application.yaml when it exists].
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Validate the settings and the credential files, then exit (0 when valid).
+    #[arg(long)]
+    check_config: bool,
+}
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let mut path = None;
-    let mut check_only = false;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--config" => match args.next() {
-                Some(p) => path = Some(PathBuf::from(p)),
-                None => {
-                    eprintln!("ingestion-reloader: --config needs a PATH\n{USAGE}");
-                    return ExitCode::from(2);
-                }
-            },
-            "--check-config" => check_only = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            other => {
-                eprintln!("ingestion-reloader: unknown argument {other:?}\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        }
-    }
+    let args = <Args as clap::Parser>::parse();
     let env: HashMap<String, String> = std::env::vars().collect();
-    let config = match ReloaderConfig::load(bss_config::config_path(path).as_deref(), &env) {
+    let config = match ReloaderConfig::load(bss_config::config_path(args.config).as_deref(), &env) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("ingestion-reloader: {error}");
@@ -78,7 +66,7 @@ fn main() -> ExitCode {
         eprintln!("ingestion-reloader: {error}");
         return ExitCode::from(2);
     }
-    if check_only {
+    if args.check_config {
         println!("ingestion-reloader: configuration is valid");
         return ExitCode::SUCCESS;
     }
@@ -104,15 +92,9 @@ fn main() -> ExitCode {
             tracing::info!("stop signal received");
             signal.cancel();
         });
-        ingestion_reloader::run(
-            config,
-            auth,
-            tls,
-            Health::default(),
-            Metrics::new(),
-            shutdown,
-        )
-        .await
+        let metrics = Metrics::new();
+        bss_telemetry::register_standard_metrics(&metrics.registry, "ingestion-reloader");
+        ingestion_reloader::run(config, auth, tls, Health::default(), metrics, shutdown).await
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -42,7 +42,8 @@ pub async fn run(
     tracing::info!(
         topics = ?config.topics, events_topic = %config.events_topic, bucket = config.bucket.name(),
         compression = config.compression.as_str(), limits = ?config.limits,
-        memory_budget_bytes = config.memory_budget_bytes, kafka = ?config.kafka, "starting ingestion storer"
+        memory_budget_bytes = config.memory_budget_bytes, kafka = ?config.kafka,
+        version = bss_telemetry::VERSION, revision = bss_telemetry::GIT_REVISION, "starting ingestion storer"
     );
     let bucket = bss_bucket::build(&config.bucket)?;
     wait_until(&shutdown, &health, "bucket", || async {

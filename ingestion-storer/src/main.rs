@@ -1,4 +1,4 @@
-//! `ingestion-storer [--config PATH]`: see the README and `docs/configuration.md`.
+//! `ingestion-storer [--config PATH] [--check-config] [--version]`: see the README and `docs/configuration.md`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,27 +9,25 @@ use ingestion_storer::config::StorerConfig;
 use ingestion_storer::metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 
-const USAGE: &str = "usage: ingestion-storer [--config PATH] [--check-config]
-Archives Kafka ingestion topics into a bucket. Settings come from PATH (default /app/config/application.yaml
-when it exists) and environment variables; see docs/configuration.md. --check-config validates them
-and exits (0 when valid) without connecting to anything.";
+/// Archives Kafka ingestion topics into a bucket.
+///
+/// Settings come from the configuration file and environment variables; see
+/// docs/configuration.md.
+#[derive(clap::Parser)]
+#[command(name = "ingestion-storer", version = bss_telemetry::VERSION_TEXT)]
+struct Args {
+    /// The configuration file [default: /app/config/application.yaml when it exists].
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Validate the settings and exit (0 when valid) without connecting to anything.
+    #[arg(long)]
+    check_config: bool,
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let check_only = args.iter().any(|a| a == "--check-config");
-    let config_path = match parse_args(args.into_iter().filter(|a| a != "--check-config")) {
-        Ok(Some(path)) => path,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("ingestion-storer: {message}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = <Args as clap::Parser>::parse();
     let env: HashMap<String, String> = std::env::vars().collect();
-    let config = match StorerConfig::load(bss_config::config_path(config_path).as_deref(), &env) {
+    let config = match StorerConfig::load(bss_config::config_path(args.config).as_deref(), &env) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("ingestion-storer: {error}");
@@ -42,7 +40,7 @@ fn main() -> ExitCode {
         eprintln!("ingestion-storer: {error}");
         return ExitCode::from(2);
     }
-    if check_only {
+    if args.check_config {
         println!("ingestion-storer: configuration is valid");
         return ExitCode::SUCCESS;
     }
@@ -75,22 +73,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// `Ok(None)` asks for the usage text.
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Option<PathBuf>>, String> {
-    let mut path = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--config" => path = Some(PathBuf::from(args.next().ok_or("--config needs a PATH")?)),
-            "-h" | "--help" => return Ok(None),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(Some(path))
-}
-
 async fn serve(config: StorerConfig) -> anyhow::Result<()> {
     let health = Health::default();
     let metrics = Metrics::new();
+    bss_telemetry::register_standard_metrics(&metrics.registry, "ingestion-storer");
     let shutdown = CancellationToken::new();
     let router = bss_telemetry::operational_router(health.clone(), metrics.registry.clone());
     let http_shutdown = shutdown.clone();

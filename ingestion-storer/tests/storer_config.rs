@@ -192,3 +192,74 @@ fn secrets_never_reach_the_logs() {
     assert!(log.contains("starting ingestion storer"), "{log}");
     assert!(!log.contains("kafka-pass-c0ffee"), "{log}");
 }
+
+#[test]
+fn version_revision_build_info_and_process_metrics_are_reported() {
+    let (ok, output) = run_with(&[], &["--version"]);
+    assert!(ok, "{output}");
+    let expected = format!("ingestion-storer {} (rev ", env!("CARGO_PKG_VERSION"));
+    let revision = output
+        .trim()
+        .strip_prefix(&expected)
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{output:?} does not start with {expected:?}"));
+    assert!(
+        revision == "unknown"
+            || (revision.len() == 12 && revision.chars().all(|c| c.is_ascii_hexdigit())),
+        "{revision:?}"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = dir.path().join("a.yaml");
+    std::fs::write(
+        &yaml,
+        "bss:\n  topics-config:\n    data-topics-mapping:\n      - ingestion: orders\n",
+    )
+    .expect("yaml");
+    let mut service = Service::start(
+        common::STORER,
+        "build-info",
+        &owned(VALID),
+        &["--config", yaml.to_str().expect("path")],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        if let Some((200, body)) = service.get("/-/metrics") {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", service.log());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log = service.log();
+    service.kill();
+    let build_info = format!(
+        "bss_build_info{{revision=\"{revision}\",service=\"ingestion-storer\",version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(
+        metrics.contains(&build_info),
+        "{build_info} missing:\n{metrics}"
+    );
+    for process_metric in [
+        "process_resident_memory_bytes ",
+        "process_cpu_seconds_total ",
+        "process_open_fds ",
+        "process_max_fds ",
+    ] {
+        assert!(metrics.contains(process_metric), "{process_metric}missing");
+    }
+    let version_field = format!("\"version\":\"{}\"", env!("CARGO_PKG_VERSION"));
+    assert!(
+        log.lines()
+            .any(|line| line.contains("starting ingestion storer")
+                && line.contains(&version_field)
+                && line.contains(&format!("\"revision\":\"{revision}\""))),
+        "{log}"
+    );
+}
+
+fn owned(env: &[(&str, &str)]) -> Vec<(String, String)> {
+    env.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}

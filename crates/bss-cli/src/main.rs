@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 /// Operations on a Bucket Storage Support deployment. Reads the storer's configuration (the same file
 /// and environment variables), so it runs next to the storer with its ConfigMap and Secrets.
 #[derive(Parser)]
-#[command(name = "bss", version)]
+#[command(name = "bss", version = bss_telemetry::VERSION_TEXT)]
 struct Cli {
     /// The storer's configuration file [default: /app/config/application.yaml when it exists].
     #[arg(long, global = true, env = "BSS_CONFIG")]

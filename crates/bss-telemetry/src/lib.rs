@@ -17,6 +17,44 @@ use tracing_subscriber::EnvFilter;
 mod tls;
 pub use tls::Tls;
 
+/// The release every binary of the workspace belongs to (the crates share one version).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git revision the binary was built from (12 hex digits), or "unknown" (see `build.rs`).
+pub const GIT_REVISION: &str = env!("BSS_GIT_REVISION");
+
+/// `--version` text: `0.1.0 (rev 0123456789ab)`.
+pub const VERSION_TEXT: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (rev ",
+    env!("BSS_GIT_REVISION"),
+    ")"
+);
+
+/// Registers what a dashboard and a runbook need beside a service's own metrics:
+/// `bss_build_info{service, version, revision}` (always 1) and, on Linux, the process's memory,
+/// CPU time, open and maximum file descriptors and start time (`process_*`).
+pub fn register_standard_metrics(registry: &Registry, service: &str) {
+    let build_info = prometheus::IntGaugeVec::new(
+        prometheus::Opts::new(
+            "bss_build_info",
+            "Version and git revision of the running binary (always 1)",
+        ),
+        &["service", "version", "revision"],
+    )
+    .expect("valid metric");
+    build_info
+        .with_label_values(&[service, VERSION, GIT_REVISION])
+        .set(1);
+    register(registry, build_info);
+    #[cfg(target_os = "linux")]
+    registry
+        .register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("process metrics are registered once");
+}
+
 /// Starts JSON logging on stdout at `level` (`error`, `warn`, `info`, `debug`, `trace`, any case).
 /// Noisy dependencies are held at `warn`.
 pub fn init_logging(level: &str) -> Result<(), String> {
