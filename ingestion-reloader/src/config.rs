@@ -41,7 +41,8 @@ const OWN_ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "RELOADER_MAX_OBJECT_BYTES", key: "reloader.max-object-bytes", default: "4GiB", help: "largest archive object read back, stored or once decompressed; a larger one is refused as corrupt (422 naming the object) instead of exhausting memory or time (a decompression bomb)" },
     EnvVar { name: "RELOADER_TLS_CERT_FILE", key: "reloader.tls.cert-file", default: "", help: "PEM certificate chain (server certificate first): with RELOADER_TLS_KEY_FILE, the port serves HTTPS only; both files are reloaded within 5 s of a change (a pair that does not load is logged and the previous one kept)" },
     EnvVar { name: "RELOADER_TLS_KEY_FILE", key: "reloader.tls.key-file", default: "", help: "PEM private key (PKCS#8, PKCS#1 or SEC1) of RELOADER_TLS_CERT_FILE" },
-    EnvVar { name: "HTTP_PORT", key: "http-port", default: "3000", help: "port of the REST API, /-/health/* and /-/metrics" },
+    EnvVar { name: "HTTP_PORT", key: "http-port", default: "3000", help: "port of the REST API, /-/health/* and, unless METRICS_PORT is set, /-/metrics" },
+    EnvVar { name: "METRICS_PORT", key: "metrics-port", default: "", help: "a port of its own for /-/metrics (plain HTTP, even when the API port serves HTTPS), so that a network policy can open metrics without the API; empty: /-/metrics is on HTTP_PORT, as in Mia-Platform's services" },
     EnvVar { name: "LOG_LEVEL", key: "log-level", default: "info", help: "error, warn, info, debug or trace" },
 ];
 
@@ -65,6 +66,7 @@ struct RawConfig {
     #[serde(default)]
     reloader: RawReloader,
     http_port: Option<u16>,
+    metrics_port: Option<u16>,
     log_level: Option<String>,
 }
 
@@ -197,6 +199,8 @@ pub struct ReloaderConfig {
     pub auth: crate::auth::AuthSettings,
     /// HTTP port.
     pub http_port: u16,
+    /// A port of its own for `/-/metrics`, if any.
+    pub metrics_port: Option<u16>,
     /// Log level.
     pub log_level: String,
 }
@@ -370,6 +374,7 @@ impl ReloaderConfig {
                 "must be positive".to_owned(),
             ));
         }
+        let http_port = raw.http_port.unwrap_or(3000);
         Ok(Self {
             auth,
             tls,
@@ -386,7 +391,8 @@ impl ReloaderConfig {
             protected_topics,
             lineage_headers: reloader.lineage_headers.unwrap_or(false),
             replica_id,
-            http_port: raw.http_port.unwrap_or(3000),
+            http_port,
+            metrics_port: bss_config::metrics_port(raw.metrics_port, http_port, &ENV_VARS)?,
             log_level: bss_config::log_level(raw.log_level, &ENV_VARS)?,
         })
     }

@@ -228,8 +228,11 @@ impl AppState {
 /// The whole HTTP surface: the REST API behind access control, plus the open operational routes, with a
 /// request body limit.
 pub fn app(state: Arc<AppState>) -> axum::Router {
-    let operational =
-        bss_telemetry::operational_router(state.health.clone(), state.metrics.registry.clone());
+    let operational = bss_telemetry::operational_router(
+        state.health.clone(),
+        state.metrics.registry.clone(),
+        state.config.metrics_port,
+    );
     let guard = axum::middleware::from_fn_with_state(Arc::clone(&state.auth), auth::require);
     let document = axum::Router::new().route(
         "/openapi.json",
@@ -309,8 +312,20 @@ pub async fn run(
         ),
         None => None,
     };
+    let metrics_server = state.config.metrics_port.map(|metrics_port| {
+        bss_telemetry::spawn_metrics_server(
+            state.metrics.registry.clone(),
+            metrics_port,
+            shutdown.clone().cancelled_owned(),
+        )
+    });
     health.mark_started();
-    tracing::info!(port, https = tls.is_some(), "serving the API");
+    tracing::info!(
+        port,
+        metrics_port = state.config.metrics_port,
+        https = tls.is_some(),
+        "serving the API"
+    );
     let served = bss_telemetry::serve(
         app(Arc::clone(&state)),
         port,
@@ -326,6 +341,9 @@ pub async fn run(
     prober.abort();
     pruner.abort();
     takeover.abort();
+    if let Some(metrics_server) = metrics_server {
+        let _ = metrics_server.await;
+    }
     served.map_err(|e| anyhow::anyhow!("cannot serve on port {port}: {e}"))
 }
 

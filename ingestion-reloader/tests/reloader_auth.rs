@@ -856,8 +856,23 @@ async fn https_serves_the_configured_certificate_and_reloads_it_when_the_files_c
             key.to_string_lossy().into_owned(),
         ),
     ]);
+    let metrics_port = bss_testkit::free_port();
+    env.push(("METRICS_PORT".to_owned(), metrics_port.to_string()));
     let reloader = Service::start(RELOADER, "reloader-https", &env, &[]);
     reloader.wait_log("serving the API", 1, Duration::from_secs(30));
+    // Metrics have a port of their own, in plain HTTP for the scraper, and leave the API's port.
+    let (status, metrics) = bss_testkit::process::http_get(metrics_port, "/-/metrics")
+        .expect("metrics answer on METRICS_PORT");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("bss_build_info{") && metrics.contains("process_open_fds "),
+        "{metrics}"
+    );
+    assert_eq!(
+        bss_testkit::process::http_get(metrics_port, "/status/folders").map(|(s, _)| s),
+        Some(404),
+        "the metrics port serves metrics only"
+    );
     let url = format!("https://127.0.0.1:{}/status/folders", reloader.http_port);
     let status_with = |ca: &str| {
         let (client, url) = (client_trusting(&tls_file(ca)), url.clone());
@@ -878,6 +893,15 @@ async fn https_serves_the_configured_certificate_and_reloads_it_when_the_files_c
         status_with("other-ca.pem").await.is_err(),
         "served by the other CA's certificate?"
     );
+    let metrics_on_api_port = client_trusting(&tls_file("ca.pem"))
+        .get(format!(
+            "https://127.0.0.1:{}/-/metrics",
+            reloader.http_port
+        ))
+        .send()
+        .await
+        .expect("HTTPS answer");
+    assert_eq!(metrics_on_api_port.status(), 404);
     assert!(
         !matches!(
             http_request(reloader.http_port, "GET", "/status/folders", &[], None),

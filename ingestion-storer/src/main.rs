@@ -78,7 +78,18 @@ async fn serve(config: StorerConfig) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     bss_telemetry::register_standard_metrics(&metrics.registry, "ingestion-storer");
     let shutdown = CancellationToken::new();
-    let router = bss_telemetry::operational_router(health.clone(), metrics.registry.clone());
+    let router = bss_telemetry::operational_router(
+        health.clone(),
+        metrics.registry.clone(),
+        config.metrics_port,
+    );
+    let metrics_server = config.metrics_port.map(|metrics_port| {
+        bss_telemetry::spawn_metrics_server(
+            metrics.registry.clone(),
+            metrics_port,
+            shutdown.clone().cancelled_owned(),
+        )
+    });
     let http_shutdown = shutdown.clone();
     let port = config.http_port;
     let http = tokio::spawn(async move {
@@ -96,6 +107,9 @@ async fn serve(config: StorerConfig) -> anyhow::Result<()> {
         Ok(Err(e)) => tracing::warn!(error = %e, port, "health and metrics server failed"),
         Err(e) => tracing::warn!(error = %e, "health and metrics server task failed"),
         Ok(Ok(())) => {}
+    }
+    if let Some(metrics_server) = metrics_server {
+        let _ = metrics_server.await;
     }
     outcome
 }

@@ -77,6 +77,11 @@ fn invalid_settings_stop_the_service_with_one_line_naming_them() {
             "http-port",
         ),
         (
+            vec![("HTTP_PORT", "3999"), ("METRICS_PORT", "3999")],
+            vec!["--config", good],
+            "metrics-port (METRICS_PORT)",
+        ),
+        (
             vec![
                 ("BUCKET_TYPE", "s3"),
                 ("BUCKET_NAME", "b"),
@@ -194,7 +199,7 @@ fn secrets_never_reach_the_logs() {
 }
 
 #[test]
-fn version_revision_build_info_and_process_metrics_are_reported() {
+fn version_revision_build_info_and_process_metrics_are_reported_on_the_metrics_port() {
     let (ok, output) = run_with(&[], &["--version"]);
     assert!(ok, "{output}");
     let expected = format!("ingestion-storer {} (rev ", env!("CARGO_PKG_VERSION"));
@@ -216,20 +221,26 @@ fn version_revision_build_info_and_process_metrics_are_reported() {
         "bss:\n  topics-config:\n    data-topics-mapping:\n      - ingestion: orders\n",
     )
     .expect("yaml");
+    let metrics_port = bss_testkit::free_port();
+    let mut env = owned(VALID);
+    env.push(("METRICS_PORT".to_owned(), metrics_port.to_string()));
     let mut service = Service::start(
         common::STORER,
         "build-info",
-        &owned(VALID),
+        &env,
         &["--config", yaml.to_str().expect("path")],
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let metrics = loop {
-        if let Some((200, body)) = service.get("/-/metrics") {
+        if let Some((200, body)) = bss_testkit::process::http_get(metrics_port, "/-/metrics") {
             break body;
         }
         assert!(std::time::Instant::now() < deadline, "{}", service.log());
         std::thread::sleep(Duration::from_millis(100));
     };
+    // With a metrics port, the HTTP port keeps the health routes and no longer serves metrics.
+    assert_eq!(service.get("/-/metrics").map(|(s, _)| s), Some(404));
+    assert_eq!(service.get("/-/health/live").map(|(s, _)| s), Some(200));
     let log = service.log();
     service.kill();
     let build_info = format!(

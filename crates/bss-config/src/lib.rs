@@ -92,6 +92,23 @@ pub fn log_level(value: Option<String>, env_vars: &[EnvVar]) -> Result<String, C
     }
 }
 
+/// The separate metrics port (`METRICS_PORT`, file key `metrics-port`; default none: `/-/metrics` is
+/// served on the HTTP port, as Mia-Platform's services do). It must differ from `http_port`.
+pub fn metrics_port(
+    value: Option<u16>,
+    http_port: u16,
+    env_vars: &[EnvVar],
+) -> Result<Option<u16>, ConfigError> {
+    match value {
+        Some(port) if port == http_port => Err(ConfigError::invalid(
+            env_vars,
+            "metrics-port",
+            format!("{port} is also the HTTP port (http-port, HTTP_PORT); give metrics a port of their own, or leave it unset to serve /-/metrics on the HTTP port"),
+        )),
+        other => Ok(other),
+    }
+}
+
 /// Environment variables of the Kafka connection, common to both services.
 pub const KAFKA_CONNECTION_ENV_VARS: &[EnvVar] = &[
     EnvVar {

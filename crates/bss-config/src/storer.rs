@@ -99,7 +99,13 @@ const OWN_ENV_VARS: &[EnvVar] = &[
         name: "HTTP_PORT",
         key: "http-port",
         default: "3000",
-        help: "port of /-/health/* and /-/metrics",
+        help: "port of /-/health/* and, unless METRICS_PORT is set, /-/metrics",
+    },
+    EnvVar {
+        name: "METRICS_PORT",
+        key: "metrics-port",
+        default: "",
+        help: "a port of its own for /-/metrics (plain HTTP), so that a network policy can open metrics without the rest; empty: /-/metrics is on HTTP_PORT, as in Mia-Platform's services",
     },
     EnvVar {
         name: "LOG_LEVEL",
@@ -127,6 +133,7 @@ struct RawConfig {
     #[serde(default)]
     kafka: KafkaSection,
     http_port: Option<u16>,
+    metrics_port: Option<u16>,
     log_level: Option<String>,
     /// The reloader's section: accepted so both services can share one `application.yaml`.
     #[serde(default)]
@@ -234,6 +241,8 @@ pub struct StorerConfig {
     pub shutdown_timeout: Duration,
     /// Health and metrics port.
     pub http_port: u16,
+    /// A port of its own for `/-/metrics`, if any.
+    pub metrics_port: Option<u16>,
     /// Log level.
     pub log_level: String,
 }
@@ -353,6 +362,7 @@ impl StorerConfig {
             "bss.shutdown-timeout",
             25_000,
         )?);
+        let http_port = raw.http_port.unwrap_or(3000);
         Ok(Self {
             kafka,
             bucket,
@@ -365,7 +375,8 @@ impl StorerConfig {
             multipart_threshold_bytes,
             upload_concurrency,
             shutdown_timeout,
-            http_port: raw.http_port.unwrap_or(3000),
+            http_port,
+            metrics_port: crate::metrics_port(raw.metrics_port, http_port, &ENV_VARS)?,
             log_level: crate::log_level(raw.log_level, &ENV_VARS)?,
         })
     }

@@ -172,8 +172,43 @@ impl Health {
     }
 }
 
-/// The operational routes, to be merged into a service's router or served alone.
-pub fn operational_router(health: Health, registry: Registry) -> Router {
+/// The operational routes, to be merged into a service's router or served alone: the health
+/// routes and, unless `metrics_port` serves them apart, `/-/metrics`.
+pub fn operational_router(health: Health, registry: Registry, metrics_port: Option<u16>) -> Router {
+    let router = health_router(health);
+    match metrics_port {
+        Some(_) => router,
+        None => router.merge(metrics_router(registry)),
+    }
+}
+
+/// `/-/metrics` alone: what a separate metrics port serves, so that a NetworkPolicy can open it to
+/// the monitoring namespaces without opening the API.
+pub fn metrics_router(registry: Registry) -> Router {
+    Router::new().route(
+        "/-/metrics",
+        get(move || {
+            let registry = registry.clone();
+            async move { render_metrics(&registry) }
+        }),
+    )
+}
+
+/// Serves [`metrics_router`] on `port` (plain HTTP) until `shutdown`, in the background; a port that
+/// cannot be bound is logged (the service keeps running without metrics rather than stopping).
+pub fn spawn_metrics_server(
+    registry: Registry,
+    port: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(error) = serve(metrics_router(registry), port, None, shutdown).await {
+            tracing::error!(error = %error, port, "cannot serve metrics on METRICS_PORT");
+        }
+    })
+}
+
+fn health_router(health: Health) -> Router {
     let ready_health = health.clone();
     let started_health = health;
     Router::new()
@@ -207,13 +242,6 @@ pub fn operational_router(health: Health, registry: Registry) -> Router {
                         )
                     }
                 }
-            }),
-        )
-        .route(
-            "/-/metrics",
-            get(move || {
-                let registry = registry.clone();
-                async move { render_metrics(&registry) }
             }),
         )
 }
@@ -349,7 +377,7 @@ mod tests {
     #[tokio::test]
     async fn ready_only_when_started_and_every_check_is_up() {
         let health = Health::default();
-        let router = operational_router(health.clone(), Registry::new());
+        let router = operational_router(health.clone(), Registry::new(), None);
         assert_eq!(status_of(&router, "/-/health/live").await, StatusCode::OK);
         assert_eq!(
             status_of(&router, "/-/health/ready").await,
@@ -379,7 +407,7 @@ mod tests {
             .await
             .expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let router = operational_router(Health::default(), Registry::new());
+        let router = operational_router(Health::default(), Registry::new(), None);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve_on(
             listener,
