@@ -116,6 +116,8 @@ class ImageTest(unittest.TestCase):
                     self.assertIn("BUCKET_TYPE", refused.stderr)
             finally:
                 buildah("rm", container, check=False)
+                # Each run builds the image again: keep buildah's storage from growing.
+                buildah("rmi", image, check=False)
 
 
 if __name__ == "__main__":
