@@ -7,13 +7,26 @@ use std::time::Duration;
 use bss_testkit::process::Service;
 
 fn run_with(env: &[(&str, &str)], args: &[&str]) -> (bool, String) {
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    let mut service = Service::start(common::STORER, "config", &env, args);
+    let mut service = Service::start(common::STORER, "config", &owned(env), args);
     let status = service.wait_exit(Duration::from_secs(20));
     (status.success(), service.log())
+}
+
+fn owned(env: &[(&str, &str)]) -> Vec<(String, String)> {
+    env.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// A valid configuration file in `dir` that maps the ingestion topic `orders`.
+fn orders_config(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        "bss:\n  topics-config:\n    data-topics-mapping:\n      - ingestion: orders\n",
+    )
+    .expect("yaml");
+    path
 }
 
 const VALID: &[(&str, &str)] = &[
@@ -26,12 +39,7 @@ const VALID: &[(&str, &str)] = &[
 #[test]
 fn invalid_settings_stop_the_service_with_one_line_naming_them() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let good_yaml = dir.path().join("good.yaml");
-    std::fs::write(
-        &good_yaml,
-        "bss:\n  topics-config:\n    data-topics-mapping:\n      - ingestion: orders\n",
-    )
-    .expect("yaml");
+    let good_yaml = orders_config(dir.path(), "good.yaml");
     let unknown_key = dir.path().join("unknown.yaml");
     std::fs::write(&unknown_key, "bss:\n  max-bytes-per-fille: 10\n").expect("yaml");
     let not_yaml = dir.path().join("broken.yaml");
@@ -170,15 +178,9 @@ fn invalid_settings_stop_the_service_with_one_line_naming_them() {
 #[test]
 fn secrets_never_reach_the_logs() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let yaml = dir.path().join("a.yaml");
-    std::fs::write(
-        &yaml,
-        "bss:\n  topics-config:\n    data-topics-mapping:\n      - ingestion: orders\n",
-    )
-    .expect("yaml");
-    let env: Vec<(String, String)> = VALID
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    let yaml = orders_config(dir.path(), "a.yaml");
+    let env: Vec<(String, String)> = owned(VALID)
+        .into_iter()
         .chain([
             ("KAFKA_USERNAME".to_owned(), "storer".to_owned()),
             ("KAFKA_PASSWORD".to_owned(), "kafka-pass-c0ffee".to_owned()),
@@ -215,12 +217,7 @@ fn version_revision_build_info_and_process_metrics_are_reported_on_the_metrics_p
     );
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let yaml = dir.path().join("a.yaml");
-    std::fs::write(
-        &yaml,
-        "bss:\n  topics-config:\n    data-topics-mapping:\n      - ingestion: orders\n",
-    )
-    .expect("yaml");
+    let yaml = orders_config(dir.path(), "a.yaml");
     let metrics_port = bss_testkit::free_port();
     let mut env = owned(VALID);
     env.push(("METRICS_PORT".to_owned(), metrics_port.to_string()));
@@ -267,10 +264,4 @@ fn version_revision_build_info_and_process_metrics_are_reported_on_the_metrics_p
                 && line.contains(&format!("\"revision\":\"{revision}\""))),
         "{log}"
     );
-}
-
-fn owned(env: &[(&str, &str)]) -> Vec<(String, String)> {
-    env.iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
 }

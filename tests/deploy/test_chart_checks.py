@@ -15,7 +15,7 @@ import unittest
 import yaml
 
 from chart_values import leaves, readme_table, table
-from test_chart import CHART, HELM, find, render
+from test_chart import BASE, CHART, HELM, find, render
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TOOLS = os.environ.get("BSS_DEPLOY_TOOLS", os.path.join(ROOT, "target", "stack", "deploy-tools"))
@@ -89,6 +89,19 @@ def checkov_failures(folder, *extra):
 
 
 class ChartChecksTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        # Every value set rendered once, into a namespace of its own as an install is (checkov flags
+        # "default"), for the schema check and the scan.
+        cls.rendered = tempfile.TemporaryDirectory()
+        cls.manifests = []
+        for index, sets in enumerate(VALUE_SETS.values()):
+            cls.manifests += write_manifests(cls.rendered.name, render(*sets, namespace="fast-data"), f"set{index}")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.rendered.cleanup()
+
     def test_every_object_matches_the_kubernetes_schemas_from_1_29_to_the_newest(self):
         validate = tool("kubernetes-validate")
         schemas = glob.glob(os.path.join(TOOLS, "lib", "python3*", "site-packages", "kubernetes_validate",
@@ -97,21 +110,13 @@ class ChartChecksTest(unittest.TestCase):
         versions = [v for v in versions if v >= (1, 29)]
         self.assertIn((1, 29), versions)
         self.assertGreaterEqual(versions[-1], (1, 37))
-        with tempfile.TemporaryDirectory() as folder:
-            paths = []
-            for index, (name, sets) in enumerate(VALUE_SETS.items()):
-                paths += write_manifests(folder, render(*sets), f"set{index}")
-            for major, minor in versions:
-                done = subprocess.run([validate, "--strict", "--quiet", "-k", f"{major}.{minor}.0", *paths],
-                                      capture_output=True, text=True)
-                self.assertEqual(done.returncode, 0, f"Kubernetes {major}.{minor}:\n{done.stdout}{done.stderr}")
+        for major, minor in versions:
+            done = subprocess.run([validate, "--strict", "--quiet", "-k", f"{major}.{minor}.0", *self.manifests],
+                                  capture_output=True, text=True)
+            self.assertEqual(done.returncode, 0, f"Kubernetes {major}.{minor}:\n{done.stdout}{done.stderr}")
 
     def test_checkov_finds_nothing_beyond_the_justified_allow_list(self):
-        with tempfile.TemporaryDirectory() as folder:
-            # Rendered into a namespace of its own, as an install is (checkov flags "default").
-            for index, (name, sets) in enumerate(VALUE_SETS.items()):
-                write_manifests(folder, render(*sets, namespace="fast-data"), f"set{index}")
-            failed = checkov_failures(folder)
+        failed = checkov_failures(self.rendered.name)
         unexpected = [f for f in failed if f[0] not in ALLOWED]
         self.assertEqual(unexpected, [], "checkov failures outside the allow-list")
         # Each allowed check is really hit (else it should leave the list) and justified in the README.
@@ -194,7 +199,6 @@ class ChartChecksTest(unittest.TestCase):
             def rendered(*sets):
                 args = [HELM, "template", "bss", chart, "--namespace", "fast-data",
                         "--show-only", "templates/notes-under-test.yaml"]
-                from test_chart import BASE
                 for item in BASE + list(sets):
                     args += ["--set", item]
                 done = subprocess.run(args, capture_output=True, text=True)
