@@ -205,6 +205,16 @@ class ChartTest(unittest.TestCase):
             done = subprocess.run([executable, *args, "--dry-run"], env=env, capture_output=True, text=True)
             self.assertEqual(done.returncode, 0, done.stderr)
             self.assertIn("orders: nothing archived", done.stdout)
+            # The Parquet organizer, with its own default prefix.
+            docs = render("organizer.enabled=true", "organizer.format=parquet")
+            (cronjob,) = find(docs, "CronJob", "-organizer")
+            (job,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+            self.assertNotIn("--prefix", job["args"])
+            args = [a if a != "/app/config/application.yaml" else path for a in job["args"]]
+            args = [a if a != "/work" else folder for a in args]
+            done = subprocess.run([executable, *args, "--dry-run"], env=env, capture_output=True, text=True)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertIn("Converting orders to Parquet under .bss-parquet/: 0 new archive objects", done.stdout)
 
     def test_bad_values_are_rejected_with_the_field_named(self):
         cases = [
@@ -218,6 +228,7 @@ class ChartTest(unittest.TestCase):
             (["topics.mapping[0].colour=red"], "colour"),
             (["organizer.prefix=/abs/"], "organizer.prefix"),
             (["organizer.workDirSizeLimit=lots"], "organizer.workDirSizeLimit"),
+            (["organizer.format=csv"], "organizer.format"),
         ]
         for sets, field in cases:
             done = render(*sets, expect_ok=False)

@@ -4,6 +4,7 @@
 //! progress to stderr. Commands that change something take `--dry-run`.
 
 pub mod catalog;
+pub mod columnar;
 pub mod compact;
 mod context;
 pub mod dump;

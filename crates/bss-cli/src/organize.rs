@@ -4,6 +4,8 @@
 //! partition and first offset, with key-index sidecars), then a `manifest.json` that marks it complete.
 //! `bss dump` (and the next `organize`) start from the newest complete generation and read only the
 //! archive objects newer than it, and key lookups on a generation touch one small object.
+//!
+//! With `--format parquet` it writes the query-ready Parquet copy instead ([`crate::columnar`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,6 +20,7 @@ use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+use crate::columnar::ParquetRun;
 use crate::compact::{self, generation_folder, manifest_path, Merged, Stats};
 use crate::dump::{now_ms, parse_size};
 use crate::time::parse_time;
@@ -33,13 +36,20 @@ pub struct OrganizeArgs {
     /// Newest records as of this time (inclusive) [default: now].
     #[arg(long, value_parser = parse_time)]
     as_of: Option<i64>,
-    /// Prefix of the compacted copies; the default is hidden from folder listings.
-    #[arg(long, default_value = ".bss-organized")]
-    prefix: String,
-    /// Objects of the copy are sealed at this many uncompressed bytes.
-    #[arg(long, default_value = "8MiB", value_parser = parse_size)]
-    max_object_bytes: u64,
-    /// Memory for the merge; the archive beyond it is spilled to disk.
+    /// What to write: `compacted`, the newest record of every key in the archive's format, or
+    /// `parquet`, every record in Parquet files partitioned by topic, date and hour, for analytics.
+    #[arg(long, value_enum, default_value_t = Format::Compacted)]
+    format: Format,
+    /// Prefix of the copies [default: .bss-organized, or .bss-parquet with `--format parquet`];
+    /// the archive's readers skip both.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Files of the copy are sealed at this many uncompressed bytes [default: 8MiB, or 64MiB with
+    /// `--format parquet`].
+    #[arg(long, value_parser = parse_size)]
+    max_object_bytes: Option<u64>,
+    /// Memory for the merge (the archive beyond it is spilled to disk), or with `--format parquet`
+    /// for the records of the hours not yet written.
     #[arg(long, default_value = "256MiB", value_parser = parse_size)]
     memory: u64,
     /// Directory for spill files [default: the system temporary directory].
@@ -51,6 +61,15 @@ pub struct OrganizeArgs {
     /// Show what would be read and written, and change nothing.
     #[arg(long)]
     dry_run: bool,
+}
+
+/// The shapes `bss organize` writes.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The newest record of every key as of a time, in the archive's own format.
+    Compacted,
+    /// Every record, in Parquet, for SQL engines.
+    Parquet,
 }
 
 /// The manifest of a generation.
@@ -76,8 +95,26 @@ pub async fn run(context: &Context, args: OrganizeArgs) -> anyhow::Result<Outcom
     } else {
         args.topics.clone()
     };
+    if args.format == Format::Parquet && (args.full || args.as_of.is_some()) {
+        anyhow::bail!(
+            "--full and --as-of are for compacted copies; to rebuild a topic's Parquet copy, delete its \
+             topic=<topic>/ directory and _bss/<folder>.manifest.json, then run again (docs/analytics.md)"
+        );
+    }
     for topic in &topics {
-        organize(context, &args, &context.folder(topic), as_of).await?;
+        let folder = context.folder(topic);
+        match args.format {
+            Format::Compacted => organize(context, &args, &folder, as_of).await?,
+            Format::Parquet => {
+                let run = ParquetRun {
+                    prefix: args.prefix.as_deref().unwrap_or(".bss-parquet"),
+                    max_file_bytes: args.max_object_bytes.unwrap_or(64 << 20),
+                    memory: args.memory,
+                    dry_run: args.dry_run,
+                };
+                crate::columnar::organize(context, &run, &folder).await?;
+            }
+        }
     }
     Ok(Outcome::Done)
 }
@@ -89,9 +126,11 @@ async fn organize(
     as_of: i64,
 ) -> anyhow::Result<()> {
     let folder = folder.to_owned();
+    let prefix = args.prefix.as_deref().unwrap_or(".bss-organized");
+    let max_object_bytes = args.max_object_bytes.unwrap_or(8 << 20);
     let archive = context.archive()?;
     let store = archive.store().clone();
-    let generation = generation_folder(&args.prefix, &folder, as_of);
+    let generation = generation_folder(prefix, &folder, as_of);
     match store.head(&manifest_path(&generation)).await {
         Ok(_) => {
             println!("{generation} is already complete; nothing to do.");
@@ -100,15 +139,8 @@ async fn organize(
         Err(object_store::Error::NotFound { .. }) => {}
         Err(e) => return Err(e).context("checking for an existing generation"),
     }
-    let inputs = compact::select_inputs(
-        &archive,
-        store.as_ref(),
-        &folder,
-        &args.prefix,
-        as_of,
-        args.full,
-    )
-    .await?;
+    let inputs =
+        compact::select_inputs(&archive, store.as_ref(), &folder, prefix, as_of, args.full).await?;
     if inputs.objects.is_empty() {
         println!(
             "{folder}: nothing archived up to {}; skipped.",
@@ -180,7 +212,7 @@ async fn organize(
                 let mut index = IndexBuilder::default();
                 let mut end = start;
                 while end < records.len()
-                    && (end == start || (plain.len() as u64) < args.max_object_bytes)
+                    && (end == start || (plain.len() as u64) < max_object_bytes)
                 {
                     let r = &records[end];
                     encode_line(r, &mut plain);

@@ -47,6 +47,10 @@ pub struct VerifyArgs {
     /// markers, aborted or compacted records) are expected, anything else is a problem.
     #[arg(long)]
     allow_gaps: bool,
+    /// Check the Parquet copy under this prefix (`bss organize --format parquet`) instead of the
+    /// archive: it must hold exactly the archive's records up to its manifest, each once.
+    #[arg(long, num_args = 0..=1, default_missing_value = ".bss-parquet", value_name = "PREFIX")]
+    parquet: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -138,6 +142,9 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome>
     } else {
         args.topics.clone()
     };
+    if let Some(prefix) = &args.parquet {
+        return crate::columnar::verify(context, &topics, prefix, args.json).await;
+    }
     let mut report = Report {
         ok: true,
         partitions: Vec::new(),

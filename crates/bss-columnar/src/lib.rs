@@ -516,7 +516,7 @@ mod tests {
     }
 
     fn sorted(mut records: Vec<Record>) -> Vec<Record> {
-        records.sort_by(|a, b| (a.partition, a.offset).cmp(&(b.partition, b.offset)));
+        records.sort_by_key(|r| (r.partition, r.offset));
         records
     }
 

@@ -1,7 +1,8 @@
 //! Crash injection for the durability tests: `BSS_FAILPOINT=<name>[:<n>]` aborts the process (as abruptly
 //! as SIGKILL: no flush, no commit, no leave) the `n`-th time (default 1st) the named point is reached.
 //! Points of the storer: `before-upload`, `after-upload`, `after-event`, `after-forward`,
-//! `after-commit`; of an erasure (`bss erase`): `erase-planned`, `erase-written`, `erase-repointed`.
+//! `after-commit`; of an erasure (`bss erase`): `erase-planned`, `erase-written`, `erase-repointed`;
+//! of the Parquet organizer: `parquet-file-written`.
 //!
 //! Compiled in only with the `armed` feature, which the test builds enable through their
 //! dev-dependencies: a release build has no crash hook an environment variable could arm.
