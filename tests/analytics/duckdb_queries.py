@@ -5,12 +5,17 @@ Usage: duckdb_queries.py DOC ROOT [REPEAT]
   ROOT    the Parquet copy's folder, put in place of the docs' example path
   REPEAT  run each query this many times and report its best time (for the benchmark)
 
+With BSS_DUCKDB_S3 set to {"endpoint", "key_id", "key", "region"} (JSON), ROOT may be an s3:// URL:
+the httpfs extension is loaded from the duckdb-extension-httpfs wheel (DuckDB's own signed build; no
+download), and the credentials are given as a DuckDB secret.
+
 Output: {"<name>": {"columns": [...], "rows": [[...]], "seconds": best time}}. Binary values are
 {"hex": "..."}, timestamps epoch milliseconds, dates ISO text, so the Rust test can compare them.
 """
 import datetime
 import decimal
 import json
+import os
 import re
 import sys
 import time
@@ -44,6 +49,25 @@ def main():
         sys.exit(f"{doc} has no `<!-- duckdb: setup -->` block")
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    s3 = os.environ.get("BSS_DUCKDB_S3")
+    if s3:
+        import duckdb_extension_httpfs
+
+        s3 = json.loads(s3)
+        folder = os.path.join(os.path.dirname(duckdb_extension_httpfs.__file__), "extensions")
+        (version,) = os.listdir(folder)
+        con.execute(f"LOAD '{folder}/{version}/httpfs.duckdb_extension'")
+        endpoint = s3["endpoint"]
+        settings = {
+            "KEY_ID": s3["key_id"],
+            "SECRET": s3["key"],
+            "REGION": s3["region"],
+            "ENDPOINT": endpoint.split("://", 1)[-1],
+            "URL_STYLE": "path",
+        }
+        quoted = ", ".join(f"{k} '{v.replace(chr(39), chr(39) * 2)}'" for k, v in settings.items())
+        use_ssl = str(endpoint.startswith("https")).lower()
+        con.execute(f"CREATE SECRET bucket (TYPE s3, {quoted}, USE_SSL {use_ssl})")
     con.execute(blocks.pop("setup").replace(DOC_ROOT, root))
     out = {}
     for name, query in blocks.items():

