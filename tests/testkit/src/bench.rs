@@ -179,3 +179,33 @@ pub fn start_service(binary: &str, name: &str, env: &[(String, String)], args: &
     command.extend(args);
     Service::start(command[0], name, env, &command[1..])
 }
+
+/// Runs `program` (quietly: `LOG_LEVEL=warn`, stdout discarded) under GNU time; returns (seconds,
+/// peak RSS in MiB).
+pub fn timed_command(
+    program: &str,
+    env: &[(&str, String)],
+    args: &[&str],
+) -> anyhow::Result<(f64, f64)> {
+    let started = Instant::now();
+    let output = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(program)
+        .args(args)
+        .env("LOG_LEVEL", "warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .output()
+        .context("running under /usr/bin/time (GNU time)")?;
+    let seconds = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        anyhow::bail!("{program} {args:?} failed: {stderr}");
+    }
+    let kib: f64 = stderr
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .context("no peak RSS from /usr/bin/time")?;
+    Ok((seconds, kib / 1024.0))
+}

@@ -7,10 +7,7 @@
 //! - `bss organize` as of 90 % of the history, then an incremental `dump` starting from it against a
 //!   `dump --full`.
 
-use std::process::Command;
-use std::time::Instant;
-
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use bss_format::{Compression, Header, Record, TimestampType};
 use bss_testkit::archive::write_objects;
 use object_store::local::LocalFileSystem;
@@ -42,27 +39,7 @@ fn partition_records(topic: &str, partition: i32, count: i64, keys: i64) -> Vec<
 
 /// Runs `bss` under GNU time; returns (seconds, peak RSS in MiB).
 fn timed(bss: &str, env: &[(&str, String)], args: &[&str]) -> anyhow::Result<(f64, f64)> {
-    let started = Instant::now();
-    let output = Command::new("/usr/bin/time")
-        .args(["-f", "%M"])
-        .arg(bss)
-        .args(args)
-        .env("LOG_LEVEL", "warn")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(std::process::Stdio::null())
-        .output()
-        .context("running bss under /usr/bin/time")?;
-    let seconds = started.elapsed().as_secs_f64();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() {
-        bail!("bss {args:?} failed: {stderr}");
-    }
-    let kib: f64 = stderr
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .context("no peak RSS from /usr/bin/time")?;
-    Ok((seconds, kib / 1024.0))
+    bss_testkit::bench::timed_command(bss, env, args)
 }
 
 #[tokio::main]
