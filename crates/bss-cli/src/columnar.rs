@@ -34,6 +34,9 @@ use crate::{Context, Outcome};
 
 /// Files encoded and uploaded while the next records are read.
 const WRITES_IN_FLIGHT: usize = 2;
+/// Memory of a file being encoded, per byte of its records: the records, their Arrow columns and
+/// the Parquet output (measured peak about 2.5×).
+const ENCODE_COST: u64 = 3;
 
 /// Settings of a Parquet run.
 pub struct ParquetRun<'a> {
@@ -41,7 +44,8 @@ pub struct ParquetRun<'a> {
     pub prefix: &'a str,
     /// A file is sealed at this many bytes of records (keys, values, headers).
     pub max_file_bytes: u64,
-    /// Bytes of records held at once across a partition's open hours.
+    /// Memory for the records of open hours and the files being encoded (each counted
+    /// [`ENCODE_COST`] times its records).
     pub memory: u64,
     /// Report only.
     pub dry_run: bool,
@@ -317,7 +321,15 @@ async fn convert_partition(
     let store = archive.store().clone();
     let mut open: HashMap<String, OpenFile> = HashMap::new();
     let mut open_bytes = 0u64;
-    let mut writes: JoinSet<anyhow::Result<u64>> = JoinSet::new();
+    let mut writes = Writes {
+        tasks: JoinSet::new(),
+        cost: 0,
+    };
+    // A file must fit in the budget while the next hour fills.
+    let max_file_bytes = run
+        .max_file_bytes
+        .min(run.memory / (ENCODE_COST + 1))
+        .max(1);
     let mut done = Converted {
         files: 0,
         rows: 0,
@@ -346,38 +358,60 @@ async fn convert_partition(
                     .max_by_key(|(_, f)| f.bytes)
                     .map(|(dir, f)| (dir.clone(), f.bytes));
                 let Some((dir, bytes)) = largest else { break };
-                if bytes < run.max_file_bytes && open_bytes <= run.memory {
+                if bytes < max_file_bytes && open_bytes + writes.cost <= run.memory {
                     break;
                 }
                 let file = open.remove(&dir).unwrap_or_default();
                 open_bytes -= file.bytes;
-                seal(&mut writes, &store, run.prefix, dir, file, &mut done).await?;
+                seal(&mut writes, &store, run, open_bytes, dir, file, &mut done).await?;
             }
         }
         progress.inc(1);
     }
+    let mut open_bytes: u64 = open.values().map(|f| f.bytes).sum();
     for (dir, file) in open {
-        seal(&mut writes, &store, run.prefix, dir, file, &mut done).await?;
+        open_bytes -= file.bytes;
+        seal(&mut writes, &store, run, open_bytes, dir, file, &mut done).await?;
     }
-    while let Some(written) = writes.join_next().await {
-        written.context("a Parquet write task failed")??;
-    }
+    while writes.wait_one().await? {}
     Ok(done)
 }
 
-/// Hands a file to a write task, first waiting for one when [`WRITES_IN_FLIGHT`] are running.
+/// Files being encoded and uploaded, and the memory they hold.
+struct Writes {
+    tasks: JoinSet<anyhow::Result<u64>>,
+    cost: u64,
+}
+
+impl Writes {
+    /// Waits for one write to finish; false when none was running.
+    async fn wait_one(&mut self) -> anyhow::Result<bool> {
+        match self.tasks.join_next().await {
+            None => Ok(false),
+            Some(written) => {
+                self.cost -= written.context("a Parquet write task failed")??;
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// Hands a file to a write task, first waiting for running ones while [`WRITES_IN_FLIGHT`] are
+/// running or the budget (with `open_bytes` still held) would be exceeded.
 async fn seal(
-    writes: &mut JoinSet<anyhow::Result<u64>>,
+    writes: &mut Writes,
     store: &Arc<dyn ObjectStore>,
-    prefix: &str,
+    run: &ParquetRun<'_>,
+    open_bytes: u64,
     dir: String,
     file: OpenFile,
     done: &mut Converted,
 ) -> anyhow::Result<()> {
-    while writes.len() >= WRITES_IN_FLIGHT {
-        if let Some(written) = writes.join_next().await {
-            written.context("a Parquet write task failed")??;
-        }
+    let cost = file.bytes * ENCODE_COST;
+    while writes.tasks.len() >= WRITES_IN_FLIGHT
+        || (!writes.tasks.is_empty() && open_bytes + writes.cost + cost > run.memory)
+    {
+        writes.wait_one().await?;
     }
     let records = file.records;
     let (Some(first), Some(last)) = (
@@ -388,23 +422,24 @@ async fn seal(
     };
     let partition = records[0].partition;
     let path = Path::from(format!(
-        "{prefix}/{dir}/{}",
+        "{}/{dir}/{}",
+        run.prefix,
         file_name(partition, first, last)
     ));
     done.files += 1;
     done.rows += records.len() as u64;
     let store = Arc::clone(store);
-    writes.spawn(async move {
+    writes.cost += cost;
+    writes.tasks.spawn(async move {
         let encoded = tokio::task::spawn_blocking(move || {
             bss_columnar::encode(records, &WriteOptions::default())
         })
         .await
         .context("the Parquet encoder stopped")?
         .with_context(|| format!("encoding {path}"))?;
-        let bytes = encoded.bytes.len() as u64;
         put(&store, &path, encoded.bytes).await?;
         bss_failpoint::reached("parquet-file-written");
-        Ok(bytes)
+        Ok(cost)
     });
     Ok(())
 }

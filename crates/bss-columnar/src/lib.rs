@@ -18,11 +18,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
 use arrow_array::{
-    Array, ArrayRef, BinaryArray, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray,
-    RecordBatch, StringArray, StructArray, TimestampMicrosecondArray,
+    Array, ArrayRef, BinaryArray, BooleanArray, Int32Array, Int64Array, ListArray, RecordBatch,
+    StringArray, StructArray, TimestampMicrosecondArray,
 };
 use arrow_buffer::OffsetBuffer;
 use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
@@ -41,6 +42,9 @@ pub const CORE_COLUMNS: [&str; 4] = ["kafka", "key", "value", "value_binary"];
 
 /// JSON fields beyond this many (in name order) stay only in the raw `value`.
 pub const MAX_TYPED_FIELDS: usize = 256;
+
+/// Distinct JSON field names whose types are tracked per file; names past it count as untyped.
+const MAX_TRACKED_FIELDS: usize = 4 * MAX_TYPED_FIELDS;
 
 /// Microseconds of 9999-12-31T23:59:59.999Z: BigQuery's and Athena's largest timestamp.
 const MAX_TIMESTAMP_US: i64 = 253_402_300_799_999_000;
@@ -96,8 +100,9 @@ pub fn encode(mut records: Vec<Record>, options: &WriteOptions) -> Result<Encode
     records.sort_by(|a, b| {
         (a.key.as_deref(), a.partition, a.offset).cmp(&(b.key.as_deref(), b.partition, b.offset))
     });
-    let objects: Vec<Option<Map<String, Value>>> = records.iter().map(json_object).collect();
-    let typed = infer_fields(&objects);
+    // Two passes over the JSON values (types, then columns) instead of holding every parsed value:
+    // parsed JSON takes several times the memory of its text.
+    let typed = infer_fields(records.iter().filter_map(json_object));
 
     let mut fields: Vec<Field> = vec![
         Field::new("kafka", DataType::Struct(kafka_fields()), false),
@@ -121,8 +126,8 @@ pub fn encode(mut records: Vec<Record>, options: &WriteOptions) -> Result<Encode
     ];
     for field in &typed.fields {
         fields.push(Field::new(&field.column, field.kind.data_type(), true));
-        columns.push(field.kind.column(&field.name, &objects));
     }
+    columns.extend(typed_columns(&typed.fields, &records));
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
 
@@ -426,28 +431,61 @@ impl Kind {
             Kind::Text | Kind::Json => DataType::Utf8,
         }
     }
+}
 
-    fn column(self, name: &str, objects: &[Option<Map<String, Value>>]) -> ArrayRef {
-        let values = objects.iter().map(|o| o.as_ref().and_then(|o| o.get(name)));
-        match self {
-            Kind::Bool => Arc::new(BooleanArray::from_iter(
-                values.map(|v| v.and_then(Value::as_bool)),
-            )),
-            Kind::Int => Arc::new(Int64Array::from_iter(
-                values.map(|v| v.and_then(Value::as_i64)),
-            )),
-            Kind::Float => Arc::new(Float64Array::from_iter(
-                values.map(|v| v.and_then(Value::as_f64)),
-            )),
-            Kind::Text => Arc::new(StringArray::from_iter(
-                values.map(|v| v.and_then(Value::as_str)),
-            )),
-            Kind::Json => Arc::new(StringArray::from_iter(values.map(|v| {
-                v.filter(|v| !v.is_null())
-                    .map(|v| serde_json::to_string(v).unwrap_or_default())
-            }))),
+/// A typed column being built.
+enum ColumnBuilder {
+    Bool(BooleanBuilder),
+    Int(Int64Builder),
+    Float(Float64Builder),
+    Text(StringBuilder),
+}
+
+impl ColumnBuilder {
+    fn new(kind: Kind) -> Self {
+        match kind {
+            Kind::Bool => Self::Bool(BooleanBuilder::new()),
+            Kind::Int => Self::Int(Int64Builder::new()),
+            Kind::Float => Self::Float(Float64Builder::new()),
+            Kind::Text | Kind::Json => Self::Text(StringBuilder::new()),
         }
     }
+
+    fn append(&mut self, kind: Kind, value: Option<&Value>) {
+        let value = value.filter(|v| !v.is_null());
+        match self {
+            Self::Bool(b) => b.append_option(value.and_then(Value::as_bool)),
+            Self::Int(b) => b.append_option(value.and_then(Value::as_i64)),
+            Self::Float(b) => b.append_option(value.and_then(Value::as_f64)),
+            Self::Text(b) if kind == Kind::Text => b.append_option(value.and_then(Value::as_str)),
+            Self::Text(b) => b.append_option(value.map(Value::to_string)),
+        }
+    }
+
+    fn finish(self) -> ArrayRef {
+        match self {
+            Self::Bool(mut b) => Arc::new(b.finish()),
+            Self::Int(mut b) => Arc::new(b.finish()),
+            Self::Float(mut b) => Arc::new(b.finish()),
+            Self::Text(mut b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// The typed columns of `fields`, parsing each record's value once more.
+fn typed_columns(fields: &[TypedField], records: &[Record]) -> Vec<ArrayRef> {
+    if fields.is_empty() {
+        return Vec::new();
+    }
+    let mut builders: Vec<ColumnBuilder> =
+        fields.iter().map(|f| ColumnBuilder::new(f.kind)).collect();
+    for record in records {
+        let object = json_object(record);
+        for (field, builder) in fields.iter().zip(&mut builders) {
+            builder.append(field.kind, object.as_ref().and_then(|o| o.get(&field.name)));
+        }
+    }
+    builders.into_iter().map(ColumnBuilder::finish).collect()
 }
 
 struct TypedField {
@@ -463,11 +501,18 @@ struct Typed {
 
 /// The typed columns of a file: every top-level field of its JSON-object values, in name order.
 /// Fields that are null in every value get no column (there is no type to give them).
-fn infer_fields(objects: &[Option<Map<String, Value>>]) -> Typed {
-    let mut kinds: BTreeMap<&str, Option<Kind>> = BTreeMap::new();
-    for object in objects.iter().flatten() {
+fn infer_fields(objects: impl Iterator<Item = Map<String, Value>>) -> Typed {
+    let mut kinds: BTreeMap<String, Option<Kind>> = BTreeMap::new();
+    let mut untyped_names = std::collections::BTreeSet::new();
+    for object in objects {
         for (name, value) in object {
+            // Objects used as maps (ids as field names) would grow this without end.
+            if kinds.len() >= MAX_TRACKED_FIELDS && !kinds.contains_key(&name) {
+                untyped_names.insert(name);
+                continue;
+            }
             let seen = kinds.entry(name).or_default();
+            let value = &value;
             *seen = match (*seen, Kind::of(value)) {
                 (Some(a), Some(b)) => Some(a.merge(b)),
                 (a, b) => a.or(b),
@@ -476,10 +521,10 @@ fn infer_fields(objects: &[Option<Map<String, Value>>]) -> Typed {
     }
     let mut columns: Vec<String> = CORE_COLUMNS.iter().map(|c| (*c).to_owned()).collect();
     let mut fields = Vec::new();
-    let mut untyped = 0;
+    let mut untyped = untyped_names.len().min(MAX_TRACKED_FIELDS);
     for (name, kind) in kinds {
         let Some(kind) = kind else { continue };
-        let column = if name.is_empty() || CORE_COLUMNS.contains(&name) {
+        let column = if name.is_empty() || CORE_COLUMNS.contains(&name.as_str()) {
             format!("value.{name}")
         } else {
             name.to_owned()
@@ -489,11 +534,7 @@ fn infer_fields(objects: &[Option<Map<String, Value>>]) -> Typed {
             continue;
         }
         columns.push(column.clone());
-        fields.push(TypedField {
-            name: name.to_owned(),
-            column,
-            kind,
-        });
+        fields.push(TypedField { name, column, kind });
     }
     Typed { fields, untyped }
 }
@@ -573,15 +614,16 @@ mod tests {
 
     #[test]
     fn json_fields_get_types_merged_across_values() {
-        let objects: Vec<Option<Map<String, Value>>> = [
+        let records: Vec<Record> = [
             r#"{"n": 1, "x": 1.5, "s": "a", "b": true, "mixed": 1, "nested": {"a": 1}, "key": 7, "none": null}"#,
             r#"{"n": 2, "x": 2, "s": "b", "b": false, "mixed": "one", "": 1}"#,
+            "not an object",
         ]
         .iter()
-        .map(|text| serde_json::from_str(text).ok())
-        .chain([None])
+        .enumerate()
+        .map(|(i, text)| record(i as i64, None, Some(text.as_bytes())))
         .collect();
-        let typed = infer_fields(&objects);
+        let typed = infer_fields(records.iter().filter_map(json_object));
         let kinds: Vec<(&str, &str, Kind)> = typed
             .fields
             .iter()
@@ -600,8 +642,8 @@ mod tests {
                 ("x", "x", Kind::Float),
             ]
         );
-        let mixed = Kind::Json.column("mixed", &objects);
-        let mixed = mixed.as_string::<i32>();
+        let columns = typed_columns(&typed.fields, &records);
+        let mixed = columns[3].as_string::<i32>();
         assert_eq!(mixed.value(0), "1");
         assert_eq!(mixed.value(1), "\"one\"");
         assert!(mixed.is_null(2));
@@ -613,16 +655,26 @@ mod tests {
         for i in 0..MAX_TYPED_FIELDS + 3 {
             object.insert(format!("f{i:04}"), Value::from(i));
         }
-        let typed = infer_fields(&[Some(object)]);
+        let typed = infer_fields([object].into_iter());
         assert_eq!(typed.fields.len(), MAX_TYPED_FIELDS);
         assert_eq!(typed.untyped, 3);
 
         // `key` is written as `value.key`, which then clashes with the field of that name.
         let clash: Map<String, Value> =
             serde_json::from_str(r#"{"key": 1, "value.key": 2}"#).expect("json");
-        let typed = infer_fields(&[Some(clash)]);
+        let typed = infer_fields([clash].into_iter());
         assert_eq!(typed.fields.len(), 1);
         assert_eq!(typed.untyped, 1);
+
+        // Objects used as maps: names past the tracked ones are not kept in memory.
+        let maps = (0..MAX_TRACKED_FIELDS as u64 + 10).map(|i| {
+            let mut map = Map::new();
+            map.insert(format!("id-{i:06}"), Value::from(i));
+            map
+        });
+        let typed = infer_fields(maps);
+        assert_eq!(typed.fields.len(), MAX_TYPED_FIELDS);
+        assert_eq!(typed.untyped, MAX_TRACKED_FIELDS - MAX_TYPED_FIELDS + 10);
     }
 
     #[test]

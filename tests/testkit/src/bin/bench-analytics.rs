@@ -1,5 +1,5 @@
 //! Parquet organizer benchmark (run by `tests/bench/analytics.sh`, release builds), on a local-folder
-//! bucket holding 1M CDC-like records over ~35 hours in 8 partitions:
+//! bucket holding 1M CDC-like records over ~35 hours in 8 partitions (or one hour, `STEP_MS` 1):
 //!
 //! - baseline: `bss inspect read` of the whole archive (download, decode and re-encode every record);
 //! - `bss organize --format parquet` of the whole archive, as wall time, ratio to the baseline and
@@ -18,8 +18,8 @@ use object_store::ObjectStore;
 const PARTITIONS: i64 = 8;
 const BASE_MS: i64 = 1_763_700_000_000;
 
-/// One partition's records, one per second; key `customer-<n>` lives in partition `n % 8`.
-fn partition_records(partition: i64, count: i64, keys: i64) -> Vec<Record> {
+/// One partition's records, one every `step_ms`; key `customer-<n>` lives in partition `n % 8`.
+fn partition_records(partition: i64, count: i64, keys: i64, step_ms: i64) -> Vec<Record> {
     (0..count)
         .map(|offset| {
             let n = (offset * 7919) % (keys / PARTITIONS) * PARTITIONS + partition;
@@ -27,7 +27,7 @@ fn partition_records(partition: i64, count: i64, keys: i64) -> Vec<Record> {
                 topic: "orders".into(),
                 partition: partition as i32,
                 offset,
-                timestamp_ms: Some(BASE_MS + offset * 1000),
+                timestamp_ms: Some(BASE_MS + offset * step_ms),
                 timestamp_type: TimestampType::CreateTime,
                 key: Some(format!("customer-{n:07}").into_bytes()),
                 payload: (offset % 50 != 49).then(|| cdc_value((offset << 3 | partition) as u64)),
@@ -59,11 +59,13 @@ fn size_of(dir: &std::path::Path, suffix: &str) -> anyhow::Result<(u64, u64)> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: bench-analytics BSS_BINARY PYTHON [RECORDS] [KEYS]";
+    let usage = "usage: bench-analytics BSS_BINARY PYTHON [RECORDS] [KEYS] [STEP_MS]";
     let bss = args.next().context(usage)?;
     let python = args.next().context(usage)?;
     let total: i64 = args.next().map_or(Ok(1_000_000), |a| a.parse())?;
     let keys: i64 = args.next().map_or(Ok(100_000), |a| a.parse())?;
+    // 1000: ~35 hours of records, small hourly files; 1: one hour, files at their size limit.
+    let step_ms: i64 = args.next().map_or(Ok(1000), |a| a.parse())?;
     let dir = tempfile::tempdir()?;
     let bucket = dir.path().join("bucket");
     std::fs::create_dir_all(&bucket)?;
@@ -71,7 +73,7 @@ async fn main() -> anyhow::Result<()> {
         std::sync::Arc::new(LocalFileSystem::new_with_prefix(&bucket)?);
     let mut plain_bytes = 0u64;
     for partition in 0..PARTITIONS {
-        let records = partition_records(partition, total / PARTITIONS, keys);
+        let records = partition_records(partition, total / PARTITIONS, keys, step_ms);
         for r in &records {
             let mut line = Vec::new();
             bss_format::encode_line(r, &mut line);
@@ -95,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "archive: {total} records, {keys} keys, {PARTITIONS} partitions, {:.0} MiB uncompressed, {:.1} hours (zstd objects of 20,000)",
         plain_bytes as f64 / 1048576.0,
-        (total / PARTITIONS) as f64 / 3600.0
+        (total / PARTITIONS * step_ms) as f64 / 3_600_000.0
     );
 
     let rate = |s: f64| total as f64 / s;
