@@ -8,6 +8,12 @@ use bss_cli::{
 };
 use clap::{Parser, Subcommand};
 
+// The Parquet organizer encodes on blocking threads: with the system allocator each thread's arena
+// kept freed memory: peak RSS 534 MiB with glibc, 328 MiB with mimalloc in the analytics benchmark
+// (files at their size limit), and whole-archive reads run faster.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Operations on a Bucket Storage Support deployment. Reads the storer's configuration (the same file
 /// and environment variables), so it runs next to the storer with its ConfigMap and Secrets.
 #[derive(Parser)]
