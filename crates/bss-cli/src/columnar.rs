@@ -497,8 +497,8 @@ pub async fn verify(
                         continue;
                     }
                 };
+                let place = path.to_string();
                 for record in records {
-                    let place = format!("{path}");
                     let dir = hour_directory(&record.topic, record.timestamp_ms);
                     if &*record.topic != topic.as_str()
                         || record.partition != partition
