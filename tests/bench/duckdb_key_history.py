@@ -3,16 +3,19 @@ docs/analytics.md) and on the JSON-lines archive objects; best of 5 runs after a
 
 Usage: duckdb_key_history.py PARQUET_ROOT ARCHIVE_FOLDER KEY
 """
-import re
+import os
 import sys
 import time
 
 import duckdb
 
+# The docs' blocks, read as the analytics test reads them.
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "analytics"))
+from duckdb_queries import BLOCK, DOC_ROOT  # noqa: E402
+
 parquet_root, archive_folder, key = sys.argv[1:4]
-doc = open("docs/analytics.md", encoding="utf-8").read()
-blocks = dict(re.findall(r"<!-- duckdb: (\w+) -->\s*```sql\n(.*?)```", doc, re.S))
-setup = blocks["setup"].replace("/data/bucket/.bss-parquet", parquet_root)
+blocks = dict(BLOCK.findall(open("docs/analytics.md", encoding="utf-8").read()))
+setup = blocks["setup"].replace(DOC_ROOT, parquet_root)
 parquet_query = blocks["key_history"].replace("'order-7'", f"'{key}'")
 jsonl_query = f"""
 SELECT "partition", "offset", "timestamp", payload IS NULL AS tombstone, payload

@@ -11,8 +11,7 @@ use bss_archive::{Archive, NoObserver};
 use bss_format::{Header, Record, TimestampType};
 use bss_testkit::bucket::{seaweed_s3_settings, S3Settings};
 use bss_testkit::unique;
-use common::{Setup, BASE_MS};
-use futures::TryStreamExt;
+use common::{listing, Setup, BASE_MS};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -147,15 +146,6 @@ async fn archive(
         )
         .await;
     }
-}
-
-async fn listing(store: &Arc<dyn ObjectStore>, prefix: &str) -> BTreeMap<String, u64> {
-    store
-        .list(Some(&Path::from(prefix)))
-        .map_ok(|m| (m.location.to_string(), m.size))
-        .try_collect()
-        .await
-        .expect("list")
 }
 
 /// Every record of a folder, read back from its archive objects.

@@ -6,21 +6,9 @@ use std::time::Duration;
 
 use bss_testkit::kafka::{create_topic, read_topic};
 use bss_testkit::{kafka_brokers, unique};
-use common::{archive, expected_latest, history, lines_by_key, Setup, BASE_MS};
-use futures::TryStreamExt;
+use common::{archive, expected_latest, history, lines_by_key, listing, Setup, BASE_MS};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
-
-async fn listing(store: &std::sync::Arc<dyn ObjectStore>, prefix: &str) -> Vec<(String, u64)> {
-    let mut all: Vec<(String, u64)> = store
-        .list(Some(&Path::from(prefix)))
-        .map_ok(|m| (m.location.to_string(), m.size))
-        .try_collect()
-        .await
-        .expect("list");
-    all.sort();
-    all
-}
+use object_store::ObjectStoreExt;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dump_keeps_the_latest_value_per_key_as_of_a_time_in_little_memory_and_loads_back() {

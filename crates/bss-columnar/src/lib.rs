@@ -613,6 +613,32 @@ mod tests {
     }
 
     #[test]
+    fn row_groups_carry_bloom_filters_on_the_key_columns_only() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+
+        let records = (0..10)
+            .map(|i| record(i, Some(format!("k{i}").as_bytes()), Some(b"v")))
+            .collect();
+        let options = WriteOptions {
+            row_group_rows: 4,
+            ..WriteOptions::default()
+        };
+        let encoded = encode(records, &options).expect("encodes");
+        let reader = SerializedFileReader::new(Bytes::from(encoded.bytes)).expect("parquet");
+        let metadata = reader.metadata();
+        assert_eq!(metadata.num_row_groups(), 3);
+        for group in metadata.row_groups() {
+            let with_filter: Vec<String> = group
+                .columns()
+                .iter()
+                .filter(|c| c.bloom_filter_offset().is_some())
+                .map(|c| c.column_path().string())
+                .collect();
+            assert_eq!(with_filter, ["kafka.key", "key"]);
+        }
+    }
+
+    #[test]
     fn json_fields_get_types_merged_across_values() {
         let records: Vec<Record> = [
             r#"{"n": 1, "x": 1.5, "s": "a", "b": true, "mixed": 1, "nested": {"a": 1}, "key": 7, "none": null}"#,

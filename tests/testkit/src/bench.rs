@@ -209,3 +209,65 @@ pub fn timed_command(
         .context("no peak RSS from /usr/bin/time")?;
     Ok((seconds, kib / 1024.0))
 }
+
+/// An archive in a local-folder bucket, and what `bss` needs to read it.
+pub struct LocalArchive {
+    /// Holds the bucket and the configuration; free for work files.
+    pub dir: tempfile::TempDir,
+    /// The bucket's folder.
+    pub bucket: PathBuf,
+    /// `bss`'s environment: the configuration (one ingestion topic), the bucket, a dummy broker.
+    pub env: Vec<(&'static str, String)>,
+    /// The records' size as uncompressed archive lines.
+    pub plain_bytes: u64,
+}
+
+/// Archives each partition's records as zstd objects of 20,000 (with sidecars) under the folder
+/// `topic` of a new local-folder bucket.
+pub async fn local_archive(
+    topic: &str,
+    partitions: impl IntoIterator<Item = Vec<bss_format::Record>>,
+) -> anyhow::Result<LocalArchive> {
+    let dir = tempfile::tempdir()?;
+    let bucket = dir.path().join("bucket");
+    std::fs::create_dir_all(&bucket)?;
+    let store: std::sync::Arc<dyn object_store::ObjectStore> = std::sync::Arc::new(
+        object_store::local::LocalFileSystem::new_with_prefix(&bucket)?,
+    );
+    let mut plain_bytes = 0u64;
+    let mut line = Vec::new();
+    for records in partitions {
+        for record in &records {
+            line.clear();
+            bss_format::encode_line(record, &mut line);
+            plain_bytes += line.len() as u64;
+        }
+        crate::archive::write_objects(
+            &store,
+            topic,
+            &records,
+            20_000,
+            bss_format::Compression::Zstd,
+        )
+        .await;
+    }
+    let config = dir.path().join("application.yaml");
+    std::fs::write(
+        &config,
+        format!("bss:\n  topics-config:\n    data-topics-mapping:\n      - ingestion: {topic}\n"),
+    )?;
+    let env = vec![
+        ("KAFKA_BROKERS", "127.0.0.1:1".to_owned()),
+        ("KAFKA_GROUP_ID", "bench".to_owned()),
+        ("BSS_EVENTS_TOPIC", "bench-events".to_owned()),
+        ("BUCKET_TYPE", "local".to_owned()),
+        ("BUCKET_NAME", bucket.to_string_lossy().into_owned()),
+        ("BSS_CONFIG", config.to_string_lossy().into_owned()),
+    ];
+    Ok(LocalArchive {
+        dir,
+        bucket,
+        env,
+        plain_bytes,
+    })
+}

@@ -203,6 +203,20 @@ pub fn expected_latest(
         .collect()
 }
 
+/// Path → size of every object under `prefix`.
+pub async fn listing(
+    store: &Arc<dyn ObjectStore>,
+    prefix: &str,
+) -> std::collections::BTreeMap<String, u64> {
+    use futures::TryStreamExt;
+    store
+        .list(Some(&object_store::path::Path::from(prefix)))
+        .map_ok(|m| (m.location.to_string(), m.size))
+        .try_collect()
+        .await
+        .expect("list")
+}
+
 /// Writes the history into the bucket as the storer would (objects of 25 records with sidecars).
 pub async fn archive(store: &Arc<dyn ObjectStore>, folder: &str, history: &[Vec<Record>]) {
     for partition in history {

@@ -9,11 +9,8 @@
 //!   the same question asked of the JSON-lines archive objects.
 
 use anyhow::Context as _;
-use bss_format::{Compression, Header, Record, TimestampType};
-use bss_testkit::archive::write_objects;
-use bss_testkit::bench::{cdc_value, timed_command};
-use object_store::local::LocalFileSystem;
-use object_store::ObjectStore;
+use bss_format::{Header, Record, TimestampType};
+use bss_testkit::bench::{cdc_value, local_archive, timed_command, LocalArchive};
 
 const PARTITIONS: i64 = 8;
 const BASE_MS: i64 = 1_763_700_000_000;
@@ -66,34 +63,16 @@ async fn main() -> anyhow::Result<()> {
     let keys: i64 = args.next().map_or(Ok(100_000), |a| a.parse())?;
     // 1000: ~35 hours of records, small hourly files; 1: one hour, files at their size limit.
     let step_ms: i64 = args.next().map_or(Ok(1000), |a| a.parse())?;
-    let dir = tempfile::tempdir()?;
-    let bucket = dir.path().join("bucket");
-    std::fs::create_dir_all(&bucket)?;
-    let store: std::sync::Arc<dyn ObjectStore> =
-        std::sync::Arc::new(LocalFileSystem::new_with_prefix(&bucket)?);
-    let mut plain_bytes = 0u64;
-    for partition in 0..PARTITIONS {
-        let records = partition_records(partition, total / PARTITIONS, keys, step_ms);
-        for r in &records {
-            let mut line = Vec::new();
-            bss_format::encode_line(r, &mut line);
-            plain_bytes += line.len() as u64;
-        }
-        write_objects(&store, "orders", &records, 20_000, Compression::Zstd).await;
-    }
-    let config = dir.path().join("application.yaml");
-    std::fs::write(
-        &config,
-        "bss:\n  topics-config:\n    data-topics-mapping:\n      - ingestion: orders\n",
-    )?;
-    let env = [
-        ("KAFKA_BROKERS", "127.0.0.1:1".to_owned()),
-        ("KAFKA_GROUP_ID", "bench".to_owned()),
-        ("BSS_EVENTS_TOPIC", "bench-events".to_owned()),
-        ("BUCKET_TYPE", "local".to_owned()),
-        ("BUCKET_NAME", bucket.to_string_lossy().into_owned()),
-        ("BSS_CONFIG", config.to_string_lossy().into_owned()),
-    ];
+    let LocalArchive {
+        dir: _dir,
+        bucket,
+        env,
+        plain_bytes,
+    } = local_archive(
+        "orders",
+        (0..PARTITIONS).map(|p| partition_records(p, total / PARTITIONS, keys, step_ms)),
+    )
+    .await?;
     println!(
         "archive: {total} records, {keys} keys, {PARTITIONS} partitions, {:.0} MiB uncompressed, {:.1} hours (zstd objects of 20,000)",
         plain_bytes as f64 / 1048576.0,

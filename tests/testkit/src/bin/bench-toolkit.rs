@@ -8,10 +8,8 @@
 //!   `dump --full`.
 
 use anyhow::Context as _;
-use bss_format::{Compression, Header, Record, TimestampType};
-use bss_testkit::archive::write_objects;
-use object_store::local::LocalFileSystem;
-use object_store::ObjectStore;
+use bss_format::{Header, Record, TimestampType};
+use bss_testkit::bench::{local_archive, timed_command, LocalArchive};
 
 const PARTITIONS: i32 = 8;
 const BASE_MS: i64 = 1_763_700_000_000;
@@ -37,11 +35,6 @@ fn partition_records(topic: &str, partition: i32, count: i64, keys: i64) -> Vec<
         .collect()
 }
 
-/// Runs `bss` under GNU time; returns (seconds, peak RSS in MiB).
-fn timed(bss: &str, env: &[(&str, String)], args: &[&str]) -> anyhow::Result<(f64, f64)> {
-    bss_testkit::bench::timed_command(bss, env, args)
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -50,35 +43,17 @@ async fn main() -> anyhow::Result<()> {
         .context("usage: bench-toolkit BSS_BINARY [RECORDS] [KEYS]")?;
     let total: i64 = args.next().map_or(Ok(1_000_000), |a| a.parse())?;
     let keys: i64 = args.next().map_or(Ok(100_000), |a| a.parse())?;
-    let dir = tempfile::tempdir()?;
-    let bucket = dir.path().join("bucket");
-    std::fs::create_dir_all(&bucket)?;
-    let store: std::sync::Arc<dyn ObjectStore> =
-        std::sync::Arc::new(LocalFileSystem::new_with_prefix(&bucket)?);
     let topic = "orders";
-    let mut plain_bytes = 0u64;
-    for partition in 0..PARTITIONS {
-        let records = partition_records(topic, partition, total / i64::from(PARTITIONS), keys);
-        for r in &records {
-            let mut line = Vec::new();
-            bss_format::encode_line(r, &mut line);
-            plain_bytes += line.len() as u64;
-        }
-        write_objects(&store, topic, &records, 20_000, Compression::Zstd).await;
-    }
-    let config = dir.path().join("application.yaml");
-    std::fs::write(
-        &config,
-        format!("bss:\n  topics-config:\n    data-topics-mapping:\n      - ingestion: {topic}\n"),
-    )?;
-    let env = [
-        ("KAFKA_BROKERS", "127.0.0.1:1".to_owned()),
-        ("KAFKA_GROUP_ID", "bench".to_owned()),
-        ("BSS_EVENTS_TOPIC", "bench-events".to_owned()),
-        ("BUCKET_TYPE", "local".to_owned()),
-        ("BUCKET_NAME", bucket.to_string_lossy().into_owned()),
-        ("BSS_CONFIG", config.to_string_lossy().into_owned()),
-    ];
+    let LocalArchive {
+        dir,
+        env,
+        plain_bytes,
+        ..
+    } = local_archive(
+        topic,
+        (0..PARTITIONS).map(|p| partition_records(topic, p, total / i64::from(PARTITIONS), keys)),
+    )
+    .await?;
     let work = dir.path().to_string_lossy().into_owned();
     let out = dir
         .path()
@@ -88,10 +63,10 @@ async fn main() -> anyhow::Result<()> {
     let plain_mib = plain_bytes as f64 / 1048576.0;
     println!("archive: {total} records, {keys} keys, {PARTITIONS} partitions, {plain_mib:.0} MiB uncompressed (zstd objects of 20,000)");
 
-    let (base_s, base_rss) = timed(&bss, &env, &["inspect", "read", "--topic", topic])?;
+    let (base_s, base_rss) = timed_command(&bss, &env, &["inspect", "read", "--topic", topic])?;
     println!("baseline  inspect read (decode + encode all):  {base_s:6.2} s  {:8.0} rec/s  peak RSS {base_rss:5.0} MiB", total as f64 / base_s);
     for memory in ["32MiB", "1GiB"] {
-        let (s, rss) = timed(
+        let (s, rss) = timed_command(
             &bss,
             &env,
             &[
@@ -114,7 +89,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let cut = (BASE_MS + total / i64::from(PARTITIONS) * 9 / 10).to_string();
-    let (organize_s, _) = timed(
+    let (organize_s, _) = timed_command(
         &bss,
         &env,
         &[
@@ -128,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
         ],
     )?;
     println!("organize as of 90 %                          {organize_s:6.2} s");
-    let (full_s, _) = timed(
+    let (full_s, _) = timed_command(
         &bss,
         &env,
         &[
@@ -142,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
             "--full",
         ],
     )?;
-    let (incremental_s, _) = timed(
+    let (incremental_s, _) = timed_command(
         &bss,
         &env,
         &[
