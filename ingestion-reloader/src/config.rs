@@ -38,6 +38,7 @@ const OWN_ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "RELOADER_JWT_AUDIENCE", key: "reloader.auth.jwt-audience", default: "", help: "required `aud` of JWTs (not checked when unset)" },
     EnvVar { name: "RELOADER_JWT_ROLES_CLAIM", key: "reloader.auth.jwt-roles-claim", default: "roles", help: "claim of JWTs holding role names, a dotted path for nested claims (Keycloak: `realm_access.roles`); roles are mapped to scopes by RELOADER_JWT_ROLE_SCOPES, and `bss:`-prefixed entries are scopes themselves" },
     EnvVar { name: "RELOADER_JWT_ROLE_SCOPES", key: "reloader.auth.jwt-role-scopes", default: "", help: "scopes granted by JWT roles, `role=scopes` entries separated by `;`, scopes joined by + as in the keys file (`bss-operator=reingest+read;bss-analyst=read:orders.*`); unknown roles grant nothing" },
+    EnvVar { name: "RELOADER_ERASURE_HASH_KEY_FILE", key: "reloader.erasure-hash-key-file", default: "", help: "file holding a secret (32+ bytes) that keys the hash of an erased key kept in the erasure record (HMAC-SHA256), so that whoever holds it can tell whether a key was erased and nobody else can guess it; the same file as `bss erase --hash-key-file`; unset: each erasure uses a random secret it forgets" },
     EnvVar { name: "RELOADER_MAX_OBJECT_BYTES", key: "reloader.max-object-bytes", default: "4GiB", help: "largest archive object read back, stored or once decompressed; a larger one is refused as corrupt (422 naming the object) instead of exhausting memory or time (a decompression bomb)" },
     EnvVar { name: "RELOADER_TLS_CERT_FILE", key: "reloader.tls.cert-file", default: "", help: "PEM certificate chain (server certificate first): with RELOADER_TLS_KEY_FILE, the port serves HTTPS only; both files are reloaded within 5 s of a change (a pair that does not load is logged and the previous one kept)" },
     EnvVar { name: "RELOADER_TLS_KEY_FILE", key: "reloader.tls.key-file", default: "", help: "PEM private key (PKCS#8, PKCS#1 or SEC1) of RELOADER_TLS_CERT_FILE" },
@@ -130,6 +131,7 @@ struct RawReloader {
     time_lookback: Option<NumberOrText>,
     lineage_headers: Option<bool>,
     replica_id: Option<String>,
+    erasure_hash_key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -152,6 +154,10 @@ struct RawTls {
     cert_file: Option<String>,
     key_file: Option<String>,
 }
+
+/// Default prefix of job records (`RELOADER_JOBS_PREFIX`): deployments sharing a bucket each use
+/// their own, so none lists, stops or takes over another's jobs.
+pub const DEFAULT_JOBS_PREFIX: &str = ".bss-jobs";
 
 /// One archived topic: its folder and default reingestion target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,12 +197,14 @@ pub struct ReloaderConfig {
     pub protected_topics: Vec<String>,
     /// Whether lineage headers are added.
     pub lineage_headers: bool,
+    /// The secret that keys erased keys' hashes (loaded at start).
+    pub erasure_hash_key: Option<bss_archive::erase::ErasureHashKey>,
     /// This replica's name.
     pub replica_id: String,
     /// HTTPS certificate chain and key files.
     pub tls: Option<(String, String)>,
     /// Access control.
-    pub auth: crate::auth::AuthSettings,
+    pub auth: AuthSettings,
     /// HTTP port.
     pub http_port: u16,
     /// A port of its own for `/-/metrics`, if any.
@@ -282,7 +290,7 @@ impl ReloaderConfig {
         }
         let jobs_prefix = reloader
             .jobs_prefix
-            .unwrap_or_else(|| crate::jobs::JOBS_PREFIX.to_owned());
+            .unwrap_or_else(|| DEFAULT_JOBS_PREFIX.to_owned());
         let valid_segment = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
         if !jobs_prefix.starts_with(".bss-") || !jobs_prefix.chars().all(valid_segment) {
             return Err(invalid(
@@ -330,7 +338,7 @@ impl ReloaderConfig {
                 ));
             }
         }
-        let auth = crate::auth::AuthSettings {
+        let auth = AuthSettings {
             disabled,
             api_keys_file: raw_auth.api_keys_file,
             hs256_secret_file: raw_auth.jwt_hs256_secret_file,
@@ -374,8 +382,19 @@ impl ReloaderConfig {
                 "must be positive".to_owned(),
             ));
         }
+        let erasure_hash_key = match reloader
+            .erasure_hash_key_file
+            .filter(|f| !f.trim().is_empty())
+        {
+            Some(file) => Some(
+                bss_archive::erase::ErasureHashKey::load(&file)
+                    .map_err(|e| invalid("reloader.erasure-hash-key-file", e.to_string()))?,
+            ),
+            None => None,
+        };
         let http_port = raw.http_port.unwrap_or(3000);
         Ok(Self {
+            erasure_hash_key,
             auth,
             tls,
             max_object_bytes,
@@ -409,6 +428,69 @@ impl ReloaderConfig {
                 folder: topic.to_owned(),
                 default_target: None,
             })
+    }
+}
+
+/// Auth settings (validated configuration).
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    /// Checks are off.
+    pub disabled: bool,
+    /// Keys file.
+    pub api_keys_file: Option<String>,
+    /// HS256 shared secret file.
+    pub hs256_secret_file: Option<String>,
+    /// RS256 public key (PEM) file.
+    pub rs256_public_key_file: Option<String>,
+    /// JWKS URL (RS256 keys by `kid`).
+    pub jwks_url: Option<String>,
+    /// Required `iss`.
+    pub issuer: Option<String>,
+    /// Required `aud`.
+    pub audience: Option<String>,
+    /// Dotted path of the claim holding role names.
+    pub roles_claim: String,
+    /// `role=scopes;…`: what each role grants.
+    pub role_scopes: Option<String>,
+}
+
+/// A topic pattern of a scope: `*` matches any run of characters (`orders.*`, `*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern(String);
+
+impl Pattern {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        (!text.is_empty() && !text.contains(char::is_whitespace)).then(|| Self(text.to_owned()))
+    }
+
+    pub(crate) fn any() -> Self {
+        Self("*".into())
+    }
+
+    /// A pattern from configuration (validated there).
+    pub fn new(text: &str) -> Self {
+        Self(text.trim().to_owned())
+    }
+
+    /// Whether `topic` matches.
+    pub fn matches(&self, topic: &str) -> bool {
+        let mut parts = self.0.split('*');
+        let first = parts.next().unwrap_or_default();
+        let Some(mut rest) = topic.strip_prefix(first) else {
+            return false;
+        };
+        let pieces: Vec<&str> = parts.collect();
+        let Some((last, middle)) = pieces.split_last() else {
+            return rest.is_empty(); // No `*`: the whole name.
+        };
+        for piece in middle {
+            match rest.find(piece) {
+                Some(at) => rest = &rest[at + piece.len()..],
+                None => return false,
+            }
+        }
+        rest.ends_with(last)
     }
 }
 

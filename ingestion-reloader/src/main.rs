@@ -42,7 +42,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let auth = match ingestion_reloader::auth::Authenticator::load(&config.auth) {
+    let auth = match ingestion_reloader::http::auth::Authenticator::load(&config.auth) {
         Ok(auth) => auth,
         Err(error) => {
             eprintln!("ingestion-reloader: {error}");

@@ -191,24 +191,11 @@ impl Publisher {
         {
             return Ok(*count);
         }
-        let producer = self.producer();
-        let name = topic.to_owned();
-        let count = tokio::task::spawn_blocking(move || {
-            let metadata = producer
-                .client()
-                .fetch_metadata(Some(&name), Duration::from_secs(10))?;
-            let topic = metadata
-                .topics()
-                .first()
-                .filter(|t| t.error().is_none() && !t.partitions().is_empty());
-            topic
-                .map(|t| t.partitions().len() as i32)
-                .ok_or(KafkaError::MetadataFetch(
-                    RDKafkaErrorCode::UnknownTopicOrPartition,
-                ))
-        })
-        .await
-        .map_err(|_| KafkaError::Canceled)??;
+        let count = bss_kafka::topic_partitions(&self.producer(), topic, Duration::from_secs(10))
+            .await?
+            .ok_or(KafkaError::MetadataFetch(
+                RDKafkaErrorCode::UnknownTopicOrPartition,
+            ))?;
         self.partition_counts
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -113,7 +113,12 @@ impl PartitionWriter {
             last_check: Instant::now(),
             compaction: None,
         };
-        (tx, tokio::spawn(writer.run(rx)))
+        // Every log line of the writer carries its topic and partition.
+        let span = tracing::info_span!("partition_writer", topic = %writer.tp.0, partition = writer.tp.1, generation);
+        (
+            tx,
+            tokio::spawn(tracing::Instrument::instrument(writer.run(rx), span)),
+        )
     }
 
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<SealedBatch>) {

@@ -3,8 +3,8 @@
 //!
 //! 1. **Plan**: the catalog's key index names the candidate objects; each is read, and the offsets
 //!    holding the key are recorded with a new name for the object without them in an erasure record
-//!    (`.bss-catalog/<folder>/_erasures/<id>.json`, state `planned`). The record keeps the key's
-//!    hash, never the key.
+//!    (`.bss-catalog/<folder>/_erasures/<id>.json`, state `planned`). The record keeps a keyed hash
+//!    of the key (HMAC-SHA256, see [`ErasureHashKey`]), never the key.
 //! 2. **Write** the new objects (and sidecars) under names no reader selects yet.
 //! 3. **Repoint**: per partition, every catalog segment that lists an old object is superseded by a
 //!    copy one level up that lists the new one instead (or nothing, when every record had the key);
@@ -24,9 +24,10 @@ use bss_catalog::{Catalog, Replacement};
 use bss_format::time::{format_iso_ms, parse_iso_ms};
 use bss_format::{encode_line, Record};
 use bss_layout::catalog::{CatalogEntry, CATALOG_ROOT};
-use bss_layout::index::{index_path, key_hash, IndexBuilder};
+use bss_layout::index::{index_path, IndexBuilder};
 use bss_layout::ObjectName;
 use futures::TryStreamExt;
+use hmac::{Hmac, Mac};
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,115 @@ const REPOINT_PASSES: usize = 5;
 /// The prefix of a folder's erasure records.
 pub fn erasures_prefix(folder: &str) -> String {
     format!("{CATALOG_ROOT}/{folder}/_erasures")
+}
+
+/// The secret that keys the hash an erasure record keeps of the erased key. A plain hash of a
+/// low-entropy key (an e-mail address, a customer number) could be reversed by hashing guesses; an
+/// HMAC cannot without the secret. With a configured secret, whoever holds it can tell whether a given
+/// key was erased (by computing [`ErasureHashKey::hash`]); without one, each erasure draws a random
+/// secret and forgets it, so its record cannot be linked to any key at all.
+#[derive(Clone)]
+pub struct ErasureHashKey {
+    secret: Vec<u8>,
+    /// Drawn for one erasure and forgotten.
+    unlinkable: bool,
+}
+
+impl std::fmt::Debug for ErasureHashKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.unlinkable {
+            "ErasureHashKey(random)"
+        } else {
+            "ErasureHashKey(***)"
+        })
+    }
+}
+
+/// Why the erasure hash key cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum HashKeyError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The secret is too short to key a hash.
+    #[error(
+        "{path} holds {bytes} bytes; the erasure hash key needs at least {MIN_HASH_KEY_BYTES}"
+    )]
+    TooShort {
+        /// The file.
+        path: String,
+        /// Its length.
+        bytes: usize,
+    },
+}
+
+/// The shortest secret accepted (HMAC-SHA256 wants at least its output's 32 bytes).
+pub const MIN_HASH_KEY_BYTES: usize = 32;
+
+impl ErasureHashKey {
+    /// The configured secret: the contents of `path` (surrounding white space dropped).
+    pub fn load(path: &str) -> Result<Self, HashKeyError> {
+        let text = std::fs::read(path).map_err(|source| HashKeyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let secret = text.trim_ascii().to_vec();
+        if secret.len() < MIN_HASH_KEY_BYTES {
+            return Err(HashKeyError::TooShort {
+                path: path.to_owned(),
+                bytes: secret.len(),
+            });
+        }
+        Ok(Self {
+            secret,
+            unlinkable: false,
+        })
+    }
+
+    /// A random secret for one erasure, never stored.
+    pub fn random() -> Self {
+        Self {
+            secret: rand::random::<[u8; 32]>().to_vec(),
+            unlinkable: true,
+        }
+    }
+
+    /// HMAC-SHA256 of `key`, as 64 hex digits.
+    pub fn hash(&self, key: &[u8]) -> String {
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.secret)
+            .expect("HMAC takes a key of any length");
+        mac.update(key);
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// What the record says of its hash.
+    fn scheme(&self) -> &'static str {
+        if self.unlinkable {
+            HASH_UNLINKABLE
+        } else {
+            HASH_HMAC
+        }
+    }
+}
+
+/// `keyHashScheme` of a hash keyed by the configured secret.
+pub const HASH_HMAC: &str = "hmac-sha256";
+/// `keyHashScheme` of a hash keyed by a secret drawn for the erasure and forgotten.
+pub const HASH_UNLINKABLE: &str = "hmac-sha256-unlinkable";
+/// `keyHashScheme` of records written before keyed hashes (a plain 64-bit hash).
+pub const HASH_PLAIN: &str = "fnv64";
+
+fn plain_scheme() -> String {
+    HASH_PLAIN.to_owned()
 }
 
 /// Where an erasure stands.
@@ -61,8 +171,13 @@ pub struct Erasure {
     pub id: String,
     /// Archive folder.
     pub folder: String,
-    /// The erased key's hash (`bss_layout::index::key_hash`, hex); the key itself is not kept.
+    /// The erased key's keyed hash (HMAC-SHA256, hex; see [`ErasureHashKey`]); the key itself is
+    /// not kept.
     pub key_hash: String,
+    /// How `key_hash` was made: `hmac-sha256`, `hmac-sha256-unlinkable`, or `fnv64` for records
+    /// written before keyed hashes.
+    #[serde(default = "plain_scheme")]
+    pub key_hash_scheme: String,
     /// Who asked for it.
     pub requested_by: String,
     /// Why (free text, e.g. a ticket number).
@@ -96,7 +211,7 @@ pub struct RewrittenObject {
 /// What to erase.
 #[derive(Debug, Clone)]
 pub struct EraseRequest {
-    /// The erasure's id (from its start time and the key's hash).
+    /// The erasure's id (from its start time and the key's keyed hash).
     pub id: String,
     /// When it was asked for, epoch ms.
     pub started_ms: i64,
@@ -104,6 +219,8 @@ pub struct EraseRequest {
     pub folder: String,
     /// The key, byte for byte.
     pub key: Vec<u8>,
+    /// Its keyed hash (see [`ErasureHashKey`]), and how it was keyed (`keyHashScheme`).
+    pub key_hash: (String, &'static str),
     /// Who asks (recorded).
     pub requested_by: String,
     /// Why (recorded).
@@ -115,14 +232,24 @@ pub struct EraseRequest {
 }
 
 impl EraseRequest {
-    /// A request starting now; its id is known before it runs (a service answers with it).
-    pub fn new(folder: &str, key: Vec<u8>, requested_by: &str, reason: Option<String>) -> Self {
+    /// A request starting now; its id is known before it runs (a service answers with it). The key
+    /// is hashed with `hash_key`, or with a random secret when none is configured.
+    pub fn new(
+        folder: &str,
+        key: Vec<u8>,
+        hash_key: Option<&ErasureHashKey>,
+        requested_by: &str,
+        reason: Option<String>,
+    ) -> Self {
         let started_ms = now_ms();
+        let hash_key = hash_key.cloned().unwrap_or_else(ErasureHashKey::random);
+        let hash = hash_key.hash(&key);
         Self {
-            id: format!("{started_ms}-{:016x}", key_hash(&key)),
+            id: format!("{started_ms}-{}", &hash[..16]),
             started_ms,
             folder: folder.to_owned(),
             key,
+            key_hash: (hash, hash_key.scheme()),
             requested_by: requested_by.to_owned(),
             reason,
             grace: Duration::from_secs(600),
@@ -181,7 +308,6 @@ impl Archive {
         request: &EraseRequest,
     ) -> Result<Erasure, ArchiveError> {
         let started = request.started_ms;
-        let hash = format!("{:016x}", key_hash(&request.key));
         let (mut candidates, _) = catalog
             .select(&request.folder, None, None, Some(&request.key))
             .await?;
@@ -216,7 +342,8 @@ impl Archive {
         Ok(Erasure {
             id: request.id.clone(),
             folder: request.folder.clone(),
-            key_hash: hash,
+            key_hash: request.key_hash.0.clone(),
+            key_hash_scheme: request.key_hash.1.to_owned(),
             requested_by: request.requested_by.clone(),
             reason: request.reason.clone(),
             started_at: format_iso_ms(started),
@@ -397,4 +524,54 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_record_keeps_a_keyed_hash_that_a_guess_cannot_reproduce() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "0123456789abcdef0123456789abcdef\n").expect("write");
+        let secret = ErasureHashKey::load(path.to_str().expect("utf-8")).expect("loads");
+        let key = b"alice@example.com".to_vec();
+        let request = EraseRequest::new("f", key.clone(), Some(&secret), "ops", None);
+        let (hash, scheme) = &request.key_hash;
+        assert_eq!(scheme, &HASH_HMAC);
+        assert_eq!(hash.len(), 64);
+        // The holder of the secret finds the record of a key; a guess without it does not.
+        assert_eq!(hash, &secret.hash(&key));
+        assert_ne!(hash, &format!("{:016x}", bss_layout::index::key_hash(&key)));
+        assert_ne!(hash, &ErasureHashKey::random().hash(&key));
+        assert!(request.id.ends_with(&hash[..16]));
+        // Without a configured secret: a random one, so the record links to no key.
+        let unlinked = EraseRequest::new("f", key.clone(), None, "ops", None);
+        assert_eq!(unlinked.key_hash.1, HASH_UNLINKABLE);
+        assert_ne!(unlinked.key_hash.0, *hash);
+        assert_eq!(format!("{secret:?}"), "ErasureHashKey(***)");
+    }
+
+    #[test]
+    fn a_short_secret_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("short");
+        std::fs::write(&path, "guessable").expect("write");
+        let error = ErasureHashKey::load(path.to_str().expect("utf-8"))
+            .expect_err("too short")
+            .to_string();
+        assert!(error.contains("short") && error.contains("32"), "{error}");
+        assert!(ErasureHashKey::load("/nonexistent/secret")
+            .expect_err("missing")
+            .to_string()
+            .contains("/nonexistent/secret"));
+    }
+
+    #[test]
+    fn records_written_before_keyed_hashes_still_read() {
+        let old = r#"{"id":"1-00","folder":"f","keyHash":"00ff","requestedBy":"a","reason":null,"startedAt":"2024-01-01T00:00:00.000Z","state":"complete","deleteAfter":null,"completedAt":null,"records":0,"objects":[]}"#;
+        let erasure: Erasure = serde_json::from_str(old).expect("reads");
+        assert_eq!(erasure.key_hash_scheme, HASH_PLAIN);
+    }
 }

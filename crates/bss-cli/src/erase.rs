@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use bss_archive::erase::EraseRequest;
+use anyhow::Context as _;
+use bss_archive::erase::{EraseRequest, ErasureHashKey};
 
 use crate::{Context, Outcome};
 
@@ -29,6 +30,11 @@ pub struct EraseArgs {
     /// Show which objects and how many records would be erased; write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// File holding the secret (32+ bytes) that keys the erased key's hash in the erasure record,
+    /// the reloader's RELOADER_ERASURE_HASH_KEY_FILE; without one, the hash is keyed by a random
+    /// secret that is forgotten, so the record links to no key.
+    #[arg(long, env = "BSS_ERASURE_HASH_KEY_FILE", value_name = "PATH")]
+    hash_key_file: Option<String>,
 }
 
 fn parse_grace(text: &str) -> Result<Duration, String> {
@@ -40,12 +46,19 @@ fn parse_grace(text: &str) -> Result<Duration, String> {
 /// Runs `bss erase`.
 pub async fn run(context: &Context, args: EraseArgs) -> anyhow::Result<Outcome> {
     let archive = context.archive()?;
+    let hash_key = args
+        .hash_key_file
+        .as_deref()
+        .map(ErasureHashKey::load)
+        .transpose()
+        .context("--hash-key-file")?;
     let request = EraseRequest {
         grace: args.grace,
         dry_run: args.dry_run,
         ..EraseRequest::new(
             &context.folder(&args.topic),
             args.key.into_bytes(),
+            hash_key.as_ref(),
             &args.requested_by,
             args.reason,
         )

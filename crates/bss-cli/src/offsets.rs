@@ -131,14 +131,8 @@ fn current(consumer: &BaseConsumer<ErrorCapture>, topics: &[String]) -> anyhow::
     let mut list = TopicPartitionList::new();
     let mut rows = Vec::new();
     for topic in topics {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), KAFKA_TIMEOUT)
-            .with_context(|| format!("reading the metadata of topic {topic}"))?;
-        let partitions = metadata
-            .topics()
-            .first()
-            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-            .map(|t| t.partitions().len() as i32)
+        let partitions = bss_kafka::partition_count(consumer.client(), topic, KAFKA_TIMEOUT)
+            .with_context(|| format!("reading the metadata of topic {topic}"))?
             .with_context(|| format!("topic {topic} does not exist"))?;
         for partition in 0..partitions {
             let (low, high) = consumer

@@ -748,14 +748,8 @@ async fn read_events(context: &Context) -> anyhow::Result<Vec<FileWrittenEvent>>
     let consumer = context.consumer(&format!("bss-verify-{}", std::process::id()))?;
     let task = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<FileWrittenEvent>> {
         let timeout = Duration::from_secs(10);
-        let metadata = consumer
-            .fetch_metadata(Some(&topic), timeout)
-            .with_context(|| format!("reading the metadata of the events topic {topic}"))?;
-        let partitions = metadata
-            .topics()
-            .first()
-            .filter(|t| t.error().is_none())
-            .map(|t| t.partitions().len() as i32)
+        let partitions = bss_kafka::partition_count(consumer.client(), &topic, timeout)
+            .with_context(|| format!("reading the metadata of the events topic {topic}"))?
             .with_context(|| format!("the events topic {topic} does not exist"))?;
         let mut ends = HashMap::new();
         let mut assignment = TopicPartitionList::new();

@@ -278,6 +278,37 @@ pub fn probe(
     Ok(())
 }
 
+/// The partition count of `topic`, `None` when it does not exist (or has no partitions). Blocking:
+/// call it from a blocking context, or use [`topic_partitions`].
+pub fn partition_count<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Option<i32>, KafkaError> {
+    let metadata = client.fetch_metadata(Some(topic), timeout)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| t.partitions().len() as i32))
+}
+
+/// [`partition_count`] from async code, asked through a producer's client.
+pub async fn topic_partitions<C: ClientContext + 'static>(
+    producer: &FutureProducer<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Option<i32>, KafkaError> {
+    let (producer, topic) = (producer.clone(), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        use rdkafka::producer::Producer as _;
+        partition_count(producer.client(), &topic, timeout)
+    })
+    .await
+    .map_err(|_| KafkaError::Canceled)?
+}
+
 /// Enqueues an archived record for `topic`, as it was: key, value, headers (then `extra_headers`) and
 /// timestamp; to `partition` when given, else the partitioner chooses by key. When librdkafka's local
 /// queue is full it waits for room rather than failing. The returned future resolves on the broker's

@@ -265,10 +265,10 @@ pub async fn read_topic_in(
             .set("fetch.wait.max.ms", "10")
             .create()
             .expect("consumer");
-        let metadata = consumer
-            .fetch_metadata(Some(&topic), Duration::from_secs(10))
-            .expect("metadata");
-        let partitions = metadata.topics()[0].partitions().len() as i32;
+        let partitions =
+            bss_kafka::partition_count(consumer.client(), &topic, Duration::from_secs(10))
+                .expect("metadata")
+                .expect("the topic exists");
         let mut list = TopicPartitionList::new();
         for p in 0..partitions {
             list.add_partition_offset(&topic, p, Offset::Beginning)

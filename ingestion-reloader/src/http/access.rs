@@ -14,9 +14,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rdkafka::producer::FutureRecord;
 
-use crate::auth::Caller;
-use crate::error::ApiError;
-use crate::AppState;
+use super::auth::Caller;
+use super::error::ApiError;
+use crate::engine::Engine;
 
 /// The job a mutating call started or acted on, put in the response's extensions by the handler.
 #[derive(Debug, Clone)]
@@ -26,7 +26,7 @@ pub struct JobRef(pub String);
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// Logs the request and, for a mutating call, writes its audit record.
-pub async fn record(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+pub async fn record(State(engine): State<Arc<Engine>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let route = request
@@ -81,9 +81,9 @@ pub async fn record(State(state): State<Arc<AppState>>, request: Request, next: 
             &method, &route, &path, &body, status, &principal, &source, job,
         );
         tracing::info!(target: "audit", record = %record, "audit");
-        if let Some(topic) = &state.config.audit_topic {
+        if let Some(topic) = &engine.config().audit_topic {
             let value = record.to_string();
-            let sent = state.producer.send_result(
+            let sent = engine.producer().send_result(
                 FutureRecord::<str, str>::to(topic)
                     .key(&principal)
                     .payload(&value),
@@ -122,7 +122,7 @@ fn audit_record(
             .map(|rest| rest.split('/').next().unwrap_or_default().to_owned())
     });
     serde_json::json!({
-        "time": crate::jobs::now_iso(),
+        "time": crate::engine::jobs::now_iso(),
         "principal": principal,
         "action": format!("{method} {route}"),
         "path": path,

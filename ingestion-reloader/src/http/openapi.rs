@@ -1,34 +1,17 @@
 //! The OpenAPI document, generated from the annotated route handlers (the router of
-//! [`crate::api::router`]) and the request and answer types, served at `/openapi.json` and checked
+//! [`super::routes::router`]) and the request and answer types, served at `/openapi.json` and checked
 //! into `docs/openapi.json` (a test keeps the two identical).
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
-use crate::api::{FileRequest, KeyRequest, StopRequest, TopicRequest};
-use crate::erasures::EraseBody;
-use crate::jobs::{Job, JobKind, JobState, Part};
-use crate::reads::{ArchiveLine, FileInfo, FilesPage, LineHeader, MessagesPage};
-use crate::replay::PayloadFilter;
-
-/// `202` answer of the start routes.
-#[derive(ToSchema, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Started {
-    /// Job id.
-    pub request_id: String,
-    /// `Reingestion started`.
-    pub message: String,
-}
-
-/// Every error answer.
-#[derive(ToSchema, serde::Serialize)]
-pub struct ErrorBody {
-    /// Machine-readable code, e.g. `invalid_body`, `target_not_found`, `too_many_jobs`.
-    pub code: String,
-    /// What is wrong, naming the field.
-    pub message: String,
-}
+use super::erasures::EraseBody;
+use super::error::ErrorBody;
+use super::reads::{ArchiveLine, FileInfo, FilesPage, LineHeader, MessagesPage};
+use super::reingestion::{Started, StopRequest};
+use crate::engine::jobs::{Job, JobKind, JobState, Part};
+use crate::engine::plan::{FileRequest, KeyRequest, TopicRequest};
+use crate::engine::replay::PayloadFilter;
 
 struct Security;
 
@@ -146,7 +129,7 @@ struct ApiDoc;
 /// The document as pretty JSON: the operations of the real router, completed.
 pub fn document() -> String {
     let mut document = ApiDoc::openapi();
-    document.merge(crate::api::router().into_openapi());
+    document.merge(super::routes::router().into_openapi());
     Security.modify(&mut document);
     Completeness.modify(&mut document);
     document.to_pretty_json().unwrap_or_default()
@@ -157,7 +140,7 @@ mod tests {
     #[test]
     fn the_checked_in_document_is_the_generated_one() {
         let generated = super::document();
-        let checked_in = include_str!("../../docs/openapi.json");
+        let checked_in = include_str!("../../../docs/openapi.json");
         if generated.trim() != checked_in.trim() {
             let path = concat!(
                 env!("CARGO_MANIFEST_DIR"),

@@ -1,8 +1,24 @@
-//! The API's one error shape, `{"code": …, "message": …}`, and the one place statuses are chosen.
+//! The API's one error shape, `{"code": …, "message": …}`, and the one place statuses are chosen:
+//! every [`EngineError`] and [`ArchiveError`] is mapped here.
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use bss_archive::ArchiveError;
+
+use crate::engine::EngineError;
+
+/// A cause kept for the log.
+type Source = Box<dyn std::error::Error + Send + Sync>;
+
+/// Every error answer.
+#[derive(utoipa::ToSchema, serde::Serialize)]
+pub struct ErrorBody {
+    /// Machine-readable code, e.g. `invalid_body`, `target_not_found`, `too_many_jobs`.
+    pub code: String,
+    /// What is wrong, naming the field.
+    pub message: String,
+}
 
 /// An API error.
 #[derive(Debug, thiserror::Error)]
@@ -50,10 +66,10 @@ pub enum ApiError {
     /// The bucket failed: the detail (URLs, bucket names, the backend's XML) goes to the log under
     /// an error id, the answer says only that, and the id.
     #[error("the bucket does not answer")]
-    Bucket(String),
-    /// Anything else: logged, never shown.
+    Bucket(#[source] Source),
+    /// Anything else: logged with its cause, never shown.
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] Source),
 }
 
 impl ApiError {
@@ -84,7 +100,41 @@ impl ApiError {
 
 impl From<object_store::Error> for ApiError {
     fn from(error: object_store::Error) -> Self {
-        Self::Bucket(error.to_string())
+        Self::Bucket(error.into())
+    }
+}
+
+impl From<ArchiveError> for ApiError {
+    fn from(error: ArchiveError) -> Self {
+        match error {
+            ArchiveError::NotFound(path) => {
+                Self::not_found("file_not_found", format!("object {path} does not exist"))
+            }
+            ArchiveError::Bucket(e) => Self::from(e),
+            ArchiveError::Corrupt { path, reason } => {
+                Self::CorruptObject(format!("object {path} cannot be read: {reason}"))
+            }
+            e @ ArchiveError::NoCatalog(_) => Self::conflict("catalog_incomplete", e.to_string()),
+            ArchiveError::Catalog(bss_catalog::CatalogError::Bucket(e)) => Self::from(e),
+            e @ ArchiveError::Catalog(_) => Self::Internal(e.into()),
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::Invalid { code, message } => Self::BadRequest { code, message },
+            EngineError::NotFound { code, message } => Self::NotFound { code, message },
+            EngineError::Protected(message) => Self::Forbidden(message),
+            EngineError::Conflict { code, message } => Self::Conflict { code, message },
+            EngineError::Busy(message) => Self::TooManyJobs(message),
+            EngineError::Unavailable(message) => Self::Unavailable(message),
+            e @ EngineError::Kafka(_) => Self::Unavailable(e.to_string()),
+            EngineError::Archive(e) => Self::from(e),
+            EngineError::Bucket(e) => Self::from(e),
+            e @ EngineError::UnreadableJob { .. } => Self::Internal(e.into()),
+        }
     }
 }
 
@@ -120,18 +170,18 @@ impl IntoResponse for ApiError {
                 "unavailable",
                 message.clone(),
             ),
-            Self::Bucket(detail) => {
+            Self::Bucket(source) => {
                 let id = error_id();
-                tracing::warn!(error_id = %id, error = %detail, "bucket error answered 503");
+                tracing::warn!(error_id = %id, error = %source, "bucket error answered 503");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
                     format!("the bucket does not answer; retry later (error id {id})"),
                 )
             }
-            Self::Internal(detail) => {
+            Self::Internal(source) => {
                 let id = error_id();
-                tracing::error!(error_id = %id, error = %detail, "internal error");
+                tracing::error!(error_id = %id, error = %source, "internal error");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",

@@ -23,14 +23,16 @@ use bss_kafka::Producer as FutureProducer;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureRecord, Producer as _};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use crate::jobs::{Job, JobState, Part};
-use crate::replay::{ReplayError, ReplayProgress};
-use crate::runner::Owner;
-use crate::AppState;
+use super::jobs::{Job, JobState, Part};
+use super::plan::ReplayRequest;
+use super::progress::ReplayProgress;
+use super::replay::ReplayError;
+use super::replica::Engine;
+use super::supervisor::Owner;
 
 /// How long a replica giving work partitions back waits for their parts to stop and checkpoint.
 const REVOKE_DRAIN: Duration = Duration::from_secs(20);
@@ -68,7 +70,12 @@ impl WorkGroup {
         run: u32,
         partitions: &[i32],
     ) -> Result<(), KafkaError> {
-        let work_partitions = topic_partitions(producer, &self.topic).await?;
+        let work_partitions =
+            bss_kafka::topic_partitions(producer, &self.topic, Duration::from_secs(10))
+                .await?
+                .ok_or(KafkaError::MetadataFetch(
+                    rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+                ))?;
         let seed = job_id
             .get(8..16)
             .and_then(|h| u64::from_str_radix(h, 16).ok())
@@ -101,26 +108,6 @@ impl WorkGroup {
         }
         Ok(())
     }
-}
-
-async fn topic_partitions(producer: &FutureProducer, topic: &str) -> Result<i32, KafkaError> {
-    let producer = producer.clone();
-    let name = topic.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let metadata = producer
-            .client()
-            .fetch_metadata(Some(&name), Duration::from_secs(10))?;
-        metadata
-            .topics()
-            .first()
-            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-            .map(|t| t.partitions().len() as i32)
-            .ok_or(KafkaError::MetadataFetch(
-                rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
-            ))
-    })
-    .await
-    .map_err(|_| KafkaError::Canceled)?
 }
 
 /// An item being run on a work partition, and the ones fetched behind it.
@@ -207,8 +194,8 @@ fn commit(consumer: &BaseConsumer<WorkContext>, topic: &str, partition: i32, off
 
 /// Joins the work group and runs the parts this replica is assigned until shutdown; runs on a
 /// thread of its own (the consumer's callbacks wait for parts to stop).
-pub(crate) fn join(
-    state: Arc<AppState>,
+pub(super) fn join(
+    state: Arc<Engine>,
     topic: String,
 ) -> Result<std::thread::JoinHandle<()>, KafkaError> {
     let lanes: Lanes = Arc::default();
@@ -287,7 +274,7 @@ fn reap(
     consumer: &BaseConsumer<WorkContext>,
     topic: &str,
     lanes: &Lanes,
-    state: &Arc<AppState>,
+    state: &Arc<Engine>,
     runtime: &tokio::runtime::Handle,
 ) {
     let mut lanes = lanes.lock().unwrap_or_else(|p| p.into_inner());
@@ -323,12 +310,17 @@ fn reap(
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(key.clone(), Arc::clone(&progress));
             let (owner, task_progress) = (Arc::clone(state), Arc::clone(&progress));
+            // Every log line of the part carries its job, run and partition.
+            let span = tracing::info_span!("job_part", job = %item.job, run = item.run, partition = item.partition);
             state.tasks.spawn_on(
-                async move {
-                    let commit = run_part(&owner, &item, &task_progress).await;
-                    owner.forget(&key);
-                    let _ = done.send(commit);
-                },
+                tracing::Instrument::instrument(
+                    async move {
+                        let commit = run_part(&owner, &item, &task_progress).await;
+                        owner.forget(&key);
+                        let _ = done.send(commit);
+                    },
+                    span,
+                ),
                 runtime,
             );
             lane.running = Some(Running {
@@ -343,7 +335,7 @@ fn reap(
 
 /// Runs one item; `true` when it is done with (its part ended, or the item is obsolete), `false`
 /// when the part was handed back and the item must be read again by the next owner.
-async fn run_part(state: &Arc<AppState>, item: &WorkItem, progress: &ReplayProgress) -> bool {
+async fn run_part(state: &Arc<Engine>, item: &WorkItem, progress: &ReplayProgress) -> bool {
     let unit = format!("job {} partition {}", item.job, item.partition);
     // The bucket is retried until it answers or the part is handed back.
     let job = loop {
@@ -422,7 +414,7 @@ async fn run_part(state: &Arc<AppState>, item: &WorkItem, progress: &ReplayProgr
 }
 
 async fn replay_part(
-    state: &Arc<AppState>,
+    state: &Arc<Engine>,
     job: &Job,
     item: &WorkItem,
     part: &mut Part,
@@ -431,9 +423,7 @@ async fn replay_part(
     if state.jobs.stop_requested(&job.id).await.unwrap_or(false) {
         return Err(ReplayError::Stopped);
     }
-    let plan = crate::api::plan_of(state, job)
-        .await
-        .map_err(|e| ReplayError::Plan(e.to_string()))?;
+    let plan = state.plan(ReplayRequest::of_job(job)?).await?;
     let mut spec = plan.spec;
     spec.job_id = job.id.clone();
     spec.partition = Some(part.partition);
@@ -448,7 +438,7 @@ async fn replay_part(
     if let Err(error) = state.jobs.save_part(&job.id, part).await {
         tracing::warn!(job = %job.id, partition = part.partition, error = %error, "cannot save the part record; its heartbeat retries");
     }
-    let replay = crate::replay::run(
+    let replay = super::replay::run(
         &state.archive,
         &state.producer,
         transactions.as_ref(),
@@ -465,7 +455,7 @@ async fn replay_part(
 
 /// Ends a shared job once every part of its run has ended; any replica may do it, more than once
 /// does no harm (the same record is written).
-async fn finish_job(state: &Arc<AppState>, id: &str) {
+async fn finish_job(state: &Arc<Engine>, id: &str) {
     let mut job = match state.jobs.get(id).await {
         Ok(Some(job)) => job,
         Ok(None) => return,

@@ -23,9 +23,6 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
-/// Default prefix of job records (`RELOADER_JOBS_PREFIX`): deployments sharing a bucket each use
-/// their own, so none lists, stops or takes over another's jobs.
-pub const JOBS_PREFIX: &str = ".bss-jobs";
 /// How often a running job's record is rewritten.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// How often a running job looks for a stop request.
@@ -171,7 +168,7 @@ impl Part {
     }
 
     /// Copies a running replay's counters into the record.
-    pub fn record_progress(&mut self, progress: &crate::replay::ReplayProgress) {
+    pub fn record_progress(&mut self, progress: &super::progress::ReplayProgress) {
         use std::sync::atomic::Ordering;
         self.objects_total = progress.objects_total.load(Ordering::SeqCst);
         self.objects_done = progress.objects_done.load(Ordering::SeqCst);
@@ -259,7 +256,7 @@ impl Job {
     }
 
     /// Copies a running replay's counters into the record.
-    pub fn record_progress(&mut self, progress: &crate::replay::ReplayProgress) {
+    pub fn record_progress(&mut self, progress: &super::progress::ReplayProgress) {
         use std::sync::atomic::Ordering;
         self.objects_total = progress.objects_total.load(Ordering::SeqCst);
         self.objects_done = progress.objects_done.load(Ordering::SeqCst);
@@ -708,7 +705,7 @@ mod tests {
 
     #[tokio::test]
     async fn records_round_trip_and_stale_running_jobs_show_as_failed() {
-        let jobs = JobStore::new(Arc::new(InMemory::new()), JOBS_PREFIX);
+        let jobs = JobStore::new(Arc::new(InMemory::new()), ".bss-jobs");
         let id = new_job_id();
         assert!(is_job_id(&id) && !is_job_id("../x") && !is_job_id(&"g".repeat(24)));
         let mut job = Job::start(
@@ -755,7 +752,7 @@ mod tests {
 
     #[tokio::test]
     async fn running_jobs_are_indexed_and_old_finished_ones_pruned_by_day() {
-        let jobs = JobStore::new(Arc::new(InMemory::new()), JOBS_PREFIX);
+        let jobs = JobStore::new(Arc::new(InMemory::new()), ".bss-jobs");
         let day = 86_400_000;
         let now = now_ms();
         let mut created = Vec::new();

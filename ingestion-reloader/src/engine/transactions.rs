@@ -101,12 +101,7 @@ pub async fn committed_checkpoints(
     let consumer: BaseConsumer = config.create()?;
     let (topic, unit) = (checkpoint_topic.to_owned(), unit.to_owned());
     tokio::task::spawn_blocking(move || {
-        let metadata = consumer.fetch_metadata(Some(&topic), READ_TIMEOUT)?;
-        let partitions = metadata
-            .topics()
-            .first()
-            .filter(|t| t.error().is_none())
-            .map(|t| t.partitions().len() as i32)
+        let partitions = bss_kafka::partition_count(consumer.client(), &topic, READ_TIMEOUT)?
             .ok_or(KafkaError::MetadataFetch(
                 rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
             ))?;

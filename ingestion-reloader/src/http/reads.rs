@@ -1,6 +1,7 @@
 //! Synchronous reads straight from the bucket (the integration platform's synchronous pattern):
 //! `GET /archive/{topic}/messages` pages through matching records with a cursor, using the same pruning
-//! as reingestion; `GET /archive/{topic}/files` lists objects with their metadata.
+//! as reingestion; `GET /archive/{topic}/files` lists objects with their metadata; Mia-Platform's
+//! `GET /status/folders` and `GET /status/{folder}/count`.
 
 use std::sync::Arc;
 
@@ -10,10 +11,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
-use crate::openapi::ErrorBody;
-use crate::replay::ReplaySpec;
-use crate::AppState;
+use super::auth::Grants;
+use super::error::{ApiError, ErrorBody};
+use crate::engine::replay::ReplaySpec;
+use crate::engine::Engine;
 
 /// Largest page.
 const MAX_LIMIT: usize = 1000;
@@ -183,19 +184,18 @@ fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
 
 /// The topic's objects that may hold records in the window (and with the key), in name order.
 async fn objects_in_window(
-    state: &AppState,
+    engine: &Engine,
     topic: &str,
     from: Option<i64>,
     to: Option<i64>,
     key: Option<&[u8]>,
 ) -> Result<Vec<bss_archive::ArchivedObject>, ApiError> {
-    let archived = state.config.resolve(topic);
-    state.ensure_folder_has_objects(&archived.folder).await?;
-    let selected = state
-        .archive
+    let archived = engine.config().resolve(topic);
+    engine.ensure_folder_has_objects(&archived.folder).await?;
+    let selected = engine
+        .archive()
         .select(&archived.folder, from, to, key)
-        .await
-        .map_err(crate::archive_error)?;
+        .await?;
     let mut objects: Vec<_> = selected.into_values().flatten().collect();
     objects.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(objects)
@@ -209,8 +209,8 @@ async fn objects_in_window(
     responses((status = 200, body = MessagesPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("apiKey" = []), ("bearer" = [])))]
 pub async fn messages(
-    State(state): State<Arc<AppState>>,
-    Extension(grants): Extension<crate::auth::Grants>,
+    State(engine): State<Arc<Engine>>,
+    Extension(grants): Extension<Grants>,
     UrlPath(topic): UrlPath<String>,
     Query(query): Query<MessagesQuery>,
 ) -> Result<Json<MessagesPage>, ApiError> {
@@ -229,7 +229,7 @@ pub async fn messages(
         .transpose()?;
     let key = query.key.map(String::into_bytes);
     // Pages walk objects in name (time) order; within an object, records are in offset order.
-    let mut ordered = objects_in_window(&state, &topic, from, to, key.as_deref()).await?;
+    let mut ordered = objects_in_window(&engine, &topic, from, to, key.as_deref()).await?;
     if let Some(cursor) = &cursor {
         ordered.retain(|o| o.path.as_ref() >= cursor.path.as_str());
     }
@@ -237,13 +237,9 @@ pub async fn messages(
     let mut page = Vec::with_capacity(limit);
     let mut next = None;
     'objects: for object in ordered {
-        let mut chunks = state
-            .archive
-            .read(&object)
-            .await
-            .map_err(crate::archive_error)?;
+        let mut chunks = engine.archive().read(&object).await?;
         while let Some(chunk) = chunks.recv().await {
-            for record in chunk.map_err(crate::archive_error)? {
+            for record in chunk? {
                 let already_returned = cursor
                     .as_ref()
                     .is_some_and(|c| c.path == object.path.as_ref() && record.offset <= c.offset);
@@ -257,7 +253,7 @@ pub async fn messages(
                 bss_format::encode_line(&record, &mut line);
                 page.push(
                     serde_json::from_slice::<serde_json::Value>(&line)
-                        .map_err(|e| ApiError::Internal(e.to_string()))?,
+                        .map_err(|e| ApiError::Internal(e.into()))?,
                 );
                 next = Some(Cursor {
                     path: object.path.to_string(),
@@ -298,8 +294,8 @@ pub struct FilesQuery {
     responses((status = 200, body = FilesPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("apiKey" = []), ("bearer" = [])))]
 pub async fn files(
-    State(state): State<Arc<AppState>>,
-    Extension(grants): Extension<crate::auth::Grants>,
+    State(engine): State<Arc<Engine>>,
+    Extension(grants): Extension<Grants>,
     UrlPath(topic): UrlPath<String>,
     Query(query): Query<FilesQuery>,
 ) -> Result<Json<FilesPage>, ApiError> {
@@ -309,7 +305,7 @@ pub async fn files(
         date("from", query.from.as_deref())?,
         date("to", query.to.as_deref())?,
     );
-    let mut objects = objects_in_window(&state, &topic, from, to, None).await?;
+    let mut objects = objects_in_window(&engine, &topic, from, to, None).await?;
     if let Some(cursor) = &query.cursor {
         objects.retain(|o| o.path.as_ref() > cursor.as_str());
     }
@@ -321,11 +317,7 @@ pub async fn files(
         .flatten();
     let mut page = Vec::new();
     for object in objects {
-        let header = state
-            .archive
-            .index_header(&object)
-            .await
-            .map_err(crate::archive_error)?;
+        let header = engine.archive().index_header(&object).await?;
         if let (Some(header), true) = (&header, from.is_some() || to.is_some()) {
             if !header.may_overlap(from, to) {
                 continue;
@@ -351,4 +343,24 @@ pub async fn files(
         files: page,
         next_cursor,
     }))
+}
+
+#[utoipa::path(get, path = "/status/folders", tag = "status", responses((status = 200, body = [String])), security(("apiKey" = []), ("bearer" = [])))]
+pub async fn folders(State(engine): State<Arc<Engine>>) -> Result<Json<Vec<String>>, ApiError> {
+    Ok(Json(engine.archive().folders().await?))
+}
+
+#[utoipa::path(get, path = "/status/{folder}/count", tag = "status", params(("folder" = String, Path)), responses((status = 200, body = u64, content_type = "application/json")),
+    security(("apiKey" = []), ("bearer" = [])))]
+pub async fn count(
+    State(engine): State<Arc<Engine>>,
+    UrlPath(folder): UrlPath<String>,
+) -> Result<Json<usize>, ApiError> {
+    if folder.starts_with(".bss-") || folder == ".." || folder == "." {
+        return Err(ApiError::not_found(
+            "folder_not_found",
+            format!("folder {folder:?} does not exist"),
+        ));
+    }
+    Ok(Json(engine.archive().count(&folder).await?))
 }

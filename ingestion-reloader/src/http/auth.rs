@@ -26,47 +26,8 @@ use axum::Json;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
-use crate::error::ApiError;
-
-/// A topic pattern of a scope: `*` matches any run of characters (`orders.*`, `*`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pattern(String);
-
-impl Pattern {
-    fn parse(text: &str) -> Option<Self> {
-        let text = text.trim();
-        (!text.is_empty() && !text.contains(char::is_whitespace)).then(|| Self(text.to_owned()))
-    }
-
-    fn any() -> Self {
-        Self("*".into())
-    }
-
-    /// A pattern from configuration (validated there).
-    pub fn new(text: &str) -> Self {
-        Self(text.trim().to_owned())
-    }
-
-    /// Whether `topic` matches.
-    pub fn matches(&self, topic: &str) -> bool {
-        let mut parts = self.0.split('*');
-        let first = parts.next().unwrap_or_default();
-        let Some(mut rest) = topic.strip_prefix(first) else {
-            return false;
-        };
-        let pieces: Vec<&str> = parts.collect();
-        let Some((last, middle)) = pieces.split_last() else {
-            return rest.is_empty(); // No `*`: the whole name.
-        };
-        for piece in middle {
-            match rest.find(piece) {
-                Some(at) => rest = &rest[at + piece.len()..],
-                None => return false,
-            }
-        }
-        rest.ends_with(last)
-    }
-}
+use super::error::ApiError;
+use crate::config::{AuthSettings, Pattern};
 
 /// What a caller may do, as scopes (keys file and token claims, `bss:` prefix in tokens):
 /// `read:<source>`, `reingest:<source>-><target>`, `stop`, `erase:<source>`, `admin` (all of
@@ -197,29 +158,6 @@ fn missing(scope: String) -> ApiError {
 /// when checks are off. The middleware puts it in the request's extensions.
 #[derive(Debug, Clone)]
 pub struct Caller(pub String);
-
-/// Auth settings (validated configuration).
-#[derive(Debug, Clone, Default)]
-pub struct AuthSettings {
-    /// Checks are off.
-    pub disabled: bool,
-    /// Keys file.
-    pub api_keys_file: Option<String>,
-    /// HS256 shared secret file.
-    pub hs256_secret_file: Option<String>,
-    /// RS256 public key (PEM) file.
-    pub rs256_public_key_file: Option<String>,
-    /// JWKS URL (RS256 keys by `kid`).
-    pub jwks_url: Option<String>,
-    /// Required `iss`.
-    pub issuer: Option<String>,
-    /// Required `aud`.
-    pub audience: Option<String>,
-    /// Dotted path of the claim holding role names.
-    pub roles_claim: String,
-    /// `role=scopes;…`: what each role grants.
-    pub role_scopes: Option<String>,
-}
 
 /// The loaded verifier, shared by requests.
 pub struct Authenticator {

@@ -13,11 +13,11 @@ use axum::{Extension, Json};
 use bss_archive::erase::EraseRequest;
 use serde::Deserialize;
 
-use crate::api::{decode_key, Body};
-use crate::auth::Caller;
-use crate::error::ApiError;
-use crate::openapi::ErrorBody;
-use crate::{archive_error, bucket_answer, AppState};
+use super::auth::{Caller, Grants};
+use super::error::{ApiError, ErrorBody};
+use super::extract::Body;
+use crate::engine::plan::decode_key;
+use crate::engine::{promptly, Engine};
 
 /// Longest grace period a request may ask for.
 const MAX_GRACE_SECONDS: u64 = 7 * 24 * 3600;
@@ -51,10 +51,10 @@ pub struct EraseBody {
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "catalog_incomplete: the folder has no complete catalog"), (status = 503, body = ErrorBody)),
     security(("apiKey" = []), ("bearer" = [])))]
 pub async fn start(
-    State(state): State<Arc<AppState>>,
+    State(engine): State<Arc<Engine>>,
     UrlPath(topic): UrlPath<String>,
     Extension(caller): Extension<Caller>,
-    Extension(grants): Extension<crate::auth::Grants>,
+    Extension(grants): Extension<Grants>,
     Body(body): Body<EraseBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     grants.check_erase(&topic)?;
@@ -66,32 +66,40 @@ pub async fn start(
             format!("graceSeconds: at most {MAX_GRACE_SECONDS}"),
         ));
     }
-    let folder = state.config.resolve(&topic).folder;
-    state.ensure_folder_has_objects(&folder).await?;
+    let folder = engine.config().resolve(&topic).folder;
+    engine.ensure_folder_has_objects(&folder).await?;
     let request = EraseRequest {
         grace: Duration::from_secs(grace),
         dry_run: body.dry_run,
-        ..EraseRequest::new(&folder, key, &caller.0, body.reason)
+        ..EraseRequest::new(
+            &folder,
+            key,
+            engine.config().erasure_hash_key.as_ref(),
+            &caller.0,
+            body.reason,
+        )
     };
     if body.dry_run {
-        let plan = state.archive.erase(&request).await.map_err(archive_error)?;
+        let plan = engine.archive().erase(&request).await?;
         return Ok((
             StatusCode::OK,
             Json(serde_json::to_value(plan).unwrap_or_default()),
         ));
     }
     // Refused now rather than failing in the background.
-    let catalog = bss_catalog::Catalog::new(state.archive.store().clone());
-    if !bucket_answer(catalog.is_complete(&folder)).await? {
-        return Err(archive_error(bss_archive::ArchiveError::NoCatalog(folder)));
+    let catalog = bss_catalog::Catalog::new(engine.archive().store().clone());
+    if !promptly(catalog.is_complete(&folder)).await? {
+        return Err(bss_archive::ArchiveError::NoCatalog(folder).into());
     }
     let id = request.id.clone();
-    let archive = state.archive.clone();
-    tokio::spawn(async move {
+    let archive = engine.archive().clone();
+    let span = tracing::info_span!("erasure", erasure = %request.id, folder = %request.folder);
+    let erasure = async move {
         if let Err(error) = archive.erase(&request).await {
             tracing::error!(erasure = %request.id, folder = %request.folder, error = %error, "erasure failed; the next erasure of the folder (or `bss erase`) finishes it");
         }
-    });
+    };
+    tokio::spawn(tracing::Instrument::instrument(erasure, span));
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({"erasureId": id, "message": "Erasure started"})),
@@ -105,14 +113,12 @@ pub async fn start(
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("apiKey" = []), ("bearer" = [])))]
 pub async fn list(
-    State(state): State<Arc<AppState>>,
-    Extension(grants): Extension<crate::auth::Grants>,
+    State(engine): State<Arc<Engine>>,
+    Extension(grants): Extension<Grants>,
     UrlPath(topic): UrlPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     grants.check_read(&topic)?;
-    let folder = state.config.resolve(&topic).folder;
-    let erasures =
-        bucket_answer(async { state.archive.erasures(&folder).await.map_err(archive_error) })
-            .await?;
+    let folder = engine.config().resolve(&topic).folder;
+    let erasures = promptly(engine.archive().erasures(&folder)).await?;
     Ok(Json(erasures))
 }

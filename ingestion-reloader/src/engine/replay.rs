@@ -2,7 +2,7 @@
 //! then re-publish their records partition by partition in offset order, waiting for every
 //! acknowledgement before counting an object done.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use bss_format::Record;
 use bss_kafka::Producer as FutureProducer;
@@ -11,9 +11,10 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::DeliveryFuture;
 use serde::Deserialize;
 
+use super::progress::ReplayProgress;
+use super::rate::{Limiter, RateLimit};
+use super::transactions::Transactions;
 use crate::metrics::Metrics;
-use crate::rate::{Limiter, RateLimit};
-use crate::transactions::Transactions;
 use bss_archive::{in_window, Archive, ArchiveError, ArchivedObject};
 
 /// Source partitions replayed at once (each one strictly in offset order).
@@ -32,6 +33,21 @@ pub struct PayloadFilter {
 }
 
 impl PayloadFilter {
+    /// Refuses a pointer that is not an RFC 6901 JSON Pointer (empty, or starting with `/`): it
+    /// would match nothing, and the job would silently publish nothing.
+    pub fn validate(&self) -> Result<(), super::error::EngineError> {
+        if self.pointer.is_empty() || self.pointer.starts_with('/') {
+            return Ok(());
+        }
+        Err(super::error::EngineError::invalid(
+            "invalid_body",
+            format!(
+                "filter.pointer: {:?} is not a JSON Pointer (RFC 6901): it must be empty or start with `/`, e.g. \"/status\"",
+                self.pointer
+            ),
+        ))
+    }
+
     fn matches(&self, payload: Option<&[u8]>) -> bool {
         payload
             .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
@@ -110,46 +126,6 @@ impl ReplaySpec {
     }
 }
 
-/// Live counters of a running job, read by its heartbeat.
-#[derive(Default)]
-pub struct ReplayProgress {
-    /// Objects selected.
-    pub objects_total: AtomicU64,
-    /// Objects done.
-    pub objects_done: AtomicU64,
-    /// Messages acknowledged.
-    pub published: AtomicU64,
-    /// The job's cancellation: cancelled to stop it between records (also waking it from a rate
-    /// limit's wait).
-    pub cancel: tokio_util::sync::CancellationToken,
-    /// Set before cancelling when the stop is this replica shutting down (the job is handed back).
-    pub interrupted: AtomicBool,
-    /// Set before cancelling when another replica took the job over.
-    pub superseded: AtomicBool,
-    /// When the objects were selected and publishing began (epoch ms).
-    pub publishing_since: std::sync::OnceLock<i64>,
-    /// Per source partition, the offset after the last fully acknowledged object.
-    pub checkpoints: std::sync::Mutex<std::collections::BTreeMap<i32, i64>>,
-}
-
-impl ReplayProgress {
-    /// Stops the replay between records.
-    pub fn stop(&self) {
-        self.cancel.cancel();
-    }
-
-    /// Stops the replay and hands the job back (a planned shutdown, a revoked work partition).
-    pub fn hand_back(&self) {
-        self.interrupted.store(true, Ordering::SeqCst);
-        self.cancel.cancel();
-    }
-
-    /// Whether the replay is asked to stop.
-    pub fn is_stopping(&self) -> bool {
-        self.cancel.is_cancelled()
-    }
-}
-
 /// How a replay ended.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -161,7 +137,7 @@ pub enum ReplayError {
     Archive(#[from] ArchiveError),
     /// The job's request cannot be planned again (a part of a shared job).
     #[error("cannot plan the replay: {0}")]
-    Plan(String),
+    Plan(#[from] super::error::EngineError),
     /// Kafka refused a record.
     #[error("cannot publish to {topic}: {source}")]
     Publish {
@@ -211,7 +187,7 @@ pub async fn run(
         partitions.values().map(|v| v.len() as u64).sum(),
         Ordering::SeqCst,
     );
-    let _ = progress.publishing_since.set(crate::jobs::now_ms());
+    let _ = progress.publishing_since.set(super::jobs::now_ms());
     // One schedule for all the job's partitions (of this replica: a shared job's parts each keep
     // their share).
     let limiter = Limiter::shared(spec.rate, spec.rate_shares);
@@ -287,6 +263,9 @@ pub async fn run(
                     let transaction = Transaction::open(transactions, spec).await?;
                     let mut deliveries = Vec::new();
                     let mut last_offset = None;
+                    // The offset of the last record enqueued (or passed over by the selection)
+                    // before a stop: where the checkpoint of an object cut short goes.
+                    let mut reached = None;
                     while let Some(chunk) = chunks.recv().await {
                         let chunk = chunk?;
                         last_offset = chunk.last().map(|r| r.offset).or(last_offset);
@@ -294,16 +273,24 @@ pub async fn run(
                             .into_iter()
                             .filter(|r| r.offset >= resume && selected(r, spec))
                             .collect();
-                        enqueue(producer, spec, &records, progress, limiter, &mut deliveries)
-                            .await?;
+                        let sent =
+                            enqueue(producer, spec, &records, progress, limiter, &mut deliveries)
+                                .await?;
+                        if progress.is_stopping() {
+                            reached = records[..sent].last().map(|r| r.offset).or(reached);
+                            // Dropping `chunks` stops the object's decoder.
+                            break;
+                        }
+                        reached = last_offset;
                     }
-                    // A stop cuts the object short: its records so far are published, but the
-                    // checkpoint must not pass the ones it skipped.
+                    // A stop cuts the object short: the records enqueued so far are published and
+                    // the checkpoint goes just past the last of them, so a handover republishes
+                    // nothing (with transactions the object is aborted and published whole again).
                     let complete = !progress.is_stopping();
                     let enqueued = Enqueued {
                         deliveries,
                         complete,
-                        last_offset,
+                        last_offset: if complete { last_offset } else { reached },
                     };
                     transaction
                         .commit(progress, last_offset.map(|last| (partition, last + 1)))
@@ -345,13 +332,14 @@ struct Enqueued {
     deliveries: Vec<DeliveryFuture>,
     /// Whether every record was enqueued (a stop did not cut it short).
     complete: bool,
-    /// Its last offset (`None` for an object without records).
+    /// Its last offset, or for an object cut short the last offset enqueued (`None` when there is
+    /// none).
     last_offset: Option<i64>,
 }
 
 impl Enqueued {
-    /// Awaits the acknowledgements, then moves the partition's checkpoint past the object (unless
-    /// it was cut short).
+    /// Awaits the acknowledgements, then moves the partition's checkpoint past what was enqueued:
+    /// the whole object, or the part of it a stop let through.
     async fn acknowledged(
         self,
         spec: &ReplaySpec,
@@ -360,17 +348,17 @@ impl Enqueued {
         metrics: &Metrics,
     ) -> Result<(), ReplayError> {
         acknowledge(spec, self.deliveries, progress, metrics).await?;
-        if !self.complete {
-            return Ok(());
-        }
         if let Some(last) = self.last_offset {
-            progress
+            let mut checkpoints = progress
                 .checkpoints
                 .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(partition, last + 1);
+                .unwrap_or_else(|p| p.into_inner());
+            let checkpoint = checkpoints.entry(partition).or_insert(last + 1);
+            *checkpoint = (*checkpoint).max(last + 1);
         }
-        progress.objects_done.fetch_add(1, Ordering::SeqCst);
+        if self.complete {
+            progress.objects_done.fetch_add(1, Ordering::SeqCst);
+        }
         Ok(())
     }
 }
@@ -387,8 +375,9 @@ fn selected(record: &Record, spec: &ReplaySpec) -> bool {
             .is_none_or(|f| f.matches(record.payload.as_deref()))
 }
 
-/// Enqueues records in order; their acknowledgements are awaited by [`acknowledge`], per object, so
-/// the producer keeps batching across chunks instead of draining after each.
+/// Enqueues records in order until a stop; returns how many were enqueued. Their acknowledgements are
+/// awaited by [`acknowledge`], per object, so the producer keeps batching across chunks instead of
+/// draining after each.
 async fn enqueue(
     producer: &FutureProducer,
     spec: &ReplaySpec,
@@ -396,16 +385,20 @@ async fn enqueue(
     progress: &ReplayProgress,
     limiter: &Limiter,
     deliveries: &mut Vec<DeliveryFuture>,
-) -> Result<(), ReplayError> {
+) -> Result<usize, ReplayError> {
     let fail = |source| ReplayError::Publish {
         topic: spec.target.clone(),
         source,
     };
-    for record in records {
+    for (sent, record) in records.iter().enumerate() {
         if progress.is_stopping() {
-            break;
+            return Ok(sent);
         }
         limiter.admit(record_bytes(record), &progress.cancel).await;
+        if progress.is_stopping() {
+            // Woken from the rate limit's wait by the stop: this record is not sent.
+            return Ok(sent);
+        }
         let (partition_text, offset_text) =
             (record.partition.to_string(), record.offset.to_string());
         let lineage: [(&str, &[u8]); 4] = [
@@ -422,7 +415,7 @@ async fn enqueue(
             .map_err(fail)?;
         deliveries.push(delivery);
     }
-    Ok(())
+    Ok(records.len())
 }
 
 /// The open transaction of one object (nothing when the job runs without transactions).

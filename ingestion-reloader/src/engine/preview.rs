@@ -10,19 +10,54 @@ use bss_catalog::Catalog;
 use bss_format::encode_line;
 use bss_layout::catalog::CatalogEntry;
 
-use crate::error::ApiError;
-use crate::replay::{select_objects, ReplaySpec};
-use crate::{archive_error, bucket_answer};
+use serde::Serialize;
+
+use super::error::{promptly, EngineError};
+use super::replay::{select_objects, ReplaySpec};
 
 /// Sample records shown.
 const SAMPLES: usize = 5;
 /// Objects read at most to find them (a preview stays quick whatever the selection).
 const SAMPLE_OBJECTS: usize = 10;
 
+/// What a job would do.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preview {
+    /// Always `true`: nothing was published.
+    pub dry_run: bool,
+    /// The target topic.
+    pub target: String,
+    /// Objects it would read.
+    pub objects: u64,
+    /// Their stored bytes.
+    pub bytes: u64,
+    /// Records in them, from the catalog (`None` without a complete catalog).
+    pub records: Option<u64>,
+    /// Whether `records` is exact (whole objects selected) rather than an upper bound.
+    pub records_exact: bool,
+    /// The same per source partition.
+    pub partitions: Vec<PartitionPreview>,
+    /// A few records as they would be published (archive lines).
+    pub samples: Vec<serde_json::Value>,
+}
+
+/// One source partition of a [`Preview`].
+#[derive(Debug, Serialize)]
+pub struct PartitionPreview {
+    /// Source partition.
+    pub partition: i32,
+    /// Objects it would read.
+    pub objects: u64,
+    /// Their stored bytes.
+    pub bytes: u64,
+    /// Records in them (see [`Preview::records`]).
+    pub records: Option<u64>,
+}
+
 /// The preview of `spec`.
-pub async fn preview(archive: &Archive, spec: &ReplaySpec) -> Result<serde_json::Value, ApiError> {
-    let partitions =
-        bucket_answer(async { select_objects(archive, spec).await.map_err(archive_error) }).await?;
+pub async fn preview(archive: &Archive, spec: &ReplaySpec) -> Result<Preview, EngineError> {
+    let partitions = promptly(select_objects(archive, spec)).await?;
     let cataloged = cataloged_entries(archive, spec).await?;
     let whole_objects = spec.key.is_none() && spec.filter.is_none() && !spec.latest_only;
     let mut exact = cataloged.is_some();
@@ -39,18 +74,18 @@ pub async fn preview(archive: &Archive, spec: &ReplaySpec) -> Result<serde_json:
                 .sum::<Option<u64>>()
         });
         exact &= records.is_some();
-        rows.push(serde_json::json!({
-            "partition": partition,
-            "objects": objects.len(),
-            "bytes": objects.iter().map(|o| o.size).sum::<u64>(),
-            "records": records,
-        }));
+        rows.push(PartitionPreview {
+            partition: *partition,
+            objects: objects.len() as u64,
+            bytes: objects.iter().map(|o| o.size).sum(),
+            records,
+        });
     }
     let mut samples = Vec::new();
     'objects: for object in partitions.values().flatten().take(SAMPLE_OBJECTS) {
-        let mut chunks = archive.read(object).await.map_err(archive_error)?;
+        let mut chunks = archive.read(object).await?;
         while let Some(chunk) = chunks.recv().await {
-            for record in chunk.map_err(archive_error)? {
+            for record in chunk? {
                 if spec.selects(&record) {
                     let mut line = Vec::new();
                     encode_line(&record, &mut line);
@@ -64,36 +99,37 @@ pub async fn preview(archive: &Archive, spec: &ReplaySpec) -> Result<serde_json:
             }
         }
     }
-    let total = |field: &str| rows.iter().filter_map(|r| r[field].as_u64()).sum::<u64>();
-    Ok(serde_json::json!({
-        "dryRun": true,
-        "target": spec.target,
-        "objects": total("objects"),
-        "bytes": total("bytes"),
-        "records": cataloged.as_ref().map(|_| total("records")),
-        "recordsExact": exact,
-        "partitions": rows,
-        "samples": samples,
-    }))
+    Ok(Preview {
+        dry_run: true,
+        target: spec.target.clone(),
+        objects: rows.iter().map(|r| r.objects).sum(),
+        bytes: rows.iter().map(|r| r.bytes).sum(),
+        records: cataloged
+            .as_ref()
+            .map(|_| rows.iter().filter_map(|r| r.records).sum()),
+        records_exact: exact,
+        partitions: rows,
+        samples,
+    })
 }
 
 /// The catalog entries of the selection, by path, when the folder has a complete catalog.
 async fn cataloged_entries(
     archive: &Archive,
     spec: &ReplaySpec,
-) -> Result<Option<HashMap<String, CatalogEntry>>, ApiError> {
+) -> Result<Option<HashMap<String, CatalogEntry>>, EngineError> {
     let Some(folder) = &spec.folder else {
         return Ok(None);
     };
     let catalog = Catalog::new(archive.store().clone());
-    bucket_answer(async {
-        if !catalog.is_complete(folder).await.map_err(ApiError::from)? {
-            return Ok::<_, ApiError>(None);
+    promptly(async {
+        if !catalog.is_complete(folder).await? {
+            return Ok::<_, EngineError>(None);
         }
         let (entries, _) = catalog
             .select(folder, spec.from_ms, spec.to_ms, spec.key.as_deref())
             .await
-            .map_err(|e| archive_error(e.into()))?;
+            .map_err(bss_archive::ArchiveError::from)?;
         Ok(Some(
             entries.into_iter().map(|e| (e.path.clone(), e)).collect(),
         ))
