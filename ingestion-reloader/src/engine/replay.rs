@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use bss_format::Record;
 use bss_kafka::Producer as FutureProducer;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::DeliveryFuture;
 use serde::Deserialize;
@@ -228,7 +228,7 @@ pub async fn run(
         }
         return Ok(());
     }
-    futures::stream::iter(partitions)
+    let outcomes = futures::stream::iter(partitions)
         .map(|(partition, objects)| {
             let limiter = &limiter;
             // A resumed run skips what its checkpoint says is published: whole objects when the next
@@ -247,7 +247,7 @@ pub async fn run(
                     todo.push(object);
                 }
             }
-            async move {
+            let replay = async move {
                 // The next object is fetched while this one is published, so a slow bucket does not
                 // stall the partition between objects (two objects in memory at most).
                 let mut reads = futures::stream::iter(todo)
@@ -319,11 +319,32 @@ pub async fn run(
                     return Err(ReplayError::Stopped);
                 }
                 Ok::<(), ReplayError>(())
+            };
+            async move {
+                let outcome = replay.await;
+                // A failed partition stops the others at their next record, so that each still
+                // acknowledges and checkpoints what it enqueued.
+                if matches!(&outcome, Err(e) if !matches!(e, ReplayError::Stopped)) {
+                    progress.stop();
+                }
+                outcome
             }
         })
         .buffer_unordered(PARTITIONS_IN_PARALLEL)
-        .try_collect::<Vec<()>>()
-        .await?;
+        // Every partition runs to its end (none is dropped mid-object when another stops first).
+        .collect::<Vec<Result<(), ReplayError>>>()
+        .await;
+    let mut stopped = false;
+    for outcome in outcomes {
+        match outcome {
+            Ok(()) => {}
+            Err(ReplayError::Stopped) => stopped = true,
+            Err(error) => return Err(error),
+        }
+    }
+    if stopped {
+        return Err(ReplayError::Stopped);
+    }
     Ok(())
 }
 
