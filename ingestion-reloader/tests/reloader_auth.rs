@@ -337,7 +337,7 @@ async fn erasure_needs_its_own_permission_and_records_who_asked() {
     let archive = bss_archive::Archive::new(store, std::sync::Arc::new(bss_archive::NoObserver));
     let mut keys_left = Vec::new();
     for object in archive
-        .select(&topic, None, None, None)
+        .select(&topic, &bss_archive::Selection::all())
         .await
         .expect("select")
         .into_values()

@@ -219,6 +219,34 @@ async fn time_window_bounds_are_inclusive_and_a_filter_applies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offset_range_of_one_partition_republishes_exactly_those_records() {
+    // 3 partitions × 40 records in objects of 10: offsets 15..=32 of partition 2 span three objects.
+    let f = fixture(3, 40, 10, 4).await;
+    let reloader = start_reloader(&[]);
+    let target = unique("target");
+    create_topic(&target, 3).await;
+    let (status, answer) = post(
+        &reloader,
+        "/reingestion/topic",
+        serde_json::json!({"topic": f.topic, "reIngestionTopic": target, "keepPartition": true,
+            "partition": 2, "fromOffset": 15, "toOffset": 32}),
+    );
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["requestId"].as_str().expect("id");
+    let job = wait_job(&reloader, id, Duration::from_secs(30));
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(job["messagesPublished"], 18, "{job}");
+    // Objects outside the range were not read.
+    assert_eq!(job["objectsTotal"], 3, "{job}");
+    let published = published_in_order(&target, 18).await;
+    assert_eq!(published, (15..=32).map(|o| (2, o)).collect::<Vec<_>>());
+    assert_eq!(
+        job["request"]["fromOffset"], 15,
+        "the job records the range: {job}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_reingestion_reads_only_candidate_objects() {
     // 100 objects of 20 records, one partition; key "needle" only in 2 objects.
     let topic = unique("keyed");

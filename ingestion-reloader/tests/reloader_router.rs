@@ -244,6 +244,26 @@ async fn start_routes_refuse_malformed_requests_naming_the_field() {
     );
     refused(
         api.post(
+            "/reingestion/topic",
+            topic(serde_json::json!({"fromOffset": 10, "toOffset": 9})),
+        )
+        .await,
+        400,
+        "invalid_body",
+        "fromOffset",
+    );
+    refused(
+        api.post(
+            "/reingestion/topic",
+            topic(serde_json::json!({"partition": -1})),
+        )
+        .await,
+        400,
+        "invalid_body",
+        "partition",
+    );
+    refused(
+        api.post(
             "/reingestion/key",
             serde_json::json!({"topic": FOLDER, "reIngestionTopic": "x", "key": "%%", "keyEncoding": "base64"}),
         )
@@ -473,6 +493,35 @@ async fn reads_page_through_the_archive_and_status_counts_objects() {
         .collect();
     assert_eq!(offsets.len(), 16, "{offsets:?}");
     assert!(offsets.iter().all(|o| (5..=12).contains(o)), "{offsets:?}");
+
+    // An offset range of one partition: offsets 8..=21 of partition 1, across three objects.
+    let (status, page) = api
+        .get(&format!(
+            "/archive/{FOLDER}/messages?partition=1&fromOffset=8&toOffset=21&limit=1000"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let selected: Vec<(i64, i64)> = page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|l| {
+            (
+                l["partition"].as_i64().expect("p"),
+                l["offset"].as_i64().expect("o"),
+            )
+        })
+        .collect();
+    assert_eq!(selected, (8..=21).map(|o| (1, o)).collect::<Vec<_>>());
+    refused(
+        api.get(&format!(
+            "/archive/{FOLDER}/messages?fromOffset=9&toOffset=8"
+        ))
+        .await,
+        400,
+        "invalid_query",
+        "fromOffset",
+    );
 
     let (status, files) = api.get(&format!("/archive/{FOLDER}/files?limit=4")).await;
     assert_eq!(status, StatusCode::OK, "{files}");

@@ -5,6 +5,7 @@
 
 mod common;
 
+use bss_archive::Selection;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -65,7 +66,10 @@ async fn found(
 ) -> BTreeSet<(i32, i64)> {
     let mut found = BTreeSet::new();
     let selected = archive
-        .select(folder, from, to, key)
+        .select(
+            folder,
+            &Selection::window(from, to).with_key(key.map(<[u8]>::to_vec)),
+        )
         .await
         .expect("selects");
     for object in selected.into_values().flatten() {
@@ -129,7 +133,7 @@ async fn windows_and_keys_are_exact_from_the_catalog_and_from_a_listing() {
         "a storer that starts on an empty folder catalogs it completely"
     );
     let (entries, _) = catalog
-        .select(&topic, None, None, None)
+        .select(&topic, &Selection::all())
         .await
         .expect("catalog");
     assert_eq!(

@@ -309,7 +309,10 @@ impl Archive {
     ) -> Result<Erasure, ArchiveError> {
         let started = request.started_ms;
         let (mut candidates, _) = catalog
-            .select(&request.folder, None, None, Some(&request.key))
+            .select(
+                &request.folder,
+                &bss_layout::Selection::all().with_key(Some(request.key.clone())),
+            )
             .await?;
         candidates.sort_by_key(|e| (e.partition, e.first_offset));
         let mut objects = Vec::new();

@@ -18,15 +18,11 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::sync::mpsc;
 
-/// Whether `record` falls in the time window (bounds inclusive). Without a window every record does;
-/// with one, a record without a timestamp does not.
+pub use bss_layout::Selection;
+
+/// Whether `record` falls in the time window (bounds inclusive): [`Selection::in_window`].
 pub fn in_window(record: &Record, from_ms: Option<i64>, to_ms: Option<i64>) -> bool {
-    if from_ms.is_none() && to_ms.is_none() {
-        return true;
-    }
-    record
-        .timestamp_ms
-        .is_some_and(|ts| from_ms.is_none_or(|f| ts >= f) && to_ms.is_none_or(|t| ts <= t))
+    Selection::window(from_ms, to_ms).in_window(record.timestamp_ms)
 }
 
 /// Told about every read, so a service can count GETs and bytes (the reloader exports them).
@@ -158,9 +154,10 @@ impl Archive {
         Ok((objects, strays))
     }
 
-    /// The objects of `folder` that may hold records in the window `[from, to]` (inclusive, either
-    /// open, by each object's real smallest and largest timestamps, whatever its name says) and, when
-    /// given, a record with `key`, grouped by source partition, each group in offset order.
+    /// The objects of `folder` that may hold selected records: in the window (inclusive, either
+    /// open, by each object's real smallest and largest timestamps, whatever its name says), with the
+    /// key, of the partition and in the offset range; grouped by source partition, each group in
+    /// offset order.
     ///
     /// From the catalog when the folder's catalog is complete: no listing of data objects, a few
     /// segment reads. Otherwise (archives written before the catalog, or by Mia-Platform's storer)
@@ -168,9 +165,7 @@ impl Archive {
     pub async fn select(
         &self,
         folder: &str,
-        from_ms: Option<i64>,
-        to_ms: Option<i64>,
-        key: Option<&[u8]>,
+        selection: &Selection,
     ) -> Result<BTreeMap<i32, Vec<ArchivedObject>>, ArchiveError> {
         let catalog = Catalog::new(Arc::clone(&self.store));
         if !catalog.is_complete(folder).await? {
@@ -186,9 +181,9 @@ impl Archive {
                 .into_iter()
                 .filter(|o| retention.keeps(&o.name.topic, o.name.partition, o.name.first_offset))
                 .collect();
-            return self.prune(&listed, from_ms, to_ms, key).await;
+            return self.prune(&listed, selection).await;
         }
-        let (entries, cost) = catalog.select(folder, from_ms, to_ms, key).await?;
+        let (entries, cost) = catalog.select(folder, selection).await?;
         self.observer.catalog_read(&cost);
         let objects = entries
             .into_iter()
@@ -375,17 +370,20 @@ impl Archive {
         Ok(folders)
     }
 
-    /// Keeps only the objects that can hold records inside the time window (bounds inclusive) and, when
-    /// given, with `key`, using the sidecars (objects without one are kept). Returns them grouped by
-    /// source partition, each group in offset order.
+    /// Keeps only the objects that can hold selected records, by their names and sidecars (what an
+    /// object without a sidecar cannot rule out, it keeps). Returns them grouped by source partition,
+    /// each group in offset order.
     pub async fn prune(
         &self,
         objects: &[ArchivedObject],
-        from_ms: Option<i64>,
-        to_ms: Option<i64>,
-        key: Option<&[u8]>,
+        selection: &Selection,
     ) -> Result<BTreeMap<i32, Vec<ArchivedObject>>, ArchiveError> {
-        let window = from_ms.is_some() || to_ms.is_some();
+        let (from_ms, to_ms) = (selection.from_ms, selection.to_ms);
+        let window = selection.has_window();
+        let key = selection.key.as_deref();
+        let by_offsets = selection.partition.is_some()
+            || selection.from_offset.is_some()
+            || selection.to_offset.is_some();
         let kept: Vec<Option<ArchivedObject>> = futures::stream::iter(objects.iter().cloned())
             .map(|object| async move {
                 // An object whose first record is inside the window needs no check for time (names
@@ -395,9 +393,18 @@ impl Archive {
                     && named < bss_format::time::MAX_ISO_MS
                     && from_ms.is_none_or(|f| named >= f)
                     && to_ms.is_none_or(|t| named <= t);
-                if window && !first_inside {
+                if !selection.may_hold(object.name.partition, object.name.first_offset, None) {
+                    return Ok(None);
+                }
+                if (window && !first_inside) || by_offsets {
                     if let Some(header) = self.index_header(&object).await? {
-                        if !header.may_overlap(from_ms, to_ms) {
+                        if !header.may_overlap(from_ms, to_ms)
+                            || !selection.may_hold(
+                                object.name.partition,
+                                object.name.first_offset,
+                                Some(header.last_offset),
+                            )
+                        {
                             return Ok(None);
                         }
                     }

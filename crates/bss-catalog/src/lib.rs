@@ -23,6 +23,7 @@ use bss_layout::catalog::{
     SegmentHeader, SegmentName, SEGMENT_HEADER_BYTES,
 };
 use bss_layout::index::key_hash;
+use bss_layout::Selection;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
@@ -249,17 +250,17 @@ impl Catalog {
         Ok((segments, pages))
     }
 
-    /// The objects of `folder` that may hold records in the window `[from, to]` (inclusive, either
-    /// open; by each object's real min/max timestamps) and, when given, a record with `key`. Each
-    /// object once, in no particular order.
+    /// The objects of `folder` that may hold selected records: in the window (inclusive, either
+    /// open; by each object's real min/max timestamps), with the key (by the key index), of the
+    /// partition and in the offset range (by the entries' offsets). Each object once, in no
+    /// particular order.
     pub async fn select(
         &self,
         folder: &str,
-        from_ms: Option<i64>,
-        to_ms: Option<i64>,
-        key: Option<&[u8]>,
+        selection: &Selection,
     ) -> Result<(Vec<CatalogEntry>, ReadCost), CatalogError> {
-        let hash = key.map(key_hash);
+        let (from_ms, to_ms) = (selection.from_ms, selection.to_ms);
+        let hash = selection.key.as_deref().map(key_hash);
         let retention = self.retention(folder).await?;
         let counters = Counters::default();
         counters.gets.fetch_add(1, Ordering::Relaxed);
@@ -271,7 +272,14 @@ impl Catalog {
             lists += pages;
             let wanted: Vec<ListedSegment> = live(listed)
                 .into_iter()
-                .filter(|s| s.name.may_overlap(from_ms, to_ms))
+                .filter(|s| {
+                    s.name.may_overlap(from_ms, to_ms)
+                        && selection.may_hold(
+                            s.name.partition,
+                            s.name.first_offset,
+                            Some(s.name.last_offset),
+                        )
+                })
                 .collect();
             let read = futures::stream::iter(wanted)
                 .map(|segment| self.read_selected(segment, from_ms, to_ms, hash, &counters))
@@ -285,6 +293,9 @@ impl Catalog {
                         .into_iter()
                         .flatten()
                         .filter(|e| retention.keeps(&e.topic, e.partition, e.first_offset))
+                        .filter(|e| {
+                            selection.may_hold(e.partition, e.first_offset, Some(e.last_offset))
+                        })
                         .filter(|e| seen.insert(e.path.clone()))
                         .collect();
                     let cost = ReadCost {
@@ -602,7 +613,23 @@ mod tests {
             .expect("record");
         let select = |from, to, key: Option<&'static [u8]>| {
             let catalog = catalog.clone();
-            async move { paths(&catalog.select("f", from, to, key).await.expect("select").0) }
+            async move {
+                paths(
+                    &catalog
+                        .select(
+                            "f",
+                            &Selection {
+                                from_ms: from,
+                                to_ms: to,
+                                key: key.map(<[u8]>::to_vec),
+                                ..Selection::default()
+                            },
+                        )
+                        .await
+                        .expect("select")
+                        .0,
+                )
+            }
         };
         assert_eq!(
             select(Some(8_000), None, None).await,
@@ -617,7 +644,13 @@ mod tests {
         assert_eq!(select(Some(6_000), None, Some(b"a")).await, ["f/0-0.txt"]);
         assert_eq!(select(None, None, Some(b"zzz")).await, Vec::<String>::new());
         let (_, cost) = catalog
-            .select("f", None, None, Some(b"a"))
+            .select(
+                "f",
+                &Selection {
+                    key: Some(b"a".to_vec()),
+                    ..Selection::default()
+                },
+            )
             .await
             .expect("select");
         // One GET per small segment, plus the retention marker.
@@ -653,7 +686,13 @@ mod tests {
             .size;
         assert!(size > 4 * WHOLE_READ_BYTES, "a large segment: {size} bytes");
         let (found, cost) = catalog
-            .select("f", None, None, Some(b"needle"))
+            .select(
+                "f",
+                &Selection {
+                    key: Some(b"needle".to_vec()),
+                    ..Selection::default()
+                },
+            )
             .await
             .expect("select");
         assert_eq!(
@@ -669,7 +708,14 @@ mod tests {
         assert_eq!(cost.gets, 4 + 2 * 4, "{cost:?}");
         assert!(cost.bytes < 8 * 1024, "{cost:?} of a {size}-byte segment");
         let (window, _) = catalog
-            .select("f", Some(5_500), Some(7_200), None)
+            .select(
+                "f",
+                &Selection {
+                    from_ms: Some(5_500),
+                    to_ms: Some(7_200),
+                    ..Selection::default()
+                },
+            )
             .await
             .expect("select");
         assert_eq!(paths(&window), ["f/0-50.txt", "f/0-60.txt", "f/0-70.txt"]);
@@ -686,7 +732,14 @@ mod tests {
                 .expect("record");
         }
         let before = catalog
-            .select("f", Some(3), Some(6), None)
+            .select(
+                "f",
+                &Selection {
+                    from_ms: Some(3),
+                    to_ms: Some(6),
+                    ..Selection::default()
+                },
+            )
             .await
             .expect("select")
             .0;
@@ -704,7 +757,14 @@ mod tests {
         let (listed, _) = catalog.list(".bss-catalog/f").await.expect("list");
         assert_eq!(listed.len(), 11, "inputs stay while a reader may hold them");
         let after = catalog
-            .select("f", Some(3), Some(6), None)
+            .select(
+                "f",
+                &Selection {
+                    from_ms: Some(3),
+                    to_ms: Some(6),
+                    ..Selection::default()
+                },
+            )
             .await
             .expect("select");
         assert_eq!(paths(&after.0), paths(&before));
@@ -715,7 +775,13 @@ mod tests {
         assert_eq!(
             paths(
                 &catalog
-                    .select("f", None, None, Some(b"k7"))
+                    .select(
+                        "f",
+                        &Selection {
+                            key: Some(b"k7".to_vec()),
+                            ..Selection::default()
+                        }
+                    )
                     .await
                     .expect("select")
                     .0
@@ -737,7 +803,14 @@ mod tests {
         assert_eq!(
             paths(
                 &catalog
-                    .select("f", Some(3), Some(6), None)
+                    .select(
+                        "f",
+                        &Selection {
+                            from_ms: Some(3),
+                            to_ms: Some(6),
+                            ..Selection::default()
+                        }
+                    )
                     .await
                     .expect("select")
                     .0
@@ -762,7 +835,7 @@ mod tests {
             .await
             .expect("put");
         let error = catalog
-            .select("f", None, None, None)
+            .select("f", &Selection::all())
             .await
             .expect_err("corrupt");
         assert!(error.to_string().contains(&path), "{error}");

@@ -1,5 +1,6 @@
 //! `bss catalog`: build the catalog of objects written without one, compact it, show its size.
 
+use bss_archive::Selection;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
@@ -89,7 +90,7 @@ async fn rebuild(
     dry_run: bool,
 ) -> anyhow::Result<bool> {
     let listed = archive.list(folder).await?;
-    let (known, _) = catalog.select(folder, None, None, None).await?;
+    let (known, _) = catalog.select(folder, &Selection::all()).await?;
     let known: HashSet<String> = known.into_iter().map(|e| e.path).collect();
     let missing: Vec<_> = listed
         .iter()

@@ -15,6 +15,7 @@
 //! a run that finds the `running` marker first deletes the files past the manifest that the
 //! interrupted run wrote: readers then never see a row twice once a run has completed.
 
+use bss_archive::Selection;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -164,7 +165,7 @@ pub async fn organize(context: &Context, run: &ParquetRun<'_>, folder: &str) -> 
             ..Manifest::default()
         });
     let todo: Vec<Vec<ArchivedObject>> = archive
-        .select(folder, None, None, None)
+        .select(folder, &Selection::all())
         .await
         .with_context(|| format!("listing the archive of {folder}"))?
         .into_values()
@@ -544,7 +545,7 @@ pub async fn verify(
             }
         }
         for group in archive
-            .select(&folder, None, None, None)
+            .select(&folder, &Selection::all())
             .await?
             .into_values()
         {

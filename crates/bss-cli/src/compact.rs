@@ -9,6 +9,7 @@
 //! "Newest" for records of one partition is the higher offset (the order the storer archived); for
 //! one key seen on several partitions (the topic was repartitioned) it is the later timestamp.
 
+use bss_archive::Selection;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -61,7 +62,9 @@ pub async fn select_inputs(
     };
     // Objects are chosen by their real smallest and largest record times (catalog, or sidecars).
     let Some(base) = base else {
-        let objects = archive.select(folder, None, Some(as_of), None).await?;
+        let objects = archive
+            .select(folder, &Selection::window(None, Some(as_of)))
+            .await?;
         return Ok(Inputs {
             objects: objects.into_values().flatten().collect(),
             base: None,
@@ -70,7 +73,7 @@ pub async fn select_inputs(
     // Records at or before the base's time are in the base already: only objects that hold a newer
     // record are read.
     let mut objects: Vec<ArchivedObject> = archive
-        .select(folder, Some(base + 1), Some(as_of), None)
+        .select(folder, &Selection::window(Some(base + 1), Some(as_of)))
         .await?
         .into_values()
         .flatten()

@@ -1,12 +1,13 @@
 //! `bss inspect`: what the archive holds, and its records as JSON lines.
 
+use bss_archive::Selection;
 use std::collections::BTreeMap;
 use std::io::Write;
 
 use anyhow::Context as _;
 use bss_archive::{Archive, ArchivedObject};
+use bss_format::encode_line;
 use bss_format::time::format_iso_ms;
-use bss_format::{encode_line, Record};
 use bss_layout::index::IndexHeader;
 use clap::Subcommand;
 use futures::{StreamExt, TryStreamExt};
@@ -85,23 +86,17 @@ pub async fn run(context: &Context, command: InspectCommand) -> anyhow::Result<O
             key,
             limit,
         } => {
+            let filter = Selection::window(from, to).with_key(key.map(String::into_bytes));
             let selection = match (object, topic) {
                 (Some(path), _) => vec![archive.object(&path).await?],
                 (None, Some(topic)) => {
                     let folder = context.folder(&topic);
-                    let by_partition = archive
-                        .select(&folder, from, to, key.as_deref().map(str::as_bytes))
-                        .await?;
+                    let by_partition = archive.select(&folder, &filter).await?;
                     let mut objects: Vec<_> = by_partition.into_values().flatten().collect();
                     objects.sort_by(|a, b| a.path.cmp(&b.path));
                     objects
                 }
                 (None, None) => anyhow::bail!("give --object or --topic"),
-            };
-            let filter = RecordFilter {
-                from,
-                to,
-                key: key.map(String::into_bytes),
             };
             read(&archive, &selection, &filter, limit).await?;
         }
@@ -109,31 +104,10 @@ pub async fn run(context: &Context, command: InspectCommand) -> anyhow::Result<O
     Ok(Outcome::Done)
 }
 
-/// A time window (inclusive) and an optional key.
-pub struct RecordFilter {
-    /// Lower bound, epoch ms.
-    pub from: Option<i64>,
-    /// Upper bound, epoch ms.
-    pub to: Option<i64>,
-    /// Exact key.
-    pub key: Option<Vec<u8>>,
-}
-
-impl RecordFilter {
-    /// Whether `record` passes. Records without a timestamp pass only when there is no window.
-    pub fn selects(&self, record: &Record) -> bool {
-        bss_archive::in_window(record, self.from, self.to)
-            && self
-                .key
-                .as_ref()
-                .is_none_or(|k| record.key.as_ref() == Some(k))
-    }
-}
-
 async fn read(
     archive: &Archive,
     objects: &[ArchivedObject],
-    filter: &RecordFilter,
+    filter: &Selection,
     limit: Option<u64>,
 ) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
@@ -198,7 +172,7 @@ async fn objects(
     json: bool,
 ) -> anyhow::Result<()> {
     let kept: Vec<_> = archive
-        .select(folder, from, to, None)
+        .select(folder, &Selection::window(from, to))
         .await?
         .into_values()
         .flatten()

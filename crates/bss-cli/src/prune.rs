@@ -7,6 +7,7 @@
 //! a deleted object. A run interrupted while deleting is finished by the next one (it sweeps what
 //! lies before every recorded start).
 
+use bss_archive::Selection;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -71,7 +72,7 @@ async fn prune_folder(
     dry_run: bool,
 ) -> anyhow::Result<()> {
     let mut retention = catalog.retention(folder).await?;
-    let (entries, _) = catalog.select(folder, None, None, None).await?;
+    let (entries, _) = catalog.select(folder, &Selection::all()).await?;
     let mut by_partition: BTreeMap<(String, i32), Vec<CatalogEntry>> = BTreeMap::new();
     for entry in entries {
         by_partition

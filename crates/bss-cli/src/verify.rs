@@ -3,6 +3,7 @@
 //! entry (the catalog lists exactly the folder's objects), and (with `--events`) with its "file
 //! written" event. Files that are not archive objects and empty folders are reported, not skipped.
 
+use bss_archive::Selection;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -161,7 +162,7 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome>
         let folder = context.folder(topic);
         let (listed, strays) = archive.list_with_strays(&folder).await?;
         let cataloged = if catalog.is_complete(&folder).await? {
-            Some(catalog.select(&folder, None, None, None).await?.0)
+            Some(catalog.select(&folder, &Selection::all()).await?.0)
         } else {
             None
         };

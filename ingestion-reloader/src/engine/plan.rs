@@ -8,8 +8,9 @@ use serde::Deserialize;
 use super::error::{promptly, EngineError};
 use super::jobs::{Job, JobKind};
 use super::rate::RateLimit;
-use super::replay::{PayloadFilter, ReplaySpec};
+use super::replay::{PayloadFilter, ReplaySpec, Source};
 use super::replica::Engine;
+use bss_archive::Selection;
 
 /// `POST /reingestion/topic`.
 #[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
@@ -27,6 +28,18 @@ pub struct TopicRequest {
     /// Inclusive upper bound.
     #[schema(format = DateTime)]
     pub stop_date: Option<String>,
+    /// Only this source partition.
+    #[schema(minimum = 0)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
+    /// Only records at or after this offset (in each selected partition).
+    #[schema(minimum = 0)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_offset: Option<i64>,
+    /// Only records at or before this offset.
+    #[schema(minimum = 0)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_offset: Option<i64>,
     /// Mia-Platform's Kotlin selectors: refused with a pointer to `filter`.
     pub custom_selector_name: Option<String>,
     /// Keep only records whose JSON payload has `equals` at JSON Pointer `pointer`.
@@ -234,62 +247,66 @@ impl Engine {
         if let Some(filter) = &options.filter {
             filter.validate()?;
         }
-        let source = request.source()?;
-        let archived = self.config().resolve(&source);
-        let mut window = (None, None);
-        let mut key = None;
+        let source_topic = request.source()?;
+        let archived = self.config().resolve(&source_topic);
+        let mut selection = Selection::all();
         let mut latest_only = false;
-        let mut folder = None;
-        let mut objects = Vec::new();
+        let mut object = None;
         match &request {
             ReplayRequest::Topic(r) => {
                 non_empty("topic", &r.topic)?;
                 refuse_selector(r.custom_selector_name.as_ref())?;
-                window = parse_window(r.start_date.as_deref(), r.stop_date.as_deref())?;
+                (selection.from_ms, selection.to_ms) =
+                    parse_window(r.start_date.as_deref(), r.stop_date.as_deref())?;
+                selection.partition = r.partition;
+                selection.from_offset = r.from_offset;
+                selection.to_offset = r.to_offset;
+                selection
+                    .check()
+                    .map_err(|e| EngineError::invalid("invalid_body", e.to_string()))?;
             }
             ReplayRequest::Key(r) => {
                 non_empty("topic", &r.topic)?;
-                key = Some(decode_key(&r.key, r.key_encoding.as_deref())?);
-                window = parse_window(r.start_date.as_deref(), r.stop_date.as_deref())?;
+                selection.key = Some(decode_key(&r.key, r.key_encoding.as_deref())?);
+                (selection.from_ms, selection.to_ms) =
+                    parse_window(r.start_date.as_deref(), r.stop_date.as_deref())?;
                 latest_only = r.latest_only;
             }
             ReplayRequest::File(r) => {
                 refuse_selector(r.custom_selector_name.as_ref())?;
-                objects.push(promptly(self.archive().object(&r.file_name)).await?);
+                object = Some(promptly(self.archive().object(&r.file_name)).await?);
             }
         }
-        let target = self
+        let (target, target_partitions) = self
             .target(
                 request.requested_target(),
                 archived.default_target.as_deref(),
             )
             .await?;
-        if objects.is_empty() {
-            self.ensure_folder_has_objects(&archived.folder).await?;
-            folder = Some(archived.folder);
-        }
-        let (from_ms, to_ms) = window;
+        let source = match object {
+            Some(object) => Source::Objects(vec![object]),
+            None => {
+                self.ensure_folder_has_objects(&archived.folder).await?;
+                Source::Folder(archived.folder)
+            }
+        };
         let spec = ReplaySpec {
-            folder,
-            objects,
-            target: target.0,
-            target_partitions: target.1,
-            from_ms,
-            to_ms,
-            key,
+            source,
+            selection,
             latest_only,
             filter: options.filter,
+            target,
+            target_partitions,
             keep_partition: options.keep_partition,
             rate: options.rate,
+            rate_shares: 1,
             lineage_headers: self.config().lineage_headers,
             job_id: String::new(),
             resume_from: Default::default(),
-            partition: None,
-            rate_shares: 1,
         };
         Ok(Plan {
             kind: request.kind(),
-            topic: source,
+            topic: source_topic,
             spec,
             request: request.recorded(),
             dry_run: request.dry_run(),
@@ -316,7 +333,8 @@ pub fn decode_key(key: &str, encoding: Option<&str>) -> Result<Vec<u8>, EngineEr
     }
 }
 
-fn parse_date(field: &'static str, text: Option<&str>) -> Result<Option<i64>, EngineError> {
+/// An ISO-8601 date-time of a request field, in epoch ms.
+pub fn parse_date(field: &'static str, text: Option<&str>) -> Result<Option<i64>, EngineError> {
     text.map(|t| {
         bss_format::time::parse_iso_ms(t).ok_or_else(|| {
             EngineError::invalid(

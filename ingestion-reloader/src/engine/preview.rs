@@ -13,7 +13,8 @@ use bss_layout::catalog::CatalogEntry;
 use serde::Serialize;
 
 use super::error::{promptly, EngineError};
-use super::replay::{select_objects, ReplaySpec};
+use super::replay::{select_objects, ReplaySpec, Source};
+use bss_archive::Selection;
 
 /// Sample records shown.
 const SAMPLES: usize = 5;
@@ -59,7 +60,7 @@ pub struct PartitionPreview {
 pub async fn preview(archive: &Archive, spec: &ReplaySpec) -> Result<Preview, EngineError> {
     let partitions = promptly(select_objects(archive, spec)).await?;
     let cataloged = cataloged_entries(archive, spec).await?;
-    let whole_objects = spec.key.is_none() && spec.filter.is_none() && !spec.latest_only;
+    let whole_objects = spec.selection.key.is_none() && spec.filter.is_none() && !spec.latest_only;
     let mut exact = cataloged.is_some();
     let mut rows = Vec::new();
     for (partition, objects) in &partitions {
@@ -68,7 +69,7 @@ pub async fn preview(archive: &Archive, spec: &ReplaySpec) -> Result<Preview, En
                 .iter()
                 .map(|o| {
                     let entry = entries.get(o.path.as_ref())?;
-                    exact &= whole_objects && inside(entry, spec.from_ms, spec.to_ms);
+                    exact &= whole_objects && inside(entry, &spec.selection);
                     Some(entry.records)
                 })
                 .sum::<Option<u64>>()
@@ -118,7 +119,7 @@ async fn cataloged_entries(
     archive: &Archive,
     spec: &ReplaySpec,
 ) -> Result<Option<HashMap<String, CatalogEntry>>, EngineError> {
-    let Some(folder) = &spec.folder else {
+    let Source::Folder(folder) = &spec.source else {
         return Ok(None);
     };
     let catalog = Catalog::new(archive.store().clone());
@@ -127,7 +128,7 @@ async fn cataloged_entries(
             return Ok::<_, EngineError>(None);
         }
         let (entries, _) = catalog
-            .select(folder, spec.from_ms, spec.to_ms, spec.key.as_deref())
+            .select(folder, &spec.selection)
             .await
             .map_err(bss_archive::ArchiveError::from)?;
         Ok(Some(
@@ -137,15 +138,21 @@ async fn cataloged_entries(
     .await
 }
 
-/// Whether every record of the object is inside the window.
-fn inside(entry: &CatalogEntry, from_ms: Option<i64>, to_ms: Option<i64>) -> bool {
-    if from_ms.is_none() && to_ms.is_none() {
+/// Whether every record of the object is selected by the window and offsets.
+fn inside(entry: &CatalogEntry, selection: &Selection) -> bool {
+    let offsets_inside = selection.partition.is_none_or(|p| p == entry.partition)
+        && selection
+            .from_offset
+            .is_none_or(|f| entry.first_offset >= f)
+        && selection.to_offset.is_none_or(|t| entry.last_offset <= t);
+    if !offsets_inside {
+        return false;
+    }
+    if !selection.has_window() {
         return true;
     }
     match (entry.min_timestamp, entry.max_timestamp) {
-        (Some(min), Some(max)) => {
-            from_ms.is_none_or(|f| min >= f) && to_ms.is_none_or(|t| max <= t)
-        }
+        (Some(min), Some(max)) => selection.in_window(Some(min)) && selection.in_window(Some(max)),
         _ => false,
     }
 }

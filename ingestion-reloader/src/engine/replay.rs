@@ -15,7 +15,7 @@ use super::progress::ReplayProgress;
 use super::rate::{Limiter, RateLimit};
 use super::transactions::Transactions;
 use crate::metrics::Metrics;
-use bss_archive::{in_window, Archive, ArchiveError, ArchivedObject};
+use bss_archive::{Archive, ArchiveError, ArchivedObject, Selection};
 
 /// Source partitions replayed at once (each one strictly in offset order).
 const PARTITIONS_IN_PARALLEL: usize = 8;
@@ -55,74 +55,52 @@ impl PayloadFilter {
     }
 }
 
+/// Where a replay's objects come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A folder's objects, selected from its catalog (or listing and sidecars).
+    Folder(String),
+    /// These objects, pruned by their sidecars.
+    Objects(Vec<ArchivedObject>),
+}
+
 /// Which records, from where, to where.
 #[derive(Debug, Clone)]
 pub struct ReplaySpec {
-    /// The folder whose objects are selected (by window and key); `None` to use `objects`.
-    pub folder: Option<String>,
-    /// Objects to consider (before pruning) when no folder is given.
-    pub objects: Vec<ArchivedObject>,
-    /// Target topic.
-    pub target: String,
-    /// Inclusive window on record timestamps.
-    pub from_ms: Option<i64>,
-    /// Inclusive upper bound.
-    pub to_ms: Option<i64>,
-    /// Only records with this key.
-    pub key: Option<Vec<u8>>,
-    /// Only the latest record (by timestamp, then offset) of that key.
+    /// Where the objects come from.
+    pub source: Source,
+    /// Which of their records (a shared job's part narrows it to its partition).
+    pub selection: Selection,
+    /// Only the latest record (by timestamp, then offset) of the selection's key.
     pub latest_only: bool,
     /// Payload predicate.
     pub filter: Option<PayloadFilter>,
-    /// Produce to the source partition number (when the target has it) instead of by key.
-    pub keep_partition: bool,
+    /// Target topic.
+    pub target: String,
     /// Target partitions (for `keep_partition`).
     pub target_partitions: i32,
+    /// Produce to the source partition number (when the target has it) instead of by key.
+    pub keep_partition: bool,
     /// Records/s and bytes/s for the whole job.
     pub rate: RateLimit,
+    /// How many parts share the job's rate limit (1 unless shared).
+    pub rate_shares: u32,
     /// Add lineage headers.
     pub lineage_headers: bool,
     /// Job id (lineage header).
     pub job_id: String,
     /// Per source partition, where a resumed run starts (records before are published already).
     pub resume_from: std::collections::BTreeMap<i32, i64>,
-    /// Only this source partition: one part of a job shared by the work group.
-    pub partition: Option<i32>,
-    /// How many parts share the job's rate limit (1 unless shared).
-    pub rate_shares: u32,
 }
 
 impl ReplaySpec {
-    /// A spec that only selects (for synchronous reads): no target, no options.
-    pub fn selection(
-        objects: Vec<ArchivedObject>,
-        from_ms: Option<i64>,
-        to_ms: Option<i64>,
-        key: Option<Vec<u8>>,
-    ) -> Self {
-        Self {
-            folder: None,
-            objects,
-            target: String::new(),
-            from_ms,
-            to_ms,
-            key,
-            latest_only: false,
-            filter: None,
-            keep_partition: false,
-            target_partitions: 0,
-            rate: RateLimit::default(),
-            lineage_headers: false,
-            job_id: String::new(),
-            resume_from: Default::default(),
-            partition: None,
-            rate_shares: 1,
-        }
-    }
-
-    /// Whether a record passes the window, key and filter.
+    /// Whether a record passes the selection and the filter.
     pub fn selects(&self, record: &Record) -> bool {
-        selected(record, self)
+        self.selection.selects(record)
+            && self
+                .filter
+                .as_ref()
+                .is_none_or(|f| f.matches(record.payload.as_deref()))
     }
 }
 
@@ -149,22 +127,14 @@ pub enum ReplayError {
 }
 
 /// The objects a replay reads, by source partition, each in offset order: from the folder (catalog
-/// or listing) or among the given objects, by window and key.
+/// or listing) or among the given objects, by the selection.
 pub async fn select_objects(
     archive: &Archive,
     spec: &ReplaySpec,
 ) -> Result<std::collections::BTreeMap<i32, Vec<ArchivedObject>>, ArchiveError> {
-    match &spec.folder {
-        Some(folder) => {
-            archive
-                .select(folder, spec.from_ms, spec.to_ms, spec.key.as_deref())
-                .await
-        }
-        None => {
-            archive
-                .prune(&spec.objects, spec.from_ms, spec.to_ms, spec.key.as_deref())
-                .await
-        }
+    match &spec.source {
+        Source::Folder(folder) => archive.select(folder, &spec.selection).await,
+        Source::Objects(objects) => archive.prune(objects, &spec.selection).await,
     }
 }
 
@@ -179,10 +149,7 @@ pub async fn run(
 ) -> Result<(), ReplayError> {
     // With transactions, every record goes through the job's transactional producer.
     let producer = transactions.map_or(producer, |t| &t.producer);
-    let mut partitions = select_objects(archive, spec).await?;
-    if let Some(only) = spec.partition {
-        partitions.retain(|partition, _| *partition == only);
-    }
+    let partitions = select_objects(archive, spec).await?;
     progress.objects_total.store(
         partitions.values().map(|v| v.len() as u64).sum(),
         Ordering::SeqCst,
@@ -197,7 +164,7 @@ pub async fn run(
             let mut chunks = archive.read(object).await?;
             while let Some(chunk) = chunks.recv().await {
                 for record in chunk? {
-                    if selected(&record, spec)
+                    if spec.selects(&record)
                         && latest.as_ref().is_none_or(|l| {
                             (record.timestamp_ms, record.offset) >= (l.timestamp_ms, l.offset)
                         })
@@ -271,7 +238,7 @@ pub async fn run(
                         last_offset = chunk.last().map(|r| r.offset).or(last_offset);
                         let records: Vec<Record> = chunk
                             .into_iter()
-                            .filter(|r| r.offset >= resume && selected(r, spec))
+                            .filter(|r| r.offset >= resume && spec.selects(r))
                             .collect();
                         let sent =
                             enqueue(producer, spec, &records, progress, limiter, &mut deliveries)
@@ -382,18 +349,6 @@ impl Enqueued {
         }
         Ok(())
     }
-}
-
-fn selected(record: &Record, spec: &ReplaySpec) -> bool {
-    in_window(record, spec.from_ms, spec.to_ms)
-        && spec
-            .key
-            .as_ref()
-            .is_none_or(|k| record.key.as_ref() == Some(k))
-        && spec
-            .filter
-            .as_ref()
-            .is_none_or(|f| f.matches(record.payload.as_deref()))
 }
 
 /// Enqueues records in order until a stop; returns how many were enqueued. Their acknowledgements are
@@ -569,11 +524,13 @@ mod tests {
             payload: None,
             headers: vec![],
         };
-        assert!(in_window(&record, Some(100), Some(100)));
-        assert!(!in_window(&record, Some(101), None));
-        assert!(!in_window(&record, None, Some(99)));
+        let window = |from, to| Selection::window(from, to).selects(&record);
+        assert!(window(Some(100), Some(100)));
+        assert!(!window(Some(101), None));
+        assert!(!window(None, Some(99)));
         record.timestamp_ms = None;
-        assert!(in_window(&record, None, None));
-        assert!(!in_window(&record, Some(0), None));
+        let window = |from, to| Selection::window(from, to).selects(&record);
+        assert!(window(None, None));
+        assert!(!window(Some(0), None));
     }
 }

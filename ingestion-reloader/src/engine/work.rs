@@ -426,7 +426,7 @@ async fn replay_part(
     let plan = state.plan(ReplayRequest::of_job(job)?).await?;
     let mut spec = plan.spec;
     spec.job_id = job.id.clone();
-    spec.partition = Some(part.partition);
+    spec.selection.partition = Some(part.partition);
     spec.rate_shares = item.parts;
     spec.resume_from = part
         .checkpoint

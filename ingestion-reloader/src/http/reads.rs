@@ -13,16 +13,23 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Grants;
 use super::error::{ApiError, ErrorBody};
-use crate::engine::replay::ReplaySpec;
+use crate::engine::plan::parse_date;
 use crate::engine::Engine;
+use bss_archive::Selection;
 
 /// Largest page.
 const MAX_LIMIT: usize = 1000;
 
 /// Query of `GET /archive/{topic}/messages`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MessagesQuery {
+    /// Only records of this source partition.
+    pub partition: Option<i32>,
+    /// Only records at or after this offset (in each selected partition).
+    pub from_offset: Option<i64>,
+    /// Only records at or before this offset.
+    pub to_offset: Option<i64>,
     /// Only records with this key (text).
     pub key: Option<String>,
     /// Inclusive lower bound on record timestamps (ISO-8601).
@@ -160,18 +167,6 @@ fn decode_cursor(text: &str) -> Result<Cursor, ApiError> {
         })
 }
 
-fn date(field: &'static str, text: Option<&str>) -> Result<Option<i64>, ApiError> {
-    text.map(|t| {
-        bss_format::time::parse_iso_ms(t).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_date",
-                format!("{field}: {t:?} is not an ISO-8601 date-time with offset"),
-            )
-        })
-    })
-    .transpose()
-}
-
 fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     match limit.unwrap_or(100) {
         limit @ 1..=MAX_LIMIT => Ok(limit),
@@ -182,30 +177,36 @@ fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     }
 }
 
-/// The topic's objects that may hold records in the window (and with the key), in name order.
-async fn objects_in_window(
+/// The topic's objects that may hold selected records, in name order.
+async fn selected_objects(
     engine: &Engine,
     topic: &str,
-    from: Option<i64>,
-    to: Option<i64>,
-    key: Option<&[u8]>,
+    selection: &Selection,
 ) -> Result<Vec<bss_archive::ArchivedObject>, ApiError> {
     let archived = engine.config().resolve(topic);
     engine.ensure_folder_has_objects(&archived.folder).await?;
-    let selected = engine
-        .archive()
-        .select(&archived.folder, from, to, key)
-        .await?;
+    let selected = engine.archive().select(&archived.folder, selection).await?;
     let mut objects: Vec<_> = selected.into_values().flatten().collect();
     objects.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(objects)
+}
+
+/// The time window of a read's `from` and `to`.
+fn window(from: Option<&str>, to: Option<&str>) -> Result<Selection, ApiError> {
+    Ok(Selection::window(
+        parse_date("from", from)?,
+        parse_date("to", to)?,
+    ))
 }
 
 /// A page of records, as JSON lines of the archive format (`docs/file-format.md` §1.2).
 #[utoipa::path(get, path = "/archive/{topic}/messages", operation_id = "archive_messages", tag = "archive",
     params(("topic" = String, Path), ("key" = Option<String>, Query), ("from" = Option<String>, Query, format = DateTime, description = "inclusive ISO-8601"),
         ("to" = Option<String>, Query, format = DateTime, description = "inclusive ISO-8601"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1..=1000, default 100"),
-        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page")),
+        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
+        ("partition" = Option<i32>, Query, minimum = 0, description = "only this source partition"),
+        ("fromOffset" = Option<i64>, Query, minimum = 0, description = "inclusive, in each selected partition"),
+        ("toOffset" = Option<i64>, Query, minimum = 0, description = "inclusive")),
     responses((status = 200, body = MessagesPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("apiKey" = []), ("bearer" = [])))]
 pub async fn messages(
@@ -216,10 +217,16 @@ pub async fn messages(
 ) -> Result<Json<MessagesPage>, ApiError> {
     grants.check_read(&topic)?;
     let limit = page_limit(query.limit)?;
-    let (from, to) = (
-        date("from", query.from.as_deref())?,
-        date("to", query.to.as_deref())?,
-    );
+    let selection = Selection {
+        key: query.key.map(String::into_bytes),
+        partition: query.partition,
+        from_offset: query.from_offset,
+        to_offset: query.to_offset,
+        ..window(query.from.as_deref(), query.to.as_deref())?
+    };
+    selection
+        .check()
+        .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?;
     // `cursor=` (empty) is the first page, as clients that always send the parameter expect.
     let cursor = query
         .cursor
@@ -227,13 +234,11 @@ pub async fn messages(
         .filter(|c| !c.is_empty())
         .map(decode_cursor)
         .transpose()?;
-    let key = query.key.map(String::into_bytes);
     // Pages walk objects in name (time) order; within an object, records are in offset order.
-    let mut ordered = objects_in_window(&engine, &topic, from, to, key.as_deref()).await?;
+    let mut ordered = selected_objects(&engine, &topic, &selection).await?;
     if let Some(cursor) = &cursor {
         ordered.retain(|o| o.path.as_ref() >= cursor.path.as_str());
     }
-    let selection = ReplaySpec::selection(Vec::new(), from, to, key);
     let mut page = Vec::with_capacity(limit);
     let mut next = None;
     'objects: for object in ordered {
@@ -301,11 +306,8 @@ pub async fn files(
 ) -> Result<Json<FilesPage>, ApiError> {
     grants.check_read(&topic)?;
     let limit = page_limit(query.limit)?;
-    let (from, to) = (
-        date("from", query.from.as_deref())?,
-        date("to", query.to.as_deref())?,
-    );
-    let mut objects = objects_in_window(&engine, &topic, from, to, None).await?;
+    let selection = window(query.from.as_deref(), query.to.as_deref())?;
+    let mut objects = selected_objects(&engine, &topic, &selection).await?;
     if let Some(cursor) = &query.cursor {
         objects.retain(|o| o.path.as_ref() > cursor.as_str());
     }
@@ -318,8 +320,8 @@ pub async fn files(
     let mut page = Vec::new();
     for object in objects {
         let header = engine.archive().index_header(&object).await?;
-        if let (Some(header), true) = (&header, from.is_some() || to.is_some()) {
-            if !header.may_overlap(from, to) {
+        if let (Some(header), true) = (&header, selection.has_window()) {
+            if !header.may_overlap(selection.from_ms, selection.to_ms) {
                 continue;
             }
         }

@@ -10,6 +10,7 @@
 //! - the catalog's size per million objects;
 //! - the floor of a reader without a catalog: one LIST of the folder (N objects), timed.
 
+use bss_archive::Selection;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -258,7 +259,9 @@ async fn main() -> anyhow::Result<()> {
 
     // 2. A key present in 10 objects.
     let started = Instant::now();
-    let selected = archive.select(&folder, None, None, Some(NEEDLE)).await?;
+    let selected = archive
+        .select(&folder, &Selection::all().with_key(Some(NEEDLE.to_vec())))
+        .await?;
     let mut found = 0;
     for object in selected.values().flatten() {
         let mut chunks = archive.read(object).await?;
@@ -284,7 +287,7 @@ async fn main() -> anyhow::Result<()> {
     for n in 0..absent {
         let key = format!("absent-{n}");
         candidates += archive
-            .select(&folder, None, None, Some(key.as_bytes()))
+            .select(&folder, &Selection::all().with_key(Some(key.into_bytes())))
             .await?
             .values()
             .map(Vec::len)
@@ -308,7 +311,7 @@ async fn main() -> anyhow::Result<()> {
             .count();
         let started = Instant::now();
         let selected: usize = archive
-            .select(&folder, Some(from), Some(to), None)
+            .select(&folder, &Selection::window(Some(from), Some(to)))
             .await?
             .values()
             .map(Vec::len)
