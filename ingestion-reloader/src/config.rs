@@ -1,14 +1,11 @@
 //! The reloader's settings. Same conventions as the storer (Mia-Platform's env names, `--config PATH`,
-//! validation at start-up), and the same `application.yaml` can serve both services: the storer's keys
-//! are accepted here and ignored.
+//! validation at start-up), and the same `application.yaml` serves both services: its schema is
+//! `bss_config::file`, and this module reads the shared parts and adds the `reloader` section.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use bss_config::{
-    BucketConfig, BucketSection, ConfigError, EnvVar, KafkaConfig, KafkaSection, NumberOrText,
-};
-use serde::de::IgnoredAny;
+use bss_config::{BucketConfig, ConfigError, EnvVar, KafkaConfig, NumberOrText};
 use serde::Deserialize;
 
 /// Kafka settings only this service reads (the connection ones are shared).
@@ -57,60 +54,8 @@ pub fn reference_table() -> String {
     bss_config::reference_table(&ENV_VARS)
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawConfig {
-    #[serde(default)]
-    bss: RawBss,
-    #[serde(default)]
-    kafka: KafkaSection,
-    #[serde(default)]
-    reloader: RawReloader,
-    http_port: Option<u16>,
-    metrics_port: Option<u16>,
-    log_level: Option<String>,
-}
-
-/// `bss`: the bucket and the mapping; the storer's own keys are accepted and ignored.
-#[derive(Debug, Default, Deserialize)]
-#[allow(dead_code)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawBss {
-    #[serde(default)]
-    bucket: BucketSection,
-    #[serde(default)]
-    topics_config: RawTopicsConfig,
-    enable_post_ingestion: Option<IgnoredAny>,
-    max_bytes_per_file: Option<IgnoredAny>,
-    max_records_per_file: Option<IgnoredAny>,
-    flush_interval: Option<IgnoredAny>,
-    cache_upload_timeout: Option<IgnoredAny>,
-    memory_budget: Option<IgnoredAny>,
-    max_cache_size: Option<IgnoredAny>,
-    compression: Option<IgnoredAny>,
-    multipart_threshold: Option<IgnoredAny>,
-    upload_concurrency: Option<IgnoredAny>,
-    shutdown_timeout: Option<IgnoredAny>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-#[allow(dead_code)]
-struct RawTopicsConfig {
-    output_events_topic: Option<String>,
-    #[serde(default)]
-    data_topics_mapping: Vec<RawMapping>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawMapping {
-    ingestion: String,
-    bucket_folder: Option<String>,
-    #[serde(default)]
-    post_ingestion: Vec<String>,
-    reingestion: Option<String>,
-}
+/// The shared file, with the reloader's section read.
+type RawConfig = bss_config::file::ApplicationFile<RawReloader>;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]

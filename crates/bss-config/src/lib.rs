@@ -9,6 +9,7 @@
 
 mod bucket;
 mod env;
+pub mod file;
 mod kafka;
 mod secret;
 pub mod storer;

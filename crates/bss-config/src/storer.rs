@@ -5,11 +5,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::{
-    BucketConfig, BucketSection, ConfigError, EnvVar, KafkaConfig, KafkaSection, NumberOrText,
-};
+use crate::file::{ApplicationFile, MappingEntry};
+use crate::{BucketConfig, ConfigError, EnvVar, KafkaConfig, NumberOrText};
 use bss_format::Compression;
-use serde::Deserialize;
 
 /// Kafka settings only this service reads (the connection ones are shared).
 const OWN_KAFKA_ENV_VARS: &[EnvVar] = &[
@@ -125,64 +123,8 @@ pub fn reference_table() -> String {
     crate::reference_table(&ENV_VARS)
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawConfig {
-    #[serde(default)]
-    bss: RawBss,
-    #[serde(default)]
-    kafka: KafkaSection,
-    http_port: Option<u16>,
-    metrics_port: Option<u16>,
-    log_level: Option<String>,
-    /// The reloader's section: accepted so both services can share one `application.yaml`.
-    #[serde(default)]
-    #[allow(dead_code)]
-    reloader: Option<serde::de::IgnoredAny>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawBss {
-    enable_post_ingestion: Option<bool>,
-    max_bytes_per_file: Option<NumberOrText>,
-    max_records_per_file: Option<u64>,
-    flush_interval: Option<NumberOrText>,
-    /// Mia-Platform's name of `flush-interval`; `flush-interval` wins when both are set.
-    cache_upload_timeout: Option<NumberOrText>,
-    memory_budget: Option<NumberOrText>,
-    /// Mia-Platform's per-partition cache size: accepted for compatibility, superseded by `memory-budget`.
-    max_cache_size: Option<NumberOrText>,
-    compression: Option<String>,
-    multipart_threshold: Option<NumberOrText>,
-    upload_concurrency: Option<usize>,
-    shutdown_timeout: Option<NumberOrText>,
-    #[serde(default)]
-    bucket: BucketSection,
-    #[serde(default)]
-    topics_config: RawTopicsConfig,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawTopicsConfig {
-    output_events_topic: Option<String>,
-    #[serde(default)]
-    data_topics_mapping: Vec<RawMapping>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawMapping {
-    ingestion: String,
-    bucket_folder: Option<String>,
-    #[serde(default)]
-    post_ingestion: Vec<String>,
-    /// The reloader's default target for this topic: accepted, not used by the storer.
-    #[serde(default)]
-    #[allow(dead_code)]
-    reingestion: Option<String>,
-}
+/// The storer reads the shared file; the reloader's section is accepted, not read.
+type RawConfig = ApplicationFile<Option<serde::de::IgnoredAny>>;
 
 /// One ingestion topic and where its records go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -388,7 +330,7 @@ impl StorerConfig {
 }
 
 fn validate_mapping(
-    raw: Vec<RawMapping>,
+    raw: Vec<MappingEntry>,
     post_ingestion: bool,
 ) -> Result<Vec<TopicMapping>, ConfigError> {
     const KEY: &str = "bss.topics-config.data-topics-mapping";
