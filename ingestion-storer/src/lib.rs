@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::StorerConfig;
 use crate::context::StorerContext;
 use crate::metrics::Metrics;
-use crate::pipeline::{prefetch_queue_kbytes, ConsumeLoop};
+use crate::pipeline::ConsumeLoop;
 use crate::progress::Progress;
 use crate::publisher::Publisher;
 
@@ -73,18 +73,13 @@ pub async fn run(
     check_topics_exist(&config, Arc::clone(&probe_consumer)).await?;
 
     let progress = Arc::new(Progress::default());
-    let session_timeout_ms: u64 = config
-        .kafka
-        .get("session.timeout.ms")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(45_000);
-    // A revoke must finish before the group gives up on us.
-    let drain_timeout = Duration::from_millis(session_timeout_ms * 2 / 3);
-    let context = StorerContext::new(Arc::clone(&progress), metrics.clone(), drain_timeout);
-    let consumer_config = bss_kafka::archiving_consumer_config(
-        &config.kafka,
-        prefetch_queue_kbytes(config.memory_budget_bytes),
+    let context = StorerContext::new(
+        Arc::clone(&progress),
+        metrics.clone(),
+        config.group.drain_timeout,
     );
+    let consumer_config =
+        bss_kafka::archiving_consumer_config(&config.kafka, config.memory.prefetch_kbytes);
     let consumer: Arc<StreamConsumer<StorerContext>> = Arc::new(
         consumer_config
             .create_with_context(context)
@@ -109,9 +104,7 @@ pub async fn run(
         Arc::clone(&consumer),
         health.clone(),
         metrics.clone(),
-        // A join waits for every member for up to the session timeout, then syncs: three of them is
-        // more than any rebalance should take.
-        Duration::from_millis(session_timeout_ms * 3).max(Duration::from_secs(30)),
+        config.group.stuck_rebalance_after,
         shutdown.clone(),
     ));
     let consume_loop = ConsumeLoop::new(

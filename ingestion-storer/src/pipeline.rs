@@ -52,23 +52,12 @@ pub struct ConsumeLoop {
     paused: bool,
     /// Last state reported for the "kafka-consumer" check (reported on change only).
     consumer_healthy: bool,
-    /// Pause consumption at this many buffered bytes: the budget minus librdkafka's own prefetch
-    /// queue, which may still deliver after a pause.
-    high_water_bytes: u64,
-    /// Resume below this many buffered bytes; seal the largest batch when open ones reach it.
-    low_water_bytes: u64,
     /// The line of the record being accepted, reused so that encoding allocates nothing.
     line: Vec<u8>,
 }
 
 /// Messages taken in one go when librdkafka has them ready.
 const BURST_MESSAGES: usize = 1024;
-
-/// The librdkafka prefetch queue size we default to for a memory budget, in KiB: an eighth of the
-/// budget, between 1 and 16 MiB.
-pub fn prefetch_queue_kbytes(memory_budget_bytes: u64) -> u64 {
-    (memory_budget_bytes / 8 / 1024).clamp(1024, 16 * 1024)
-}
 
 impl ConsumeLoop {
     /// Wires the loop; the consumer must already be subscribed.
@@ -84,16 +73,6 @@ impl ConsumeLoop {
         abort: CancellationToken,
     ) -> Self {
         let memory = Arc::new(MemoryGauge::default());
-        let queue_bytes = config
-            .kafka
-            .get("queued.max.messages.kbytes")
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or_else(|| prefetch_queue_kbytes(config.memory_budget_bytes))
-            * 1024;
-        let high_water_bytes = config
-            .memory_budget_bytes
-            .saturating_sub(queue_bytes)
-            .max(config.memory_budget_bytes / 2);
         let shared = Arc::new(WriterShared {
             catalog: bss_catalog::Catalog::new(Arc::clone(&store)),
             store,
@@ -120,8 +99,6 @@ impl ConsumeLoop {
             writers: Vec::new(),
             paused: false,
             consumer_healthy: false,
-            high_water_bytes,
-            low_water_bytes: high_water_bytes / 4 * 3,
             line: Vec::new(),
         }
     }
@@ -250,7 +227,8 @@ impl ConsumeLoop {
         {
             seal(state, reason, &self.metrics, &self.memory);
         }
-        if self.memory.used() >= self.high_water_bytes || self.memory.open() >= self.low_water_bytes
+        if self.memory.used() >= self.config.memory.high_water_bytes
+            || self.memory.open() >= self.config.memory.low_water_bytes
         {
             self.relieve_memory();
         }
@@ -329,7 +307,9 @@ impl ConsumeLoop {
     fn relieve_memory(&mut self) {
         let used = self.memory.used();
         self.metrics.set_buffered_bytes(used);
-        if used >= self.high_water_bytes || self.memory.open() >= self.low_water_bytes {
+        if used >= self.config.memory.high_water_bytes
+            || self.memory.open() >= self.config.memory.low_water_bytes
+        {
             let largest = self
                 .partitions
                 .values_mut()
@@ -339,10 +319,10 @@ impl ConsumeLoop {
             if let Some(state) = largest {
                 seal(state, SealReason::Memory, &self.metrics, &self.memory);
             }
-            if used >= self.high_water_bytes && !self.paused {
+            if used >= self.config.memory.high_water_bytes && !self.paused {
                 self.set_paused(true);
             }
-        } else if self.paused && used < self.low_water_bytes {
+        } else if self.paused && used < self.config.memory.low_water_bytes {
             self.set_paused(false);
         }
     }

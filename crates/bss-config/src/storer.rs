@@ -156,6 +156,84 @@ impl BatchLimits {
     }
 }
 
+/// How the memory budget is split, derived once from the settings: librdkafka's prefetch queue (which
+/// may still deliver after a pause) is set aside, and the consume loop pauses and resumes around the
+/// rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryPlan {
+    /// librdkafka's prefetch queue (`queued.max.messages.kbytes`): configured, else an eighth of the
+    /// budget between 1 and 16 MiB (and then set in the Kafka properties).
+    pub prefetch_kbytes: u64,
+    /// Pause consumption at this many buffered bytes: the budget minus the prefetch queue, at least
+    /// half the budget.
+    pub high_water_bytes: u64,
+    /// Resume below this many buffered bytes; seal the largest batch when open ones reach it.
+    pub low_water_bytes: u64,
+}
+
+impl MemoryPlan {
+    fn derive(kafka: &mut KafkaConfig, budget: u64) -> Result<Self, ConfigError> {
+        const QUEUE: &str = "queued.max.messages.kbytes";
+        let prefetch_kbytes = match kafka.get(QUEUE) {
+            Some(text) => text.trim().parse::<u64>().map_err(|_| {
+                ConfigError::invalid(
+                    &ENV_VARS,
+                    &format!("kafka.{QUEUE}"),
+                    format!("{text:?} is not a whole number of KiB"),
+                )
+            })?,
+            None => {
+                let kbytes = (budget / 8 / 1024).clamp(1024, 16 * 1024);
+                kafka.set_default(QUEUE, &kbytes.to_string());
+                kbytes
+            }
+        };
+        let high_water_bytes = budget
+            .saturating_sub(prefetch_kbytes * 1024)
+            .max(budget / 2);
+        Ok(Self {
+            prefetch_kbytes,
+            high_water_bytes,
+            low_water_bytes: high_water_bytes / 4 * 3,
+        })
+    }
+}
+
+/// Deadlines that follow from the consumer group's `session.timeout.ms`, derived once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupTimings {
+    /// librdkafka's session timeout (its default, 45 s, unless configured).
+    pub session_timeout: Duration,
+    /// How long revoked partitions may take to drain: two thirds of the session timeout, so a
+    /// revoke finishes before the group gives up on this member.
+    pub drain_timeout: Duration,
+    /// A rebalance taking longer than this is reported unhealthy: three session timeouts (a join
+    /// waits up to one for every member, then syncs), at least 30 s.
+    pub stuck_rebalance_after: Duration,
+}
+
+impl GroupTimings {
+    fn derive(kafka: &KafkaConfig) -> Result<Self, ConfigError> {
+        const SESSION: &str = "session.timeout.ms";
+        let session_ms = match kafka.get(SESSION) {
+            Some(text) => text.trim().parse::<u64>().map_err(|_| {
+                ConfigError::invalid(
+                    &ENV_VARS,
+                    &format!("kafka.{SESSION}"),
+                    format!("{text:?} is not a whole number of milliseconds"),
+                )
+            })?,
+            None => 45_000,
+        };
+        Ok(Self {
+            session_timeout: Duration::from_millis(session_ms),
+            drain_timeout: Duration::from_millis(session_ms * 2 / 3),
+            stuck_rebalance_after: Duration::from_millis(session_ms * 3)
+                .max(Duration::from_secs(30)),
+        })
+    }
+}
+
 /// The validated storer configuration.
 #[derive(Debug, Clone)]
 pub struct StorerConfig {
@@ -173,6 +251,10 @@ pub struct StorerConfig {
     pub limits: BatchLimits,
     /// Budget of buffered record bytes across partitions.
     pub memory_budget_bytes: u64,
+    /// How the budget is shared with librdkafka's prefetch queue.
+    pub memory: MemoryPlan,
+    /// Deadlines that follow from the consumer group's session timeout.
+    pub group: GroupTimings,
     /// File compression.
     pub compression: Compression,
     /// Multipart above this size.
@@ -299,6 +381,8 @@ impl StorerConfig {
                 "must be greater than 0".into(),
             ));
         }
+        let memory = MemoryPlan::derive(&mut kafka, memory_budget_bytes)?;
+        let group = GroupTimings::derive(&kafka)?;
         let shutdown_timeout = Duration::from_millis(millis(
             bss.shutdown_timeout,
             "bss.shutdown-timeout",
@@ -313,6 +397,8 @@ impl StorerConfig {
             post_ingestion,
             limits,
             memory_budget_bytes,
+            memory,
+            group,
             compression,
             multipart_threshold_bytes,
             upload_concurrency,
@@ -455,6 +541,35 @@ kafka:
             s3.allow_http,
             "an http:// endpoint works without further settings"
         );
+    }
+
+    #[test]
+    fn memory_and_group_deadlines_are_derived_once_from_the_settings() {
+        let mut vars = REQUIRED_ENV.to_vec();
+        vars.push(("BSS_MEMORY_BUDGET", "64MiB"));
+        let config = load_yaml(MIA_YAML, &vars).expect("valid");
+        // An eighth of the budget for librdkafka's queue, set in the client's properties too.
+        assert_eq!(config.memory.prefetch_kbytes, 8 * 1024);
+        assert_eq!(config.kafka.get("queued.max.messages.kbytes"), Some("8192"));
+        assert_eq!(config.memory.high_water_bytes, 56 << 20);
+        assert_eq!(config.memory.low_water_bytes, 42 << 20);
+        assert_eq!(config.group.session_timeout, Duration::from_secs(45));
+        assert_eq!(config.group.drain_timeout, Duration::from_secs(30));
+        assert_eq!(config.group.stuck_rebalance_after, Duration::from_secs(135));
+
+        let yaml = format!(
+            "{MIA_YAML}  queued.max.messages.kbytes: 40960\n  session.timeout.ms: 6000\n"
+        );
+        let config = load_yaml(&yaml, &vars).expect("valid");
+        // A queue of 40 MiB leaves at least half the budget to the loop.
+        assert_eq!(config.memory.prefetch_kbytes, 40960);
+        assert_eq!(config.memory.high_water_bytes, 32 << 20);
+        assert_eq!(config.group.drain_timeout, Duration::from_secs(4));
+        assert_eq!(config.group.stuck_rebalance_after, Duration::from_secs(30));
+
+        let yaml = format!("{MIA_YAML}  session.timeout.ms: soon\n");
+        let error = load_yaml(&yaml, &vars).expect_err("invalid").to_string();
+        assert!(error.contains("kafka.session.timeout.ms"), "{error}");
     }
 
     #[test]
