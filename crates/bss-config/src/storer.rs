@@ -557,9 +557,8 @@ kafka:
         assert_eq!(config.group.drain_timeout, Duration::from_secs(30));
         assert_eq!(config.group.stuck_rebalance_after, Duration::from_secs(135));
 
-        let yaml = format!(
-            "{MIA_YAML}  queued.max.messages.kbytes: 40960\n  session.timeout.ms: 6000\n"
-        );
+        let yaml =
+            format!("{MIA_YAML}  queued.max.messages.kbytes: 40960\n  session.timeout.ms: 6000\n");
         let config = load_yaml(&yaml, &vars).expect("valid");
         // A queue of 40 MiB leaves at least half the budget to the loop.
         assert_eq!(config.memory.prefetch_kbytes, 40960);
