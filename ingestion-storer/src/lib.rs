@@ -197,7 +197,7 @@ where
     loop {
         match check().await {
             Ok(()) => {
-                health.set(name, Ok(()));
+                health.up(name);
                 return Ok(());
             }
             Err(reason) => {
@@ -258,7 +258,7 @@ async fn probe_forever(
         metrics.set_assigned_partitions(owned);
         if owned > 0 {
             unassigned_since = None;
-            health.set("assignment", Ok(()));
+            health.up("assignment");
         } else {
             let since = *unassigned_since.get_or_insert_with(std::time::Instant::now);
             if since.elapsed() > unassigned_limit {

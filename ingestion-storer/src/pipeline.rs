@@ -158,7 +158,7 @@ impl ConsumeLoop {
     fn accept(&mut self, message: &BorrowedMessage<'_>) {
         if !self.consumer_healthy {
             self.consumer_healthy = true;
-            self.health.set("kafka-consumer", Ok(()));
+            self.health.up("kafka-consumer");
         }
         let topic = message.topic();
         let partition = message.partition();

@@ -253,7 +253,7 @@ impl PartitionWriter {
             drop(permit);
             match put {
                 Ok(PutOutcome::Written) => {
-                    self.shared.health.set("bucket-writes", Ok(()));
+                    self.shared.health.up("bucket-writes");
                     self.shared.metrics.object_written(
                         encoded.summary.records,
                         encoded.stored.len() as u64,
@@ -486,7 +486,7 @@ impl PartitionWriter {
             match self.shared.publisher.announce(object).await {
                 Ok(()) => {
                     self.shared.metrics.event_produced();
-                    self.shared.health.set("events", Ok(()));
+                    self.shared.health.up("events");
                     return Some(());
                 }
                 Err(error) => {
@@ -512,7 +512,7 @@ impl PartitionWriter {
                 match self.shared.publisher.forward(&records[from..], topic).await {
                     Ok(()) => {
                         self.shared.metrics.forwarded((records.len() - from) as u64);
-                        self.shared.health.set("forward", Ok(()));
+                        self.shared.health.up("forward");
                         from = records.len();
                     }
                     Err((acknowledged, error)) => {

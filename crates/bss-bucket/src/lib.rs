@@ -94,15 +94,25 @@ pub async fn probe(store: &dyn ObjectStore) -> Result<(), object_store::Error> {
     }
 }
 
-/// [`probe`] bounded by `timeout`, with the failure as text for a readiness report.
+/// Why the bucket failed a probe.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// It answered with an error.
+    #[error(transparent)]
+    Bucket(#[from] object_store::Error),
+    /// It did not answer in time.
+    #[error("the bucket did not answer within {0:?}")]
+    TimedOut(std::time::Duration),
+}
+
+/// [`probe`] bounded by `timeout` (for a readiness report).
 pub async fn probe_within(
     store: &dyn ObjectStore,
     timeout: std::time::Duration,
-) -> Result<(), String> {
+) -> Result<(), ProbeError> {
     match tokio::time::timeout(timeout, probe(store)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("the bucket did not answer within {timeout:?}")),
+        Ok(result) => Ok(result?),
+        Err(_) => Err(ProbeError::TimedOut(timeout)),
     }
 }
 

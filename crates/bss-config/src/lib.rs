@@ -32,9 +32,25 @@ pub const DEFAULT_CONFIG_PATH: &str = "/app/config/application.yaml";
 /// A configuration error: one line naming the culprit.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file cannot be read or parsed, or a value has the wrong type or is unknown.
-    #[error("{0}")]
-    Load(String),
+    /// The configuration file given does not exist.
+    #[error("configuration file {} does not exist or is not a file", .0.display())]
+    MissingFile(PathBuf),
+    /// An environment variable cannot be applied.
+    #[error("environment variable {variable}: {source}")]
+    Environment {
+        /// The variable.
+        variable: &'static str,
+        /// Why.
+        source: Box<config::ConfigError>,
+    },
+    /// The file does not parse, or a value has the wrong type or is unknown.
+    #[error("invalid configuration ({origin}): {source}")]
+    Load {
+        /// The file (`… or environment`) or the environment.
+        origin: String,
+        /// Why.
+        source: Box<config::ConfigError>,
+    },
     /// A value is present but not acceptable.
     #[error("invalid setting {setting}: {reason}")]
     Invalid {
@@ -252,10 +268,7 @@ pub fn load<T: DeserializeOwned>(
     let mut builder = config::Config::builder();
     if let Some(path) = file {
         if !path.is_file() {
-            return Err(ConfigError::Load(format!(
-                "configuration file {} does not exist or is not a file",
-                path.display()
-            )));
+            return Err(ConfigError::MissingFile(path.to_path_buf()));
         }
         builder = builder.add_source(
             config::File::from(path)
@@ -267,21 +280,27 @@ pub fn load<T: DeserializeOwned>(
     // librdkafka names contain dots, which `config` would turn into nesting.
     for var in env_vars.iter().filter(|v| !v.key.starts_with(KAFKA_PREFIX)) {
         if let Some(value) = env.get(var.name).filter(|v| !v.trim().is_empty()) {
-            builder = builder.set_override(var.key, value.trim()).map_err(|e| {
-                ConfigError::Load(format!("environment variable {}: {e}", var.name))
-            })?;
+            builder = builder
+                .set_override(var.key, value.trim())
+                .map_err(|source| ConfigError::Environment {
+                    variable: var.name,
+                    source: Box::new(source),
+                })?;
         }
     }
     let merged = builder.build().map_err(|e| describe(file, e))?;
     merged.try_deserialize().map_err(|e| describe(file, e))
 }
 
-fn describe(file: Option<&Path>, error: config::ConfigError) -> ConfigError {
+fn describe(file: Option<&Path>, source: config::ConfigError) -> ConfigError {
     let origin = file.map_or_else(
         || "environment".to_owned(),
         |p| format!("{} or environment", p.display()),
     );
-    ConfigError::Load(format!("invalid configuration ({origin}): {error}"))
+    ConfigError::Load {
+        origin,
+        source: Box::new(source),
+    }
 }
 
 /// Parses a byte size: an integer number of bytes, or a number with a unit (`KiB`, `MiB`, `GiB`,

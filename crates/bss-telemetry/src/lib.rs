@@ -15,7 +15,7 @@ use prometheus::{Encoder, Registry, TextEncoder};
 use tracing_subscriber::EnvFilter;
 
 mod tls;
-pub use tls::Tls;
+pub use tls::{Tls, TlsError};
 
 /// The release every binary of the workspace belongs to (the crates share one version).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -57,11 +57,25 @@ pub fn register_standard_metrics(registry: &Registry, service: &str) {
 
 /// Starts JSON logging on stdout at `level` (`error`, `warn`, `info`, `debug`, `trace`, any case).
 /// Noisy dependencies are held at `warn`.
-pub fn init_logging(level: &str) -> Result<(), String> {
+pub fn init_logging(level: &str) -> Result<(), LoggingError> {
     init_logging_with(level, std::io::stdout)
 }
 
-fn init_logging_with<W>(level: &str, writer: W) -> Result<(), String>
+/// Why logging cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum LoggingError {
+    /// Not a level.
+    #[error("setting LOG_LEVEL: {0:?} is not a log level (expected one of: error, warn, info, debug, trace)")]
+    UnknownLevel(String),
+    /// The filter does not parse.
+    #[error("setting LOG_LEVEL: {0}")]
+    Filter(#[from] tracing_subscriber::filter::ParseError),
+    /// A subscriber is already installed.
+    #[error("cannot install the logger: {0}")]
+    Install(String),
+}
+
+fn init_logging_with<W>(level: &str, writer: W) -> Result<(), LoggingError>
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -70,14 +84,11 @@ where
         level.as_str(),
         "error" | "warn" | "info" | "debug" | "trace"
     ) {
-        return Err(format!(
-            "setting LOG_LEVEL: {level:?} is not a log level (expected one of: error, warn, info, debug, trace)"
-        ));
+        return Err(LoggingError::UnknownLevel(level));
     }
     let filter = EnvFilter::try_new(format!(
         "{level},hyper=warn,reqwest=warn,h2=warn,rustls=warn,object_store=warn"
-    ))
-    .map_err(|e| e.to_string())?;
+    ))?;
     tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
@@ -86,11 +97,11 @@ where
         .with_target(true)
         .with_writer(writer)
         .try_init()
-        .map_err(|e| e.to_string())
+        .map_err(|e| LoggingError::Install(e.to_string()))
 }
 
 /// [`init_logging`] for command-line tools: the JSON logs go to stderr, keeping stdout for output.
-pub fn init_logging_to_stderr(level: &str) -> Result<(), String> {
+pub fn init_logging_to_stderr(level: &str) -> Result<(), LoggingError> {
     init_logging_with(level, std::io::stderr)
 }
 
@@ -120,8 +131,14 @@ struct HealthInner {
 }
 
 impl Health {
+    /// Records that one condition holds.
+    pub fn up(&self, check: &'static str) {
+        self.set(check, Ok::<(), String>(()));
+    }
+
     /// Records the state of one condition; a failure carries the reason shown by `/-/health/ready`.
-    pub fn set(&self, check: &'static str, state: Result<(), String>) {
+    pub fn set<E: std::fmt::Display>(&self, check: &'static str, state: Result<(), E>) {
+        let state = state.map_err(|e| e.to_string());
         let mut checks = self.inner.checks.lock().unwrap_or_else(|p| p.into_inner());
         let previous = checks.insert(check, state.clone());
         match (&previous, &state) {
@@ -384,14 +401,14 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         health.mark_started();
-        health.set("bucket", Ok(()));
+        health.up("bucket");
         assert_eq!(status_of(&router, "/-/health/ready").await, StatusCode::OK);
-        health.set("kafka", Err("down".into()));
+        health.set("kafka", Err("down"));
         assert_eq!(
             status_of(&router, "/-/health/ready").await,
             StatusCode::SERVICE_UNAVAILABLE
         );
-        health.set("kafka", Ok(()));
+        health.up("kafka");
         health.mark_stopping();
         assert_eq!(
             status_of(&router, "/-/health/ready").await,

@@ -43,7 +43,7 @@ impl Tls {
     pub fn load(
         cert_file: impl Into<PathBuf>,
         key_file: impl Into<PathBuf>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, TlsError> {
         let (cert_file, key_file) = (cert_file.into(), key_file.into());
         let provider = Arc::new(aws_lc_rs::default_provider());
         let current = Arc::new(Current(RwLock::new(Arc::new(certified_key(
@@ -51,7 +51,7 @@ impl Tls {
         )?))));
         let mut config = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS: {e}"))?
+            .map_err(TlsError::Config)?
             .with_no_client_auth()
             .with_cert_resolver(Arc::clone(&current) as Arc<dyn ResolvesServerCert>);
         // The server speaks HTTP/1.1 only.
@@ -124,23 +124,70 @@ fn certified_key(
     cert_file: &Path,
     key_file: &Path,
     provider: &CryptoProvider,
-) -> Result<CertifiedKey, String> {
+) -> Result<CertifiedKey, TlsError> {
     let read = |path: &Path| {
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+        std::fs::read(path).map_err(|source| TlsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
     };
     let chain = CertificateDer::pem_slice_iter(&read(cert_file)?)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: not a PEM certificate chain: {e}", cert_file.display()))?;
+        .map_err(|e| TlsError::NotPem {
+            path: cert_file.to_path_buf(),
+            what: "certificate chain",
+            detail: e.to_string(),
+        })?;
     if chain.is_empty() {
-        return Err(format!("{}: no certificate in it", cert_file.display()));
+        return Err(TlsError::NoCertificate(cert_file.to_path_buf()));
     }
-    let key = PrivateKeyDer::from_pem_slice(&read(key_file)?)
-        .map_err(|e| format!("{}: not a PEM private key: {e}", key_file.display()))?;
-    CertifiedKey::from_der(chain, key, provider).map_err(|e| {
-        format!(
-            "{} and {}: the key does not fit the certificate, or is of an unsupported kind: {e}",
-            key_file.display(),
-            cert_file.display()
-        )
+    let key = PrivateKeyDer::from_pem_slice(&read(key_file)?).map_err(|e| TlsError::NotPem {
+        path: key_file.to_path_buf(),
+        what: "private key",
+        detail: e.to_string(),
+    })?;
+    CertifiedKey::from_der(chain, key, provider).map_err(|source| TlsError::Mismatch {
+        key: key_file.to_path_buf(),
+        cert: cert_file.to_path_buf(),
+        source,
     })
+}
+
+/// Why a certificate and key cannot be served; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file is not PEM of the expected kind.
+    #[error("{}: not a PEM {what}: {detail}", path.display())]
+    NotPem {
+        /// The file.
+        path: PathBuf,
+        /// What it should hold.
+        what: &'static str,
+        /// Why.
+        detail: String,
+    },
+    /// The chain holds no certificate.
+    #[error("{}: no certificate in it", .0.display())]
+    NoCertificate(PathBuf),
+    /// The key does not fit the certificate, or is of an unsupported kind.
+    #[error("{} and {}: the key does not fit the certificate, or is of an unsupported kind: {source}", key.display(), cert.display())]
+    Mismatch {
+        /// The key file.
+        key: PathBuf,
+        /// The certificate file.
+        cert: PathBuf,
+        /// Why.
+        source: tokio_rustls::rustls::Error,
+    },
+    /// The TLS configuration cannot be built.
+    #[error("TLS: {0}")]
+    Config(tokio_rustls::rustls::Error),
 }
