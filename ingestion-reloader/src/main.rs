@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bss_telemetry::Health;
+use bss_telemetry::{service, Health};
 use ingestion_reloader::config::ReloaderConfig;
+use ingestion_reloader::http::auth::Authenticator;
 use ingestion_reloader::metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 
@@ -32,89 +33,52 @@ struct Args {
     check_config: bool,
 }
 
+const NAME: &str = "ingestion-reloader";
+
+/// What the service starts with, checked.
+struct StartUp {
+    config: ReloaderConfig,
+    auth: Authenticator,
+    tls: Option<bss_telemetry::Tls>,
+}
+
 fn main() -> ExitCode {
     let args = <Args as clap::Parser>::parse();
-    let env: HashMap<String, String> = std::env::vars().collect();
-    let config = match ReloaderConfig::load(bss_config::config_path(args.config).as_deref(), &env) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("ingestion-reloader: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    let auth = match ingestion_reloader::http::auth::Authenticator::load(&config.auth) {
-        Ok(auth) => auth,
-        Err(error) => {
-            eprintln!("ingestion-reloader: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    let tls = match &config.tls {
-        Some((cert, key)) => match bss_telemetry::Tls::load(cert, key) {
-            Ok(tls) => Some(tls),
-            Err(error) => {
-                eprintln!(
-                    "ingestion-reloader: RELOADER_TLS_CERT_FILE/RELOADER_TLS_KEY_FILE: {error}"
-                );
-                return ExitCode::from(2);
-            }
-        },
-        None => None,
-    };
-    // Refuse what librdkafka would refuse when the producer is created, naming the setting.
-    if let Err(error) = bss_kafka::check_settings(&config.kafka) {
-        eprintln!("ingestion-reloader: {error}");
-        return ExitCode::from(2);
-    }
-    if args.check_config {
-        println!("ingestion-reloader: configuration is valid");
-        return ExitCode::SUCCESS;
-    }
-    if let Err(error) = bss_telemetry::init_logging(&config.log_level) {
-        eprintln!("ingestion-reloader: {error}");
-        return ExitCode::from(2);
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("ingestion-reloader: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let outcome = runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        let signal = shutdown.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("stop signal received");
-            signal.cancel();
-        });
-        let metrics = Metrics::new();
-        bss_telemetry::register_standard_metrics(&metrics.registry, "ingestion-reloader");
-        ingestion_reloader::run(config, auth, tls, Health::default(), metrics, shutdown).await
-    });
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "stopped with an error");
-            ExitCode::FAILURE
-        }
+    match start_up(args) {
+        Ok(Some(StartUp { config, auth, tls })) => service::run(NAME, None, async move {
+            let shutdown = CancellationToken::new();
+            let signal = shutdown.clone();
+            tokio::spawn(async move {
+                service::stop_signal().await;
+                tracing::info!("stop signal received");
+                signal.cancel();
+            });
+            let metrics = Metrics::new();
+            bss_telemetry::register_standard_metrics(&metrics.registry, NAME);
+            ingestion_reloader::run(config, auth, tls, Health::default(), metrics, shutdown).await
+        }),
+        Ok(None) => service::config_is_valid(NAME),
+        Err(error) => service::bad_config(NAME, &error),
     }
 }
 
-async fn wait_for_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// The validated settings and credential files (`None` for `--check-config`), with logging started.
+fn start_up(args: Args) -> Result<Option<StartUp>, Box<dyn std::error::Error>> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let config = ReloaderConfig::load(bss_config::config_path(args.config).as_deref(), &env)?;
+    let auth = Authenticator::load(&config.auth)?;
+    let tls =
+        match &config.tls {
+            Some((cert, key)) => Some(bss_telemetry::Tls::load(cert, key).map_err(|error| {
+                format!("RELOADER_TLS_CERT_FILE/RELOADER_TLS_KEY_FILE: {error}")
+            })?),
+            None => None,
+        };
+    // Refuse what librdkafka would refuse when the producer is created, naming the setting.
+    bss_kafka::check_settings(&config.kafka)?;
+    if args.check_config {
+        return Ok(None);
     }
+    bss_telemetry::init_logging(&config.log_level)?;
+    Ok(Some(StartUp { config, auth, tls }))
 }

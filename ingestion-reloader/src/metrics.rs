@@ -1,7 +1,7 @@
 //! The reloader's Prometheus metrics.
 
 use bss_telemetry::register;
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Registry};
 
 /// Every metric of the reloader.
 #[derive(Clone)]
@@ -27,10 +27,7 @@ impl Metrics {
         // Kafka client metrics under Mia-Platform's (Micrometer's) names.
         bss_kafka::client_metrics::register(&registry);
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            register(
-                &registry,
-                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
-            )
+            bss_telemetry::counter_vec(&registry, name, help, labels)
         };
         Self {
             downloads: counter_vec(

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bss_telemetry::Health;
+use bss_telemetry::{service, Health};
 use ingestion_storer::config::StorerConfig;
 use ingestion_storer::metrics::Metrics;
 use tokio_util::sync::CancellationToken;
@@ -24,53 +24,33 @@ struct Args {
     check_config: bool,
 }
 
+const NAME: &str = "ingestion-storer";
+
 fn main() -> ExitCode {
     let args = <Args as clap::Parser>::parse();
-    let env: HashMap<String, String> = std::env::vars().collect();
-    let config = match StorerConfig::load(bss_config::config_path(args.config).as_deref(), &env) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("ingestion-storer: {error}");
-            return ExitCode::from(2);
+    match start_up(args) {
+        Ok(Some(config)) => {
+            bound_allocator();
+            // librdkafka callbacks may block one worker briefly during a rebalance: keep spares.
+            service::run(NAME, Some(4), serve(config))
         }
-    };
+        Ok(None) => service::config_is_valid(NAME),
+        Err(error) => service::bad_config(NAME, &error),
+    }
+}
+
+/// The validated settings (`None` for `--check-config`), with logging started.
+fn start_up(args: Args) -> Result<Option<StorerConfig>, Box<dyn std::error::Error>> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let config = StorerConfig::load(bss_config::config_path(args.config).as_deref(), &env)?;
     // The clients are created long after start-up checks; refuse what librdkafka would refuse now,
     // naming the setting, so that a configuration that passes --check-config also starts.
-    if let Err(error) = bss_kafka::check_settings(&config.kafka) {
-        eprintln!("ingestion-storer: {error}");
-        return ExitCode::from(2);
-    }
+    bss_kafka::check_settings(&config.kafka)?;
     if args.check_config {
-        println!("ingestion-storer: configuration is valid");
-        return ExitCode::SUCCESS;
+        return Ok(None);
     }
-    if let Err(error) = bss_telemetry::init_logging(&config.log_level) {
-        eprintln!("ingestion-storer: {error}");
-        return ExitCode::from(2);
-    }
-    bound_allocator();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        // librdkafka callbacks may block one worker briefly during a rebalance: keep spares.
-        .worker_threads(4)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("ingestion-storer: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve(config)) {
-        Ok(()) => {
-            tracing::info!("stopped");
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "stopped with an error");
-            ExitCode::FAILURE
-        }
-    }
+    bss_telemetry::init_logging(&config.log_level)?;
+    Ok(Some(config))
 }
 
 async fn serve(config: StorerConfig) -> anyhow::Result<()> {
@@ -97,7 +77,7 @@ async fn serve(config: StorerConfig) -> anyhow::Result<()> {
     });
     let signal_shutdown = shutdown.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        service::stop_signal().await;
         tracing::info!("stop signal received");
         signal_shutdown.cancel();
     });
@@ -112,27 +92,6 @@ async fn serve(config: StorerConfig) -> anyhow::Result<()> {
         let _ = metrics_server.await;
     }
     outcome
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 /// Keeps glibc's allocator close to what the storer really holds, so that a pod sized from the

@@ -37,17 +37,9 @@ impl Metrics {
         // Kafka client metrics under Mia-Platform's (Micrometer's) names.
         bss_kafka::client_metrics::register(&registry);
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            register(
-                &registry,
-                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
-            )
+            bss_telemetry::counter_vec(&registry, name, help, labels)
         };
-        let counter = |name: &str, help: &str| {
-            register(
-                &registry,
-                IntCounter::new(name, help).expect("valid metric"),
-            )
-        };
+        let counter = |name: &str, help: &str| bss_telemetry::counter(&registry, name, help);
         let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
             register(
                 &registry,

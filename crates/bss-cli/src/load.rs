@@ -337,19 +337,7 @@ fn settle(
 
 fn watch_signals(flag: Arc<AtomicBool>) {
     tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut term) = signal(SignalKind::terminate()) else {
-                return;
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        bss_telemetry::service::stop_signal().await;
         flag.store(true, Ordering::SeqCst);
     });
 }
