@@ -1,16 +1,18 @@
 //! The reloader against brokers that enforce security (`tests/stack/secure.sh`), replaying records that
 //! only a lenient reader survives: binary header keys and timestamps far outside years 0..=9999.
 
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Duration;
 
 use bss_format::{Compression, Header, Record, TimestampType};
 use bss_testkit::archive::write_objects;
 use bss_testkit::bucket::s3_settings;
 use bss_testkit::kafka::{create_topic_in, read_topic_in, Cluster, TestRecord};
-use bss_testkit::process::{http_request, Service};
+use bss_testkit::process::Service;
 use bss_testkit::{sasl_ssl_brokers, tls_file, unique, SCRAM_PASSWORD, SCRAM_USER};
 
-const RELOADER: &str = env!("CARGO_BIN_EXE_ingestion-reloader");
+use common::{post, wait_job, RELOADER};
 
 /// Records a producer may legally send and a careless reader would choke on: binary header keys and
 /// timestamps year 55840 (microseconds sent as milliseconds), year 10000, 1969.
@@ -47,41 +49,6 @@ fn odd_records(topic: &str, timestamps: &[i64]) -> Vec<Record> {
         .collect()
 }
 
-fn post(service: &Service, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-    let (status, text) = http_request(
-        service.http_port,
-        "POST",
-        path,
-        &[],
-        Some(body.to_string().as_bytes()),
-    )
-    .expect("answer");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-    )
-}
-
-fn wait_job(service: &Service, id: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, text) = http_request(
-            service.http_port,
-            "GET",
-            &format!("/reingestion/jobs/{id}"),
-            &[],
-            None,
-        )
-        .expect("answer");
-        let job: serde_json::Value = serde_json::from_str(&text).expect("job");
-        if job["state"] != "running" {
-            return job;
-        }
-        assert!(Instant::now() < deadline, "job still running: {job}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// Archives the odd records, replays the topic through `reloader` into `cluster`, and checks that
 /// each arrives byte for byte (original headers first, lineage after).
 async fn replays_through(
@@ -109,7 +76,11 @@ async fn replays_through(
         serde_json::json!({"topic": topic, "reIngestionTopic": target, "keepPartition": true}),
     );
     assert_eq!(status, 202, "{body}");
-    let job = wait_job(&reloader, body["requestId"].as_str().expect("id"));
+    let job = wait_job(
+        &reloader,
+        body["requestId"].as_str().expect("id"),
+        Duration::from_secs(60),
+    );
     assert_eq!(job["state"], "completed", "{job}\n{}", reloader.log());
     assert_eq!(job["messagesPublished"], records.len());
 
