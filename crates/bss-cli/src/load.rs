@@ -92,28 +92,7 @@ struct Position {
 
 /// Runs `bss load`.
 pub async fn run(context: &Context, args: LoadArgs) -> anyhow::Result<Outcome> {
-    let format = args.format.unwrap_or_else(|| {
-        let name = args.input.to_string_lossy();
-        if name.ends_with(".csv") || name.ends_with(".csv.gz") {
-            InputFormat::Csv
-        } else {
-            InputFormat::Ndjson
-        }
-    });
-    let key = match (&args.key, args.key_fields.is_empty(), format) {
-        (None, true, InputFormat::Records) => None,
-        (_, _, InputFormat::Records) => {
-            bail!("--key and --key-fields do not apply to records: their keys are kept")
-        }
-        (Some(expression), _, _) => Some(KeyExpr::parse(expression)?),
-        (None, false, _) => Some(KeyExpr::Fields(args.key_fields.clone())),
-        (None, true, _) => {
-            bail!("give --key or --key-fields: every row needs a key so its updates stay in order")
-        }
-    };
-    if args.keep_timestamps && format != InputFormat::Records {
-        bail!("--keep-timestamps applies to --format records only");
-    }
+    let (format, key) = format_and_key(&args)?;
     let input_bytes = std::fs::metadata(&args.input)
         .with_context(|| format!("reading {}", args.input.display()))?
         .len();
@@ -122,44 +101,9 @@ pub async fn run(context: &Context, args: LoadArgs) -> anyhow::Result<Outcome> {
         name.push(".bss-load.json");
         PathBuf::from(name)
     });
-    let mut position = Position {
-        input: args.input.to_string_lossy().into_owned(),
-        input_bytes,
-        topic: args.topic.clone(),
-        format,
-        key: args
-            .key
-            .clone()
-            .unwrap_or_else(|| args.key_fields.join(",")),
-        rows_done: 0,
-        complete: false,
+    let Some(mut position) = starting_position(&args, format, input_bytes, &position_path)? else {
+        return Ok(Outcome::Done);
     };
-    if !args.restart && !args.dry_run {
-        if let Some(saved) = read_position(&position_path)? {
-            let same_load = Position {
-                rows_done: 0,
-                complete: false,
-                ..saved.clone()
-            } == position;
-            if !same_load {
-                bail!(
-                    "{} holds the position of another load ({} into {}, {} bytes); pass --restart to start over or --position for a new file",
-                    position_path.display(),
-                    saved.input,
-                    saved.topic,
-                    saved.input_bytes
-                );
-            }
-            if saved.complete {
-                println!(
-                    "{} was already loaded into {} ({} rows); --restart loads it again",
-                    saved.input, saved.topic, saved.rows_done
-                );
-                return Ok(Outcome::Done);
-            }
-            position.rows_done = saved.rows_done;
-        }
-    }
 
     let counter = Arc::new(AtomicU64::new(0));
     let file =
@@ -195,78 +139,25 @@ pub async fn run(context: &Context, args: LoadArgs) -> anyhow::Result<Outcome> {
     let producer = (!args.dry_run).then(|| context.producer()).transpose()?;
     let mut progress = Progress::new("load", "input bytes", Some(input_bytes));
     let resumed_at = position.rows_done;
-    let mut sent = 0u64;
-    let mut in_flight: VecDeque<DeliveryFuture> = VecDeque::new();
-    let started = Instant::now();
-    let mut last_save = Instant::now();
-    let mut row_number = 0u64;
-    let mut failure: Option<anyhow::Error> = None;
-    let mut stopped = false;
-    loop {
-        if interrupted.load(Ordering::SeqCst) {
-            stopped = true;
-            break;
-        }
-        let row = match rows.next() {
-            None => break,
-            Some(Err(e)) => {
-                failure = Some(e);
-                break;
-            }
-            Some(Ok(row)) => row,
-        };
-        row_number += 1;
-        let before = progress.done();
-        progress.inc(counter.load(Ordering::Relaxed).saturating_sub(before));
-        if row_number <= resumed_at {
-            continue;
-        }
-        let Some(producer) = &producer else {
-            continue;
-        };
-        let mut record = row;
-        if !args.keep_timestamps {
-            record.timestamp_ms = None;
-        }
-        if args.rate > 0 {
-            let due = started + Duration::from_secs_f64(sent as f64 / f64::from(args.rate));
-            tokio::time::sleep_until(due.into()).await;
-        }
-        match bss_kafka::enqueue(producer, &args.topic, &record, None, &[]).await {
-            Ok(delivery) => in_flight.push_back(delivery),
-            Err(e) => {
-                failure = Some(
-                    anyhow::Error::new(e)
-                        .context(format!("producing row {row_number} to {}", args.topic)),
-                );
-                break;
-            }
-        }
-        sent += 1;
-        if in_flight.len() >= IN_FLIGHT {
-            if let Some(delivery) = in_flight.pop_front() {
-                if let Err(e) = settle(delivery.await, &mut position, &args.topic) {
-                    failure = Some(e);
-                    break;
-                }
-            }
-        }
-        // Count what is already acknowledged, in order, without waiting.
-        while let Some(result) = in_flight.front_mut().and_then(|d| d.now_or_never()) {
-            in_flight.pop_front();
-            if let Err(e) = settle(result, &mut position, &args.topic) {
-                failure = Some(e);
-                break;
-            }
-        }
-        if failure.is_some() {
-            break;
-        }
-        if last_save.elapsed() >= SAVE_EVERY {
-            save_position(&position_path, &position)?;
-            last_save = Instant::now();
-        }
-    }
+    let produced = produce(
+        &args,
+        &mut rows,
+        producer.as_ref(),
+        &mut position,
+        &position_path,
+        Reading {
+            interrupted: &interrupted,
+            bytes_read: &counter,
+            progress: &mut progress,
+        },
+    )
+    .await?;
+    let (row_number, mut failure, stopped, mut in_flight) = (
+        produced.rows_read,
+        produced.failure,
+        produced.stopped,
+        produced.in_flight,
+    );
     progress.finish();
     if args.dry_run {
         if let Some(e) = failure {
@@ -311,6 +202,200 @@ pub async fn run(context: &Context, args: LoadArgs) -> anyhow::Result<Outcome> {
         }
     );
     Ok(Outcome::Done)
+}
+
+/// How reading the input is followed: a stop signal, the bytes read so far, the progress line.
+struct Reading<'a> {
+    interrupted: &'a AtomicBool,
+    bytes_read: &'a AtomicU64,
+    progress: &'a mut Progress,
+}
+
+/// Where the produce loop ended.
+struct Produced {
+    /// Rows read (with the ones skipped as already loaded).
+    rows_read: u64,
+    /// Why it stopped early, if it failed.
+    failure: Option<anyhow::Error>,
+    /// Whether a signal stopped it.
+    stopped: bool,
+    /// Deliveries not awaited yet.
+    in_flight: VecDeque<DeliveryFuture>,
+}
+
+/// Reads the rows and produces those after the position (none in a dry run), keeping at most
+/// [`IN_FLIGHT`] unacknowledged and saving the position every [`SAVE_EVERY`].
+async fn produce<R: BufRead>(
+    args: &LoadArgs,
+    rows: &mut Rows<R>,
+    producer: Option<&bss_kafka::Producer>,
+    position: &mut Position,
+    position_path: &Path,
+    reading: Reading<'_>,
+) -> anyhow::Result<Produced> {
+    let resumed_at = position.rows_done;
+    let mut sent = 0u64;
+    let mut in_flight: VecDeque<DeliveryFuture> = VecDeque::new();
+    let started = Instant::now();
+    let mut last_save = Instant::now();
+    let mut row_number = 0u64;
+    let mut failure: Option<anyhow::Error> = None;
+    let mut stopped = false;
+    loop {
+        if reading.interrupted.load(Ordering::SeqCst) {
+            stopped = true;
+            break;
+        }
+        let row = match rows.next() {
+            None => break,
+            Some(Err(e)) => {
+                failure = Some(e);
+                break;
+            }
+            Some(Ok(row)) => row,
+        };
+        row_number += 1;
+        let before = reading.progress.done();
+        reading.progress.inc(
+            reading
+                .bytes_read
+                .load(Ordering::Relaxed)
+                .saturating_sub(before),
+        );
+        if row_number <= resumed_at {
+            continue;
+        }
+        let Some(producer) = producer else {
+            continue;
+        };
+        let mut record = row;
+        if !args.keep_timestamps {
+            record.timestamp_ms = None;
+        }
+        if args.rate > 0 {
+            let due = started + Duration::from_secs_f64(sent as f64 / f64::from(args.rate));
+            tokio::time::sleep_until(due.into()).await;
+        }
+        match bss_kafka::enqueue(producer, &args.topic, &record, None, &[]).await {
+            Ok(delivery) => in_flight.push_back(delivery),
+            Err(e) => {
+                failure = Some(
+                    anyhow::Error::new(e)
+                        .context(format!("producing row {row_number} to {}", args.topic)),
+                );
+                break;
+            }
+        }
+        sent += 1;
+        if in_flight.len() >= IN_FLIGHT {
+            if let Some(delivery) = in_flight.pop_front() {
+                if let Err(e) = settle(delivery.await, position, &args.topic) {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        // Count what is already acknowledged, in order, without waiting.
+        while let Some(result) = in_flight.front_mut().and_then(|d| d.now_or_never()) {
+            in_flight.pop_front();
+            if let Err(e) = settle(result, position, &args.topic) {
+                failure = Some(e);
+                break;
+            }
+        }
+        if failure.is_some() {
+            break;
+        }
+        if last_save.elapsed() >= SAVE_EVERY {
+            save_position(position_path, position)?;
+            last_save = Instant::now();
+        }
+    }
+    Ok(Produced {
+        rows_read: row_number,
+        failure,
+        stopped,
+        in_flight,
+    })
+}
+
+/// The input's format (from `--format` or the file name) and the key of its rows.
+fn format_and_key(args: &LoadArgs) -> anyhow::Result<(InputFormat, Option<KeyExpr>)> {
+    let format = args.format.unwrap_or_else(|| {
+        let name = args.input.to_string_lossy();
+        if name.ends_with(".csv") || name.ends_with(".csv.gz") {
+            InputFormat::Csv
+        } else {
+            InputFormat::Ndjson
+        }
+    });
+    let key = match (&args.key, args.key_fields.is_empty(), format) {
+        (None, true, InputFormat::Records) => None,
+        (_, _, InputFormat::Records) => {
+            bail!("--key and --key-fields do not apply to records: their keys are kept")
+        }
+        (Some(expression), _, _) => Some(KeyExpr::parse(expression)?),
+        (None, false, _) => Some(KeyExpr::Fields(args.key_fields.clone())),
+        (None, true, _) => {
+            bail!("give --key or --key-fields: every row needs a key so its updates stay in order")
+        }
+    };
+    if args.keep_timestamps && format != InputFormat::Records {
+        bail!("--keep-timestamps applies to --format records only");
+    }
+    Ok((format, key))
+}
+
+/// Where this load starts: from the saved position of the same load (same input, size, topic,
+/// format and key), else from the first row; `None` when that load is already complete. A saved
+/// position of another load is refused rather than overwritten.
+fn starting_position(
+    args: &LoadArgs,
+    format: InputFormat,
+    input_bytes: u64,
+    position_path: &Path,
+) -> anyhow::Result<Option<Position>> {
+    let mut position = Position {
+        input: args.input.to_string_lossy().into_owned(),
+        input_bytes,
+        topic: args.topic.clone(),
+        format,
+        key: args
+            .key
+            .clone()
+            .unwrap_or_else(|| args.key_fields.join(",")),
+        rows_done: 0,
+        complete: false,
+    };
+    if args.restart || args.dry_run {
+        return Ok(Some(position));
+    }
+    let Some(saved) = read_position(position_path)? else {
+        return Ok(Some(position));
+    };
+    let same_load = Position {
+        rows_done: 0,
+        complete: false,
+        ..saved.clone()
+    } == position;
+    if !same_load {
+        bail!(
+            "{} holds the position of another load ({} into {}, {} bytes); pass --restart to start over or --position for a new file",
+            position_path.display(),
+            saved.input,
+            saved.topic,
+            saved.input_bytes
+        );
+    }
+    if saved.complete {
+        println!(
+            "{} was already loaded into {} ({} rows); --restart loads it again",
+            saved.input, saved.topic, saved.rows_done
+        );
+        return Ok(None);
+    }
+    position.rows_done = saved.rows_done;
+    Ok(Some(position))
 }
 
 /// Counts an acknowledged row, or says why it was not.
@@ -622,6 +707,107 @@ impl<R: BufRead> Iterator for Rows<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(input: &str) -> LoadArgs {
+        LoadArgs {
+            topic: "t".into(),
+            input: input.into(),
+            format: None,
+            key: Some("id".into()),
+            key_fields: Vec::new(),
+            rate: 0,
+            position: None,
+            restart: false,
+            keep_timestamps: false,
+            dry_run: false,
+        }
+    }
+
+    #[test]
+    fn the_format_follows_the_name_and_every_row_needs_a_key() {
+        let (format, key) = format_and_key(&args("dump.csv.gz")).expect("valid");
+        assert_eq!(format, InputFormat::Csv);
+        assert!(key.is_some());
+        assert_eq!(
+            format_and_key(&args("dump.ndjson")).expect("valid").0,
+            InputFormat::Ndjson
+        );
+        let keyless = LoadArgs {
+            key: None,
+            ..args("dump.ndjson")
+        };
+        assert!(format_and_key(&keyless)
+            .expect_err("no key")
+            .to_string()
+            .contains("--key"));
+        let records = LoadArgs {
+            format: Some(InputFormat::Records),
+            ..args("archive.jsonl")
+        };
+        assert!(format_and_key(&records)
+            .expect_err("records keep their keys")
+            .to_string()
+            .contains("do not apply to records"));
+        let stamped = LoadArgs {
+            keep_timestamps: true,
+            ..args("dump.ndjson")
+        };
+        assert!(format_and_key(&stamped)
+            .expect_err("records only")
+            .to_string()
+            .contains("--keep-timestamps"));
+    }
+
+    #[test]
+    fn a_load_resumes_only_its_own_position() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let saved_at = dir.path().join("position.json");
+        let load = args("dump.ndjson");
+        let fresh = starting_position(&load, InputFormat::Ndjson, 100, &saved_at)
+            .expect("no position yet")
+            .expect("starts");
+        assert_eq!(fresh.rows_done, 0);
+        // Half done: resumed after the saved row.
+        let half = Position {
+            rows_done: 40,
+            ..fresh.clone()
+        };
+        save_position(&saved_at, &half).expect("save");
+        let resumed = starting_position(&load, InputFormat::Ndjson, 100, &saved_at)
+            .expect("same load")
+            .expect("resumes");
+        assert_eq!(resumed.rows_done, 40);
+        // --restart starts over; a different input is refused, naming the position file.
+        let restart = LoadArgs {
+            restart: true,
+            ..args("dump.ndjson")
+        };
+        assert_eq!(
+            starting_position(&restart, InputFormat::Ndjson, 100, &saved_at)
+                .expect("restart")
+                .expect("starts")
+                .rows_done,
+            0
+        );
+        let grown = starting_position(&load, InputFormat::Ndjson, 200, &saved_at)
+            .expect_err("another load")
+            .to_string();
+        assert!(
+            grown.contains("position.json") && grown.contains("--restart"),
+            "{grown}"
+        );
+        // Complete: nothing to do.
+        let done = Position {
+            complete: true,
+            ..half
+        };
+        save_position(&saved_at, &done).expect("save");
+        assert!(
+            starting_position(&load, InputFormat::Ndjson, 100, &saved_at)
+                .expect("same load")
+                .is_none()
+        );
+    }
 
     fn key(expression: &str, row: &str) -> Result<String, String> {
         let row: Value = serde_json::from_str(row).expect("json");
