@@ -100,10 +100,6 @@ struct RawTls {
     key_file: Option<String>,
 }
 
-/// Default prefix of job records (`RELOADER_JOBS_PREFIX`): deployments sharing a bucket each use
-/// their own, so none lists, stops or takes over another's jobs.
-pub const DEFAULT_JOBS_PREFIX: &str = ".bss-jobs";
-
 /// One archived topic: its folder and default reingestion target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchivedTopic {
@@ -216,26 +212,31 @@ impl ReloaderConfig {
         );
         protected_topics.sort();
         protected_topics.dedup();
-        let max_concurrent_jobs = reloader.max_concurrent_jobs.unwrap_or(4);
+        let max_concurrent_jobs = bss_config::or_default(
+            reloader.max_concurrent_jobs,
+            &ENV_VARS,
+            "reloader.max-concurrent-jobs",
+        )?;
         if max_concurrent_jobs == 0 {
             return Err(invalid(
                 "reloader.max-concurrent-jobs",
                 "must be greater than 0".into(),
             ));
         }
-        let job_retention = match &reloader.job_retention {
-            Some(value) => value.millis(&ENV_VARS, "reloader.job-retention")?,
-            None => 30 * 86_400_000,
-        };
+        let job_retention = bss_config::number_or_default(
+            reloader.job_retention,
+            &ENV_VARS,
+            "reloader.job-retention",
+        )
+        .millis(&ENV_VARS, "reloader.job-retention")?;
         if job_retention < 86_400_000 {
             return Err(invalid(
                 "reloader.job-retention",
                 "must be at least 1d (records are pruned by day)".into(),
             ));
         }
-        let jobs_prefix = reloader
-            .jobs_prefix
-            .unwrap_or_else(|| DEFAULT_JOBS_PREFIX.to_owned());
+        let jobs_prefix =
+            bss_config::or_default(reloader.jobs_prefix, &ENV_VARS, "reloader.jobs-prefix")?;
         let valid_segment = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
         if !jobs_prefix.starts_with(".bss-") || !jobs_prefix.chars().all(valid_segment) {
             return Err(invalid(
@@ -244,7 +245,7 @@ impl ReloaderConfig {
             ));
         }
         let exactly_once = match (
-            reloader.exactly_once.unwrap_or(false),
+            bss_config::or_default(reloader.exactly_once, &ENV_VARS, "reloader.exactly-once")?,
             reloader.checkpoint_topic,
         ) {
             (false, _) => None,
@@ -291,10 +292,11 @@ impl ReloaderConfig {
             jwks_url: raw_auth.jwks_url,
             issuer: raw_auth.jwt_issuer,
             audience: raw_auth.jwt_audience,
-            roles_claim: raw_auth
-                .jwt_roles_claim
-                .filter(|c| !c.trim().is_empty())
-                .unwrap_or_else(|| "roles".into()),
+            roles_claim: bss_config::or_default(
+                raw_auth.jwt_roles_claim.filter(|c| !c.trim().is_empty()),
+                &ENV_VARS,
+                "reloader.auth.jwt-roles-claim",
+            )?,
             role_scopes: raw_auth.jwt_role_scopes,
         };
         let present = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
@@ -317,10 +319,12 @@ impl ReloaderConfig {
                 ))
             }
         };
-        let max_object_bytes = match &reloader.max_object_bytes {
-            Some(size) => size.bytes(&ENV_VARS, "reloader.max-object-bytes")?,
-            None => bss_archive::DEFAULT_MAX_OBJECT_BYTES,
-        };
+        let max_object_bytes = bss_config::number_or_default(
+            reloader.max_object_bytes,
+            &ENV_VARS,
+            "reloader.max-object-bytes",
+        )
+        .bytes(&ENV_VARS, "reloader.max-object-bytes")?;
         if max_object_bytes == 0 {
             return Err(invalid(
                 "reloader.max-object-bytes",
@@ -337,7 +341,7 @@ impl ReloaderConfig {
             ),
             None => None,
         };
-        let http_port = raw.http_port.unwrap_or(3000);
+        let http_port = bss_config::or_default(raw.http_port, &ENV_VARS, "http-port")?;
         Ok(Self {
             erasure_hash_key,
             auth,
@@ -353,7 +357,11 @@ impl ReloaderConfig {
             work_topic: reloader.work_topic.filter(|t| !t.trim().is_empty()),
             audit_topic: reloader.audit_topic.filter(|t| !t.trim().is_empty()),
             protected_topics,
-            lineage_headers: reloader.lineage_headers.unwrap_or(false),
+            lineage_headers: bss_config::or_default(
+                reloader.lineage_headers,
+                &ENV_VARS,
+                "reloader.lineage-headers",
+            )?,
             replica_id,
             http_port,
             metrics_port: bss_config::metrics_port(raw.metrics_port, http_port, &ENV_VARS)?,
@@ -472,6 +480,28 @@ mod tests {
         assert_eq!(config.max_concurrent_jobs, 2);
         assert_eq!(config.replica_id, "pod-1");
         assert_eq!(config.kafka.get("client.id"), Some("ingestion-reloader"));
+    }
+
+    #[test]
+    fn unset_settings_take_their_documented_defaults() {
+        let env: HashMap<String, String> = [("KAFKA_BROKERS", "k:9092"), ("BUCKET_TYPE", "memory")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let config = ReloaderConfig::load(None, &env).expect("valid");
+        assert_eq!(config.max_concurrent_jobs, 4);
+        assert_eq!(
+            config.job_retention,
+            std::time::Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(config.jobs_prefix, ".bss-jobs");
+        assert_eq!(config.exactly_once, None);
+        assert_eq!(config.max_object_bytes, 4 << 30);
+        assert!(!config.lineage_headers);
+        assert_eq!(config.auth.roles_claim, "roles");
+        assert!(!config.auth.disabled);
+        assert_eq!((config.http_port, config.metrics_port), (3000, None));
+        assert_eq!(config.log_level, "info");
     }
 
     #[test]

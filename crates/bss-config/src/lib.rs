@@ -89,8 +89,7 @@ impl ConfigError {
 /// The log level (`LOG_LEVEL`, file key `log-level`; default `info`), checked here so that
 /// `--check-config` refuses what logging set-up would.
 pub fn log_level(value: Option<String>, env_vars: &[EnvVar]) -> Result<String, ConfigError> {
-    let level = value
-        .unwrap_or_else(|| "info".into())
+    let level = or_default(value, env_vars, "log-level")?
         .trim()
         .to_ascii_lowercase();
     if matches!(
@@ -228,6 +227,45 @@ pub const BUCKET_ENV_VARS: &[EnvVar] = &[
 /// then its own; the order of the configuration reference.
 pub fn service_env_vars(own_kafka: &[EnvVar], own: &[EnvVar]) -> Vec<EnvVar> {
     [KAFKA_CONNECTION_ENV_VARS, own_kafka, BUCKET_ENV_VARS, own].concat()
+}
+
+/// The documented default of the setting at file key `key` (from `env_vars`, the service's table):
+/// the one place a default is written, in the reference table and in effect.
+pub fn documented_default(env_vars: &[EnvVar], key: &str) -> &'static str {
+    env_vars
+        .iter()
+        .find(|v| v.key == key)
+        .map_or("", |v| v.default)
+}
+
+/// A setting's value, else its documented default parsed as a value would be.
+pub fn or_default<T: std::str::FromStr>(
+    value: Option<T>,
+    env_vars: &[EnvVar],
+    key: &str,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match value {
+        Some(value) => Ok(value),
+        None => documented_default(env_vars, key).parse().map_err(|e| {
+            ConfigError::invalid(
+                env_vars,
+                key,
+                format!("the documented default does not parse: {e}"),
+            )
+        }),
+    }
+}
+
+/// A size or duration setting's value, else its documented default (`8MiB`, `30s`).
+pub fn number_or_default(
+    value: Option<NumberOrText>,
+    env_vars: &[EnvVar],
+    key: &str,
+) -> NumberOrText {
+    value.unwrap_or_else(|| NumberOrText::Text(documented_default(env_vars, key).to_owned()))
 }
 
 /// The Markdown table of `vars` that the configuration reference must contain (services check it in a test).

@@ -317,22 +317,30 @@ impl StorerConfig {
                     "is required".into(),
                 )
             })?;
-        let post_ingestion = bss.enable_post_ingestion.unwrap_or(true);
+        let post_ingestion = crate::or_default(
+            bss.enable_post_ingestion,
+            &ENV_VARS,
+            "bss.enable-post-ingestion",
+        )?;
         let topics = validate_mapping(bss.topics_config.data_topics_mapping, post_ingestion)?;
 
-        let bytes = |value: Option<NumberOrText>, key: &str, default: u64| {
-            value.map_or(Ok(default), |v| v.bytes(&ENV_VARS, key))
+        // Unset: the documented default, read as a value would be.
+        let bytes = |value: Option<NumberOrText>, key: &str| {
+            crate::number_or_default(value, &ENV_VARS, key).bytes(&ENV_VARS, key)
         };
-        let millis = |value: Option<NumberOrText>, key: &str, default: u64| {
-            value.map_or(Ok(default), |v| v.millis(&ENV_VARS, key))
+        let millis = |value: Option<NumberOrText>, key: &str| {
+            crate::number_or_default(value, &ENV_VARS, key).millis(&ENV_VARS, key)
         };
         let limits = BatchLimits {
-            max_bytes: bytes(bss.max_bytes_per_file, "bss.max-bytes-per-file", 8 << 20)?,
-            max_records: bss.max_records_per_file.unwrap_or(1_000_000),
+            max_bytes: bytes(bss.max_bytes_per_file, "bss.max-bytes-per-file")?,
+            max_records: crate::or_default(
+                bss.max_records_per_file,
+                &ENV_VARS,
+                "bss.max-records-per-file",
+            )?,
             flush_interval: Duration::from_millis(millis(
                 bss.flush_interval.or(bss.cache_upload_timeout),
                 "bss.flush-interval",
-                30_000,
             )?),
         };
         if limits.max_bytes == 0 {
@@ -353,28 +361,27 @@ impl StorerConfig {
                 "must be greater than 0".into(),
             ));
         }
-        let memory_budget_bytes = bytes(bss.memory_budget, "bss.memory-budget", 64 << 20)?;
+        let memory_budget_bytes = bytes(bss.memory_budget, "bss.memory-budget")?;
         if memory_budget_bytes < 4 << 20 {
             return Err(invalid("bss.memory-budget", "must be at least 4MiB".into()));
         }
         if bss.max_cache_size.is_some() {
             tracing::warn!("bss.max-cache-size is Mia-Platform's per-partition cache; it is ignored, bss.memory-budget bounds memory");
         }
-        let compression = match bss.compression {
-            None => Compression::default(),
-            Some(text) => text.parse().map_err(|e: bss_format::UnknownCompression| {
+        let compression = crate::or_default(bss.compression, &ENV_VARS, "bss.compression")?
+            .parse()
+            .map_err(|e: bss_format::UnknownCompression| {
                 invalid("bss.compression", e.to_string())
-            })?,
-        };
-        let multipart_threshold_bytes =
-            bytes(bss.multipart_threshold, "bss.multipart-threshold", 16 << 20)?;
+            })?;
+        let multipart_threshold_bytes = bytes(bss.multipart_threshold, "bss.multipart-threshold")?;
         if multipart_threshold_bytes < 5 << 20 {
             return Err(invalid(
                 "bss.multipart-threshold",
                 "must be at least 5MiB (the smallest S3 part)".into(),
             ));
         }
-        let upload_concurrency = bss.upload_concurrency.unwrap_or(8);
+        let upload_concurrency =
+            crate::or_default(bss.upload_concurrency, &ENV_VARS, "bss.upload-concurrency")?;
         if upload_concurrency == 0 {
             return Err(invalid(
                 "bss.upload-concurrency",
@@ -383,12 +390,9 @@ impl StorerConfig {
         }
         let memory = MemoryPlan::derive(&mut kafka, memory_budget_bytes)?;
         let group = GroupTimings::derive(&kafka)?;
-        let shutdown_timeout = Duration::from_millis(millis(
-            bss.shutdown_timeout,
-            "bss.shutdown-timeout",
-            25_000,
-        )?);
-        let http_port = raw.http_port.unwrap_or(3000);
+        let shutdown_timeout =
+            Duration::from_millis(millis(bss.shutdown_timeout, "bss.shutdown-timeout")?);
+        let http_port = crate::or_default(raw.http_port, &ENV_VARS, "http-port")?;
         Ok(Self {
             kafka,
             bucket,
@@ -541,6 +545,23 @@ kafka:
             s3.allow_http,
             "an http:// endpoint works without further settings"
         );
+    }
+
+    #[test]
+    fn unset_settings_take_their_documented_defaults() {
+        let yaml = "bss:\n  topics-config:\n    output-events-topic: e\n    data-topics-mapping:\n      - ingestion: a\n";
+        let config = load_yaml(yaml, REQUIRED_ENV).expect("valid");
+        assert!(config.post_ingestion);
+        assert_eq!(config.limits.max_bytes, 8 << 20);
+        assert_eq!(config.limits.max_records, 1_000_000);
+        assert_eq!(config.limits.flush_interval, Duration::from_secs(30));
+        assert_eq!(config.memory_budget_bytes, 64 << 20);
+        assert_eq!(config.compression, Compression::None);
+        assert_eq!(config.multipart_threshold_bytes, 16 << 20);
+        assert_eq!(config.upload_concurrency, 8);
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(25));
+        assert_eq!((config.http_port, config.metrics_port), (3000, None));
+        assert_eq!(config.log_level, "info");
     }
 
     #[test]
