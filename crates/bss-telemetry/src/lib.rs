@@ -405,6 +405,45 @@ mod tests {
             .status()
     }
 
+    /// A log destination the test can read back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn log_lines_are_json_and_carry_the_fields_of_their_spans() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        init_logging_with("info", move || writer.clone()).expect("logging starts");
+        tracing::info_span!("job", job = "65a0c0de0123456789abcdef", run = 2).in_scope(|| {
+            tracing::info!(messages = 7, "reingestion ended");
+        });
+        let text = String::from_utf8(captured.0.lock().expect("log").clone()).expect("utf-8");
+        let line: serde_json::Value =
+            serde_json::from_str(text.lines().last().expect("a line")).expect("json");
+        assert_eq!(line["message"], "reingestion ended");
+        assert_eq!(line["messages"], 7);
+        assert_eq!(line["spans"][0]["name"], "job");
+        assert_eq!(line["spans"][0]["job"], "65a0c0de0123456789abcdef");
+        assert_eq!(line["spans"][0]["run"], 2);
+        assert!(matches!(
+            init_logging_with("loud", std::io::sink),
+            Err(LoggingError::UnknownLevel(_))
+        ));
+    }
+
     #[tokio::test]
     async fn ready_only_when_started_and_every_check_is_up() {
         let health = Health::default();

@@ -13,7 +13,9 @@ use bss_layout::catalog::CatalogEntry;
 use serde::Serialize;
 
 use super::error::{promptly, EngineError};
+use super::plan::Plan;
 use super::replay::{select_objects, ReplaySpec, Source};
+use super::replica::Engine;
 use bss_archive::Selection;
 
 /// Sample records shown.
@@ -56,8 +58,15 @@ pub struct PartitionPreview {
     pub records: Option<u64>,
 }
 
+impl Engine {
+    /// What a planned job would do, without publishing.
+    pub async fn preview(&self, plan: &Plan) -> Result<Preview, EngineError> {
+        preview(&self.archive, &plan.spec).await
+    }
+}
+
 /// The preview of `spec`.
-pub async fn preview(archive: &Archive, spec: &ReplaySpec) -> Result<Preview, EngineError> {
+async fn preview(archive: &Archive, spec: &ReplaySpec) -> Result<Preview, EngineError> {
     let partitions = promptly(select_objects(archive, spec)).await?;
     let cataloged = cataloged_entries(archive, spec).await?;
     let whole_objects = spec.selection.key.is_none() && spec.filter.is_none() && !spec.latest_only;

@@ -92,11 +92,6 @@ impl Engine {
         Ok(id)
     }
 
-    /// What a planned job would do, without publishing.
-    pub async fn preview(&self, plan: &Plan) -> Result<super::preview::Preview, EngineError> {
-        super::preview::preview(&self.archive, &plan.spec).await
-    }
-
     /// Resumes an interrupted, failed or stopped job from its checkpoints, on this replica.
     pub async fn resume(self: &Arc<Self>, mut job: Job, plan: Plan) -> Result<JobId, EngineError> {
         if !job.resumable() {

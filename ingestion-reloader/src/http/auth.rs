@@ -208,13 +208,45 @@ const JWKS_MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Tolerated clock difference with the token issuer for `exp` and `nbf`.
 const CLOCK_SKEW_SECONDS: u64 = 60;
 
-fn read_file(what: &str, path: &str) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("cannot read {what} {path}: {e}"))
+/// Why the credentials cannot be loaded; each names the setting (and the file).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// A credential file cannot be read.
+    #[error("cannot read {setting} {path}: {source}")]
+    Read {
+        /// The setting naming the file.
+        setting: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A credential file or setting holds something unusable.
+    #[error("{setting} {place}: {reason}")]
+    Invalid {
+        /// The setting.
+        setting: &'static str,
+        /// The file (and line), or the entry.
+        place: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Checks are on and nothing could pass them.
+    #[error("no credentials configured: set RELOADER_API_KEYS_FILE and/or JWT settings (RELOADER_JWT_HS256_SECRET_FILE, RELOADER_JWT_RS256_PUBLIC_KEY_FILE, RELOADER_JWKS_URL), or RELOADER_AUTH=none for local use")]
+    NoCredentials,
+}
+
+fn read_file(setting: &'static str, path: &str) -> Result<String, AuthError> {
+    std::fs::read_to_string(path).map_err(|source| AuthError::Read {
+        setting,
+        path: path.to_owned(),
+        source,
+    })
 }
 
 impl Authenticator {
     /// Loads keys from files. Errors name the setting and the file.
-    pub fn load(settings: &AuthSettings) -> Result<Self, String> {
+    pub fn load(settings: &AuthSettings) -> Result<Self, AuthError> {
         let mut api_keys = Vec::new();
         if let Some(path) = &settings.api_keys_file {
             for (number, line) in read_file("RELOADER_API_KEYS_FILE", path)?
@@ -229,17 +261,21 @@ impl Authenticator {
                 let parsed = line
                     .split_once(':')
                     .and_then(|(name, rest)| Some((name, rest.rsplit_once(':')?)));
+                let invalid = |reason: String| AuthError::Invalid {
+                    setting: "RELOADER_API_KEYS_FILE",
+                    place: format!("{path} line {}", number + 1),
+                    reason,
+                };
                 let Some((name, (permissions, key))) = parsed else {
-                    return Err(format!(
-                        "RELOADER_API_KEYS_FILE {path} line {}: expected name:permissions:key",
-                        number + 1
-                    ));
+                    return Err(invalid("expected name:permissions:key".into()));
                 };
                 let permissions = Grants::parse(permissions).ok_or_else(|| {
-                    format!("RELOADER_API_KEYS_FILE {path} line {}: scopes must be read[:<topics>], reingest[:<topics>-><topics>], stop, erase[:<topics>] or admin, joined by +", number + 1)
+                    invalid("scopes must be read[:<topics>], reingest[:<topics>-><topics>], stop, erase[:<topics>] or admin, joined by +".into())
                 })?;
                 if key.len() < 16 {
-                    return Err(format!("RELOADER_API_KEYS_FILE {path} line {}: key {name:?} is shorter than 16 characters", number + 1));
+                    return Err(invalid(format!(
+                        "key {name:?} is shorter than 16 characters"
+                    )));
                 }
                 api_keys.push((name.to_owned(), key.as_bytes().to_vec(), permissions));
             }
@@ -248,7 +284,11 @@ impl Authenticator {
         if let Some(path) = &settings.hs256_secret_file {
             let secret = read_file("RELOADER_JWT_HS256_SECRET_FILE", path)?;
             if secret.trim().len() < 32 {
-                return Err(format!("RELOADER_JWT_HS256_SECRET_FILE {path}: the secret must be at least 32 characters"));
+                return Err(AuthError::Invalid {
+                    setting: "RELOADER_JWT_HS256_SECRET_FILE",
+                    place: path.clone(),
+                    reason: "the secret must be at least 32 characters".into(),
+                });
             }
             static_keys.push((
                 Algorithm::HS256,
@@ -257,11 +297,12 @@ impl Authenticator {
         }
         if let Some(path) = &settings.rs256_public_key_file {
             let pem = read_file("RELOADER_JWT_RS256_PUBLIC_KEY_FILE", path)?;
-            let key = DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| {
-                format!(
-                    "RELOADER_JWT_RS256_PUBLIC_KEY_FILE {path}: not an RSA public key in PEM: {e}"
-                )
-            })?;
+            let key =
+                DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| AuthError::Invalid {
+                    setting: "RELOADER_JWT_RS256_PUBLIC_KEY_FILE",
+                    place: path.clone(),
+                    reason: format!("not an RSA public key in PEM: {e}"),
+                })?;
             static_keys.push((Algorithm::RS256, key));
         }
         let jwks = settings.jwks_url.as_ref().map(|url| Jwks {
@@ -275,7 +316,7 @@ impl Authenticator {
         });
         let configured = !api_keys.is_empty() || !static_keys.is_empty() || jwks.is_some();
         if !settings.disabled && !configured {
-            return Err("no credentials configured: set RELOADER_API_KEYS_FILE and/or JWT settings (RELOADER_JWT_HS256_SECRET_FILE, RELOADER_JWT_RS256_PUBLIC_KEY_FILE, RELOADER_JWKS_URL), or RELOADER_AUTH=none for local use".into());
+            return Err(AuthError::NoCredentials);
         }
         Ok(Self {
             disabled: settings.disabled,
@@ -403,7 +444,7 @@ impl Authenticator {
 }
 
 /// `role=scopes;role=scopes`, scopes as in the keys file.
-fn parse_role_scopes(text: &str) -> Result<HashMap<String, Grants>, String> {
+fn parse_role_scopes(text: &str) -> Result<HashMap<String, Grants>, AuthError> {
     let mut roles = HashMap::new();
     for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
         let parsed = entry
@@ -413,7 +454,13 @@ fn parse_role_scopes(text: &str) -> Result<HashMap<String, Grants>, String> {
             Some((role, grants)) if !role.is_empty() => {
                 roles.insert(role.to_owned(), grants);
             }
-            _ => return Err(format!("RELOADER_JWT_ROLE_SCOPES entry {entry:?}: expected role=scopes, scopes joined by + (read[:<topics>], reingest[:<topics>-><topics>], stop, erase[:<topics>], admin)")),
+            _ => {
+                return Err(AuthError::Invalid {
+                    setting: "RELOADER_JWT_ROLE_SCOPES",
+                    place: format!("entry {entry:?}"),
+                    reason: "expected role=scopes, scopes joined by + (read[:<topics>], reingest[:<topics>-><topics>], stop, erase[:<topics>], admin)".into(),
+                })
+            }
         }
     }
     Ok(roles)
@@ -607,15 +654,18 @@ mod tests {
         assert!(Authenticator::load(&settings)
             .err()
             .expect("invalid")
+            .to_string()
             .contains("line 1"));
         std::fs::write(&path, "ops:read:short\n").expect("write");
         assert!(Authenticator::load(&settings)
             .err()
             .expect("invalid")
+            .to_string()
             .contains("16 characters"));
         assert!(Authenticator::load(&AuthSettings::default())
             .err()
             .expect("no credentials")
+            .to_string()
             .contains("RELOADER_AUTH=none"));
     }
 
@@ -673,6 +723,7 @@ mod tests {
             assert!(
                 parse_role_scopes(bad)
                     .expect_err(bad)
+                    .to_string()
                     .contains("RELOADER_JWT_ROLE_SCOPES"),
                 "{bad}"
             );
