@@ -120,6 +120,7 @@ class ChartTest(unittest.TestCase):
             "kafka.sasl.enabled=true", "kafka.sasl.existingSecret=kafka-creds", "kafka.tls.enabled=true",
             "kafka.tls.caSecret=kafka-ca", "bucket.s3.existingSecret=s3-creds",
             "reloader.auth.apiKeysSecret=reloader-keys", "reloader.auth.jwt.jwksUrl=https://idp.example/jwks",
+            "reloader.erasureHashKeySecret=erasure-key",
         )
         (storer,) = find(docs, "Deployment", "-storer")
         env = env_of(storer)
@@ -132,6 +133,9 @@ class ChartTest(unittest.TestCase):
         (reloader,) = find(docs, "Deployment", "-reloader")
         self.assertEqual(env_of(reloader)["RELOADER_API_KEYS_FILE"]["value"], "/app/secrets/api-keys/api-keys")
         self.assertEqual(env_of(reloader)["RELOADER_JWKS_URL"]["value"], "https://idp.example/jwks")
+        self.assertEqual(
+            env_of(reloader)["RELOADER_ERASURE_HASH_KEY_FILE"]["value"], "/app/secrets/erasure-hash-key/key"
+        )
         volumes = {v["name"]: v for v in reloader["spec"]["template"]["spec"]["volumes"]}
         self.assertEqual(volumes["api-keys"]["secret"]["secretName"], "reloader-keys")
         for doc in docs:

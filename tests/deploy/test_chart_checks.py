@@ -40,7 +40,7 @@ VALUE_SETS = {
         "kafka.tls.caSecret=kafka-ca", "kafka.tls.clientCertSecret=kafka-client",
         "kafka.tls.clientKeyPasswordKey=password", "bucket.s3.existingSecret=s3-creds",
         "reloader.auth.apiKeysSecret=reloader-keys", "reloader.auth.jwt.hs256Secret=jwt",
-        "reloader.tls.secretName=reloader-tls",
+        "reloader.tls.secretName=reloader-tls", "reloader.erasureHashKeySecret=erasure-key",
     ],
     "gcs, existing account, metrics on the HTTP port": [
         "bucket.type=google", "bucket.gcs.existingSecret=gcs-key", "serviceAccount.create=false",
