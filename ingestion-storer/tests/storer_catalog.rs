@@ -5,13 +5,12 @@
 
 mod common;
 
-use bss_archive::Selection;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bss_archive::{in_window, Archive, ReadObserver};
+use bss_archive::{in_window, Archive, ReadObserver, Selection};
 use bss_catalog::{Catalog, ReadCost};
 use bss_layout::catalog::complete_marker;
 use bss_testkit::bucket::s3_settings;

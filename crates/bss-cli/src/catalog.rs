@@ -1,10 +1,9 @@
 //! `bss catalog`: build the catalog of objects written without one, compact it, show its size.
 
-use bss_archive::Selection;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
-use bss_archive::Archive;
+use bss_archive::{Archive, Selection};
 use bss_catalog::{Catalog, CompactionPolicy};
 use bss_layout::catalog::folder_prefix;
 use clap::Subcommand;

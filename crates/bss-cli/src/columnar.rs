@@ -15,13 +15,12 @@
 //! a run that finds the `running` marker first deletes the files past the manifest that the
 //! interrupted run wrote: readers then never see a row twice once a run has completed.
 
-use bss_archive::Selection;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use bss_archive::{Archive, ArchivedObject};
+use bss_archive::{Archive, ArchivedObject, Selection};
 use bss_columnar::{hour_directory, WriteOptions};
 use bss_format::{encode_line, Record};
 use futures::TryStreamExt;

@@ -9,14 +9,13 @@
 //! "Newest" for records of one partition is the higher offset (the order the storer archived); for
 //! one key seen on several partitions (the topic was repartitioned) it is the later timestamp.
 
-use bss_archive::Selection;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use bss_archive::{Archive, ArchivedObject};
+use bss_archive::{Archive, ArchivedObject, Selection};
 use bss_format::{decode_line, encode_line, Compression, Record};
 use bss_layout::index::key_hash;
 use futures::StreamExt;

@@ -1,11 +1,10 @@
 //! `bss inspect`: what the archive holds, and its records as JSON lines.
 
-use bss_archive::Selection;
 use std::collections::BTreeMap;
 use std::io::Write;
 
 use anyhow::Context as _;
-use bss_archive::{Archive, ArchivedObject};
+use bss_archive::{Archive, ArchivedObject, Selection};
 use bss_format::encode_line;
 use bss_format::time::format_iso_ms;
 use bss_layout::index::IndexHeader;

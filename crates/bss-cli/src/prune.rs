@@ -7,10 +7,10 @@
 //! a deleted object. A run interrupted while deleting is finished by the next one (it sweeps what
 //! lies before every recorded start).
 
-use bss_archive::Selection;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bss_archive::Selection;
 use bss_catalog::Catalog;
 use bss_format::time::format_iso_ms;
 use bss_layout::catalog::{partition_prefix, CatalogEntry, PartitionStart, Segment};

@@ -10,14 +10,13 @@
 //! - the catalog's size per million objects;
 //! - the floor of a reader without a catalog: one LIST of the folder (N objects), timed.
 
-use bss_archive::Selection;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use bss_archive::{Archive, ReadObserver};
+use bss_archive::{Archive, ReadObserver, Selection};
 use bss_catalog::{Catalog, CompactionPolicy, ReadCost};
 use bss_format::{encode_line, Compression, Header, Record, TimestampType};
 use bss_layout::catalog::{folder_prefix, CatalogEntry};
