@@ -23,9 +23,8 @@ pub struct Metrics {
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Self {
-        let registry = Registry::new();
-        // Kafka client metrics under Mia-Platform's (Micrometer's) names.
-        bss_kafka::client_metrics::register(&registry);
+        // With the Kafka client metrics, under Mia-Platform's (Micrometer's) names.
+        let registry = bss_kafka::client_metrics::registry();
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             bss_telemetry::counter_vec(&registry, name, help, labels)
         };

@@ -50,20 +50,19 @@ pub fn write_iso_ms(epoch_ms: i64, out: &mut Vec<u8>) {
         }
         out.extend_from_slice(&buf[..width]);
     };
-    digits(year, 4, out);
-    out.push(b'-');
-    digits(month, 2, out);
-    out.push(b'-');
-    digits(day, 2, out);
-    out.push(b'T');
-    digits(hour, 2, out);
-    out.push(b':');
-    digits(minute, 2, out);
-    out.push(b':');
-    digits(second, 2, out);
-    out.push(b'.');
-    digits(milli, 3, out);
-    out.push(b'Z');
+    // `YYYY-MM-DDTHH:MM:SS.mmmZ`: each field with the separator that follows it.
+    for (value, width, separator) in [
+        (year, 4, b'-'),
+        (month, 2, b'-'),
+        (day, 2, b'T'),
+        (hour, 2, b':'),
+        (minute, 2, b':'),
+        (second, 2, b'.'),
+        (milli, 3, b'Z'),
+    ] {
+        digits(value, width, out);
+        out.push(separator);
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).

@@ -107,6 +107,13 @@ fn collectors() -> &'static Collectors {
     })
 }
 
+/// A service's registry, serving the client metrics (see [`register`]).
+pub fn registry() -> Registry {
+    let registry = Registry::new();
+    register(&registry);
+    registry
+}
+
 /// Serves the client metrics from `registry` (a service's), and turns statistics on for the
 /// clients created afterwards (see [`enable_statistics`]).
 pub fn register(registry: &Registry) {

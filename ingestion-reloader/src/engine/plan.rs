@@ -12,117 +12,105 @@ use super::replay::{PayloadFilter, ReplaySpec, Source};
 use super::replica::Engine;
 use bss_archive::Selection;
 
-/// `POST /reingestion/topic`.
-#[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TopicRequest {
-    /// Ingestion topic (or folder) to replay.
-    #[schema(pattern = r"^[A-Za-z0-9._-]{1,249}$")]
-    pub topic: String,
-    /// Target topic; defaults to the topic's configured reingestion topic.
-    #[schema(pattern = r"^[A-Za-z0-9._-]{1,249}$")]
-    pub re_ingestion_topic: Option<String>,
-    /// Inclusive lower bound on record timestamps.
-    #[schema(format = DateTime)]
-    pub start_date: Option<String>,
-    /// Inclusive upper bound.
-    #[schema(format = DateTime)]
-    pub stop_date: Option<String>,
-    /// Only this source partition.
-    #[schema(minimum = 0)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub partition: Option<i32>,
-    /// Only records at or after this offset (in each selected partition).
-    #[schema(minimum = 0)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub from_offset: Option<i64>,
-    /// Only records at or before this offset.
-    #[schema(minimum = 0)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub to_offset: Option<i64>,
-    /// Mia-Platform's Kotlin selectors: refused with a pointer to `filter`.
-    pub custom_selector_name: Option<String>,
-    /// Keep only records whose JSON payload has `equals` at JSON Pointer `pointer`.
-    pub filter: Option<PayloadFilter>,
-    /// Produce to the source partition number when the target has it (default: by key).
-    #[serde(default)]
-    pub keep_partition: bool,
-    /// Records per second for the whole job, all partitions together (default: unlimited).
-    pub rate_limit: Option<u32>,
-    /// Bytes (key + value + headers) per second for the whole job (default: unlimited).
-    pub byte_rate_limit: Option<u64>,
-    /// Answer with a preview (objects, bytes, records per partition, sample records) and publish
-    /// nothing.
-    #[serde(default)]
-    pub dry_run: bool,
+/// Declares a request type (camelCase JSON, unknown fields refused): its own fields, then the options
+/// every start route accepts (serde's `deny_unknown_fields` refuses `flatten`, so they are written
+/// here once and added to each).
+macro_rules! request {
+    ($(#[$meta:meta])* pub struct $name:ident { $($fields:tt)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        pub struct $name {
+            $($fields)*
+            /// Keep only records whose JSON payload has `equals` at JSON Pointer `pointer`.
+            pub filter: Option<PayloadFilter>,
+            /// Produce to the source partition number when the target has it (default: by key).
+            #[serde(default)]
+            pub keep_partition: bool,
+            /// Records per second for the whole job, all partitions together (default: unlimited).
+            pub rate_limit: Option<u32>,
+            /// Bytes (key + value + headers) per second for the whole job (default: unlimited).
+            pub byte_rate_limit: Option<u64>,
+            #[doc = " Answer with a preview (objects, bytes, records per partition, sample records) and publish"]
+            #[doc = " nothing."]
+            #[serde(default)]
+            pub dry_run: bool,
+        }
+    };
 }
 
-/// `POST /reingestion/file`.
-#[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FileRequest {
-    /// Object path, as in the file-written event's `filePath`: `<folder>/<first timestamp>_<topic>_<partition>_<first offset>_<ms>.txt[.gz|.zst]`.
-    #[schema(
-        pattern = r"^([^/.][^/]*/)+[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z_[A-Za-z0-9._-]+_[0-9]+_[0-9]+_[0-9]+\.txt(\.gz|\.zst)?$"
-    )]
-    pub file_name: String,
-    /// Target topic; defaults to the file's topic's configured reingestion topic.
-    #[schema(pattern = r"^[A-Za-z0-9._-]{1,249}$")]
-    pub re_ingestion_topic: Option<String>,
-    /// Refused, see `filter`.
-    pub custom_selector_name: Option<String>,
-    /// Keep only records whose JSON payload has `equals` at JSON Pointer `pointer`.
-    pub filter: Option<PayloadFilter>,
-    /// Produce to the source partition number when the target has it (default: by key).
-    #[serde(default)]
-    pub keep_partition: bool,
-    /// Records per second for the whole job, all partitions together (default: unlimited).
-    pub rate_limit: Option<u32>,
-    /// Bytes (key + value + headers) per second for the whole job (default: unlimited).
-    pub byte_rate_limit: Option<u64>,
-    /// Answer with a preview (objects, bytes, records per partition, sample records) and publish
-    /// nothing.
-    #[serde(default)]
-    pub dry_run: bool,
+request! {
+    /// `POST /reingestion/topic`.
+    pub struct TopicRequest {
+        /// Ingestion topic (or folder) to replay.
+        #[schema(pattern = r"^[A-Za-z0-9._-]{1,249}$")]
+        pub topic: String,
+        /// Target topic; defaults to the topic's configured reingestion topic.
+        #[schema(pattern = r"^[A-Za-z0-9._-]{1,249}$")]
+        pub re_ingestion_topic: Option<String>,
+        /// Inclusive lower bound on record timestamps.
+        #[schema(format = DateTime)]
+        pub start_date: Option<String>,
+        /// Inclusive upper bound.
+        #[schema(format = DateTime)]
+        pub stop_date: Option<String>,
+        /// Only this source partition.
+        #[schema(minimum = 0)]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub partition: Option<i32>,
+        /// Only records at or after this offset (in each selected partition).
+        #[schema(minimum = 0)]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub from_offset: Option<i64>,
+        /// Only records at or before this offset.
+        #[schema(minimum = 0)]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub to_offset: Option<i64>,
+        /// Mia-Platform's Kotlin selectors: refused with a pointer to `filter`.
+        pub custom_selector_name: Option<String>,
+    }
 }
 
-/// `POST /reingestion/key`.
-#[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct KeyRequest {
-    /// Ingestion topic (or folder).
-    #[schema(pattern = r"^[A-Za-z0-9._-]{1,249}$")]
-    pub topic: String,
-    /// The key, as text (or base64 with `keyEncoding: "base64"`).
-    pub key: String,
-    /// `base64` for binary keys.
-    #[schema(pattern = "^base64$")]
-    pub key_encoding: Option<String>,
-    /// Target topic.
-    #[schema(pattern = r"^[A-Za-z0-9._-]{1,249}$")]
-    pub re_ingestion_topic: Option<String>,
-    /// Inclusive lower bound.
-    #[schema(format = DateTime)]
-    pub start_date: Option<String>,
-    /// Inclusive upper bound.
-    #[schema(format = DateTime)]
-    pub stop_date: Option<String>,
-    /// Only the latest record of the key.
-    #[serde(default)]
-    pub latest_only: bool,
-    /// Keep only records whose JSON payload has `equals` at JSON Pointer `pointer`.
-    pub filter: Option<PayloadFilter>,
-    /// Produce to the source partition number when the target has it (default: by key).
-    #[serde(default)]
-    pub keep_partition: bool,
-    /// Records per second for the whole job, all partitions together (default: unlimited).
-    pub rate_limit: Option<u32>,
-    /// Bytes (key + value + headers) per second for the whole job (default: unlimited).
-    pub byte_rate_limit: Option<u64>,
-    /// Answer with a preview (objects, bytes, records per partition, sample records) and publish
-    /// nothing.
-    #[serde(default)]
-    pub dry_run: bool,
+request! {
+    /// `POST /reingestion/file`.
+    pub struct FileRequest {
+        /// Object path, as in the file-written event's `filePath`: `<folder>/<first timestamp>_<topic>_<partition>_<first offset>_<ms>.txt[.gz|.zst]`.
+        #[schema(
+            pattern = r"^([^/.][^/]*/)+[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z_[A-Za-z0-9._-]+_[0-9]+_[0-9]+_[0-9]+\.txt(\.gz|\.zst)?$"
+        )]
+        pub file_name: String,
+        /// Target topic; defaults to the file's topic's configured reingestion topic.
+        #[schema(pattern = r"^[A-Za-z0-9._-]{1,249}$")]
+        pub re_ingestion_topic: Option<String>,
+        /// Refused, see `filter`.
+        pub custom_selector_name: Option<String>,
+    }
+}
+
+request! {
+    /// `POST /reingestion/key`.
+    pub struct KeyRequest {
+        /// Ingestion topic (or folder).
+        #[schema(pattern = r"^[A-Za-z0-9._-]{1,249}$")]
+        pub topic: String,
+        /// The key, as text (or base64 with `keyEncoding: "base64"`).
+        pub key: String,
+        /// `base64` for binary keys.
+        #[schema(pattern = "^base64$")]
+        pub key_encoding: Option<String>,
+        /// Target topic.
+        #[schema(pattern = r"^[A-Za-z0-9._-]{1,249}$")]
+        pub re_ingestion_topic: Option<String>,
+        /// Inclusive lower bound.
+        #[schema(format = DateTime)]
+        pub start_date: Option<String>,
+        /// Inclusive upper bound.
+        #[schema(format = DateTime)]
+        pub stop_date: Option<String>,
+        /// Only the latest record of the key.
+        #[serde(default)]
+        pub latest_only: bool,
+    }
 }
 
 /// A reingestion request of any kind.
