@@ -170,7 +170,7 @@ impl Engine {
             if let Ok(Execution::Shared) = outcome {
                 state.forget(&job.id);
                 state.metrics.job_ended("shared");
-                tracing::info!(job = %job.id, parts = ?job.parts, "reingestion shared with the work group");
+                tracing::info!(parts = ?job.parts, "reingestion shared with the work group");
                 drop(permit);
                 return;
             }
@@ -190,7 +190,7 @@ impl Engine {
                 match state.jobs.save(&mut job).await {
                     Ok(()) => break,
                     Err(e) => {
-                        tracing::warn!(job = %job.id, attempt, error = %e, "cannot save the final job record");
+                        tracing::warn!(attempt, error = %e, "cannot save the final job record");
                         tokio::time::sleep(Duration::from_millis(200 << attempt.min(5))).await;
                     }
                 }
@@ -199,7 +199,7 @@ impl Engine {
             state
                 .metrics
                 .job_ended(&format!("{end_state:?}").to_lowercase());
-            tracing::info!(job = %job.id, state = ?end_state, messages = job.messages_published, objects = job.objects_done, error = ?error, "reingestion ended");
+            tracing::info!(state = ?end_state, messages = job.messages_published, objects = job.objects_done, error = ?error, "reingestion ended");
             drop(permit);
         }, span));
     }

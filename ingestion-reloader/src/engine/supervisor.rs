@@ -74,7 +74,7 @@ impl Engine {
                         // Taken over meanwhile (this replica looked dead): stop, and write nothing
                         // more.
                         if self.jobs.superseded(&job.id, job.run).await.unwrap_or(false) {
-                            tracing::warn!(job = %job.id, run = job.run, "another replica took this job over; stopping here");
+                            tracing::warn!("another replica took this job over; stopping here");
                             progress.superseded.store(true, Ordering::SeqCst);
                             progress.stop();
                             continue;
@@ -82,7 +82,7 @@ impl Engine {
                         job.record_progress(progress);
                         match self.jobs.save(job).await {
                             Ok(()) => last_saved = Instant::now(),
-                            Err(e) => tracing::warn!(job = %job.id, error = %e, "cannot save job progress"),
+                            Err(e) => tracing::warn!(error = %e, "cannot save job progress"),
                         }
                         // Unable to heartbeat for long, it will be taken over: hand it back first.
                         if last_saved.elapsed() > STALE_AFTER / 2 {
@@ -93,7 +93,7 @@ impl Engine {
                     Owner::Part { job_id, part } => {
                         part.record_progress(progress);
                         if let Err(e) = self.jobs.save_part(job_id, part).await {
-                            tracing::warn!(job = %job_id, partition = part.partition, error = %e, "cannot save part progress");
+                            tracing::warn!(error = %e, "cannot save part progress");
                         }
                     }
                 }

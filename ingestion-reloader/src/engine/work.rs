@@ -336,13 +336,12 @@ fn reap(
 /// Runs one item; `true` when it is done with (its part ended, or the item is obsolete), `false`
 /// when the part was handed back and the item must be read again by the next owner.
 async fn run_part(state: &Arc<Engine>, item: &WorkItem, progress: &ReplayProgress) -> bool {
-    let unit = format!("job {} partition {}", item.job, item.partition);
     // The bucket is retried until it answers or the part is handed back.
     let job = loop {
         match state.jobs.get(&item.job).await {
             Ok(job) => break job,
             Err(error) => {
-                tracing::warn!(%unit, error = %error, "cannot read the job record; retrying")
+                tracing::warn!(error = %error, "cannot read the job record; retrying")
             }
         }
         if progress.is_stopping() {
@@ -351,7 +350,7 @@ async fn run_part(state: &Arc<Engine>, item: &WorkItem, progress: &ReplayProgres
         tokio::time::sleep(RETRY).await;
     };
     let Some(job) = job else {
-        tracing::warn!(%unit, "work item of an unknown job; skipped");
+        tracing::warn!("work item of an unknown job; skipped");
         return true;
     };
     if job.run != item.run || job.state != JobState::Running {
@@ -361,7 +360,7 @@ async fn run_part(state: &Arc<Engine>, item: &WorkItem, progress: &ReplayProgres
         match state.jobs.get_part(&job.id, item.partition).await {
             Ok(part) => break part,
             Err(error) => {
-                tracing::warn!(%unit, error = %error, "cannot read the part record; retrying")
+                tracing::warn!(error = %error, "cannot read the part record; retrying")
             }
         }
         if progress.is_stopping() {
@@ -400,12 +399,12 @@ async fn run_part(state: &Arc<Engine>, item: &WorkItem, progress: &ReplayProgres
                 break;
             }
             Err(e) => {
-                tracing::warn!(%unit, attempt, error = %e, "cannot save the part's final record");
+                tracing::warn!(attempt, error = %e, "cannot save the part's final record");
                 tokio::time::sleep(Duration::from_millis(200 << attempt.min(5))).await;
             }
         }
     }
-    tracing::info!(job = %job.id, partition = item.partition, state = ?end_state, messages = part.messages_published, error = ?error, "part ended");
+    tracing::info!(state = ?end_state, messages = part.messages_published, error = ?error, "part ended");
     if !saved || end_state == JobState::Interrupted {
         return false;
     }
@@ -436,7 +435,7 @@ async fn replay_part(
     let unit = format!("{}-p{}", job.id, part.partition);
     let transactions = state.transactions(&unit, &mut spec, progress).await?;
     if let Err(error) = state.jobs.save_part(&job.id, part).await {
-        tracing::warn!(job = %job.id, partition = part.partition, error = %error, "cannot save the part record; its heartbeat retries");
+        tracing::warn!(error = %error, "cannot save the part record; its heartbeat retries");
     }
     let replay = super::replay::run(
         &state.archive,
@@ -454,13 +453,13 @@ async fn replay_part(
 }
 
 /// Ends a shared job once every part of its run has ended; any replica may do it, more than once
-/// does no harm (the same record is written).
+/// does no harm (the same record is written). Runs inside the ending part's span (job, partition).
 async fn finish_job(state: &Arc<Engine>, id: &str) {
     let mut job = match state.jobs.get(id).await {
         Ok(Some(job)) => job,
         Ok(None) => return,
         Err(error) => {
-            tracing::warn!(job = %id, error = %error, "cannot read the job to end it; the next part to end does");
+            tracing::warn!(error = %error, "cannot read the job to end it; the next part to end does");
             return;
         }
     };
@@ -498,10 +497,10 @@ async fn finish_job(state: &Arc<Engine>, id: &str) {
             state
                 .metrics
                 .job_finished(&format!("{end_state:?}").to_lowercase());
-            tracing::info!(job = %id, state = ?end_state, messages = job.messages_published, "shared reingestion ended");
+            tracing::info!(state = ?end_state, messages = job.messages_published, "shared reingestion ended");
         }
         Err(error) => {
-            tracing::warn!(job = %id, error = %error, "cannot save the job's final record")
+            tracing::warn!(error = %error, "cannot save the job's final record")
         }
     }
 }
