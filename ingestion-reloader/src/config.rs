@@ -36,6 +36,7 @@ const OWN_ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "RELOADER_JWT_ROLES_CLAIM", key: "reloader.auth.jwt-roles-claim", default: "roles", help: "claim of JWTs holding role names, a dotted path for nested claims (Keycloak: `realm_access.roles`); roles are mapped to scopes by RELOADER_JWT_ROLE_SCOPES, and `bss:`-prefixed entries are scopes themselves" },
     EnvVar { name: "RELOADER_JWT_ROLE_SCOPES", key: "reloader.auth.jwt-role-scopes", default: "", help: "scopes granted by JWT roles, `role=scopes` entries separated by `;`, scopes joined by + as in the keys file (`bss-operator=reingest+read;bss-analyst=read:orders.*`); unknown roles grant nothing" },
     EnvVar { name: "RELOADER_ERASURE_HASH_KEY_FILE", key: "reloader.erasure-hash-key-file", default: "", help: "file holding a secret (32+ bytes) that keys the hash of an erased key kept in the erasure record (HMAC-SHA256), so that whoever holds it can tell whether a key was erased and nobody else can guess it; the same file as `bss erase --hash-key-file`; unset: each erasure uses a random secret it forgets" },
+    EnvVar { name: "RELOADER_MEMORY_BUDGET", key: "reloader.memory-budget", default: "384MiB", help: "memory for replays across all running jobs of a replica: a quarter goes to librdkafka's producer queue (`queue.buffering.max.kbytes`, unless set), the rest bounds the objects being read ahead and decoded, each held until its records are handed to the producer; jobs wait for room rather than grow. The default fits the chart's 512Mi limit; at least 32MiB" },
     EnvVar { name: "RELOADER_MAX_OBJECT_BYTES", key: "reloader.max-object-bytes", default: "4GiB", help: "largest archive object read back, stored or once decompressed; a larger one is refused as corrupt (422 naming the object) instead of exhausting memory or time (a decompression bomb)" },
     EnvVar { name: "RELOADER_TLS_CERT_FILE", key: "reloader.tls.cert-file", default: "", help: "PEM certificate chain (server certificate first): with RELOADER_TLS_KEY_FILE, the port serves HTTPS only; both files are reloaded within 5 s of a change (a pair that does not load is logged and the previous one kept)" },
     EnvVar { name: "RELOADER_TLS_KEY_FILE", key: "reloader.tls.key-file", default: "", help: "PEM private key (PKCS#8, PKCS#1 or SEC1) of RELOADER_TLS_CERT_FILE" },
@@ -66,6 +67,7 @@ struct RawReloader {
     tls: RawTls,
     max_concurrent_jobs: Option<usize>,
     max_object_bytes: Option<NumberOrText>,
+    memory_budget: Option<NumberOrText>,
     job_retention: Option<NumberOrText>,
     jobs_prefix: Option<String>,
     exactly_once: Option<bool>,
@@ -100,6 +102,57 @@ struct RawTls {
     key_file: Option<String>,
 }
 
+/// How a replica's memory budget is shared, derived once: librdkafka's producer queue, and the
+/// objects being replayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryPlan {
+    /// The whole budget.
+    pub budget_bytes: u64,
+    /// librdkafka's producer queue (`queue.buffering.max.kbytes`): configured, else a quarter of the
+    /// budget (and then set in the Kafka properties).
+    pub producer_queue_kbytes: u64,
+    /// What the objects being read ahead, decoded and published may hold at once: the rest.
+    pub replay_bytes: u64,
+}
+
+impl MemoryPlan {
+    fn derive(kafka: &mut KafkaConfig, budget_bytes: u64) -> Result<Self, ConfigError> {
+        const QUEUE: &str = "queue.buffering.max.kbytes";
+        let invalid = |key: &str, reason: String| ConfigError::invalid(&ENV_VARS, key, reason);
+        if budget_bytes < 32 << 20 {
+            return Err(invalid(
+                "reloader.memory-budget",
+                "must be at least 32MiB".into(),
+            ));
+        }
+        let producer_queue_kbytes = match kafka.get(QUEUE) {
+            Some(text) => text.trim().parse::<u64>().map_err(|_| {
+                invalid(
+                    &format!("kafka.{QUEUE}"),
+                    format!("{text:?} is not a whole number of KiB"),
+                )
+            })?,
+            None => {
+                let kbytes = budget_bytes / 4 / 1024;
+                kafka.set_default(QUEUE, &kbytes.to_string());
+                kbytes
+            }
+        };
+        let replay_bytes = budget_bytes.saturating_sub(producer_queue_kbytes * 1024);
+        if replay_bytes < 16 << 20 {
+            return Err(invalid(
+                &format!("kafka.{QUEUE}"),
+                format!("{producer_queue_kbytes} KiB leaves less than 16MiB of reloader.memory-budget (RELOADER_MEMORY_BUDGET) to replays"),
+            ));
+        }
+        Ok(Self {
+            budget_bytes,
+            producer_queue_kbytes,
+            replay_bytes,
+        })
+    }
+}
+
 /// One archived topic: its folder and default reingestion target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchivedTopic {
@@ -124,6 +177,8 @@ pub struct ReloaderConfig {
     pub max_concurrent_jobs: usize,
     /// Largest object read back, stored or decompressed.
     pub max_object_bytes: u64,
+    /// How the memory budget is shared.
+    pub memory: MemoryPlan,
     /// How long finished job records are kept.
     pub job_retention: std::time::Duration,
     /// Where job records live.
@@ -341,8 +396,18 @@ impl ReloaderConfig {
             ),
             None => None,
         };
+        let memory = MemoryPlan::derive(
+            &mut kafka,
+            bss_config::number_or_default(
+                reloader.memory_budget,
+                &ENV_VARS,
+                "reloader.memory-budget",
+            )
+            .bytes(&ENV_VARS, "reloader.memory-budget")?,
+        )?;
         let http_port = bss_config::or_default(raw.http_port, &ENV_VARS, "http-port")?;
         Ok(Self {
+            memory,
             erasure_hash_key,
             auth,
             tls,
@@ -497,6 +562,13 @@ mod tests {
         assert_eq!(config.jobs_prefix, ".bss-jobs");
         assert_eq!(config.exactly_once, None);
         assert_eq!(config.max_object_bytes, 4 << 30);
+        assert_eq!(config.memory.budget_bytes, 384 << 20);
+        assert_eq!(config.memory.producer_queue_kbytes, 96 * 1024);
+        assert_eq!(config.memory.replay_bytes, 288 << 20);
+        assert_eq!(
+            config.kafka.get("queue.buffering.max.kbytes"),
+            Some("98304")
+        );
         assert!(!config.lineage_headers);
         assert_eq!(config.auth.roles_claim, "roles");
         assert!(!config.auth.disabled);

@@ -82,6 +82,9 @@ pub enum ArchiveError {
 
 /// Records are handed over in chunks of this many, so memory stays flat whatever the object size.
 const RECORDS_PER_CHUNK: usize = 1000;
+/// Bytes (keys, values, headers) after which a chunk is handed over even when it holds fewer
+/// records: a reader holds a few chunks of an object at most, so large records stay bounded too.
+pub const CHUNK_BYTES: usize = 1 << 20;
 
 /// Read access to the archive.
 #[derive(Clone)]
@@ -334,20 +337,25 @@ impl Archive {
                 }
             };
             let mut chunk = Vec::with_capacity(RECORDS_PER_CHUNK);
+            let mut chunk_bytes = 0;
             let records =
                 RecordReader::new(reader, Some(name.topic.clone())).with_byte_limit(limit);
             for record in records {
                 match record {
-                    Ok(record) => chunk.push(record),
+                    Ok(record) => {
+                        chunk_bytes += record.byte_size();
+                        chunk.push(record);
+                    }
                     Err(e) => {
                         let _ = tx.blocking_send(Err(corrupt(e.to_string())));
                         return;
                     }
                 }
-                if chunk.len() == RECORDS_PER_CHUNK
-                    && tx.blocking_send(Ok(std::mem::take(&mut chunk))).is_err()
-                {
-                    return;
+                if chunk.len() == RECORDS_PER_CHUNK || chunk_bytes >= CHUNK_BYTES {
+                    chunk_bytes = 0;
+                    if tx.blocking_send(Ok(std::mem::take(&mut chunk))).is_err() {
+                        return;
+                    }
                 }
             }
             if !chunk.is_empty() {

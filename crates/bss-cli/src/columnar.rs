@@ -301,14 +301,7 @@ struct OpenFile {
 
 /// What a record holds in memory: its bytes, and about 200 bytes of `Record` and allocations.
 fn record_bytes(record: &Record) -> u64 {
-    let headers: usize = record
-        .headers
-        .iter()
-        .map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len))
-        .sum();
-    (200 + record.key.as_ref().map_or(0, Vec::len)
-        + record.payload.as_ref().map_or(0, Vec::len)
-        + headers) as u64
+    (200 + record.byte_size()) as u64
 }
 
 /// Converts one topic-partition's objects, in offset order, into one file per hour (more when an

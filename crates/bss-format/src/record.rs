@@ -21,6 +21,19 @@ pub struct Record {
     pub headers: Vec<Header>,
 }
 
+impl Record {
+    /// What the record weighs: its key, value and header bytes (what a rate or a memory budget
+    /// counts).
+    pub fn byte_size(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len))
+            .sum();
+        self.key.as_ref().map_or(0, Vec::len) + self.payload.as_ref().map_or(0, Vec::len) + headers
+    }
+}
+
 /// One Kafka record header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {

@@ -5,11 +5,13 @@
 //! - `supervisor`: one replay driven to its end (stop requests, hand-back, heartbeat);
 //! - [`work`]: jobs shared by replicas through a Kafka consumer group;
 //! - [`replay`]: reading the selected objects and publishing their records in offset order;
-//! - [`transactions`], [`rate`]: exactly-once publication and the job's rate limit;
+//! - [`transactions`], [`rate`], [`budget`]: exactly-once publication, the job's rate limit, and the
+//!   memory all replays of the replica share;
 //! - [`jobs`]: the job records in the bucket; [`preview`]: what a job would do.
 //!
 //! The HTTP layer (`crate::http`) calls [`Engine`] and maps [`EngineError`] onto statuses.
 
+pub mod budget;
 pub mod error;
 pub mod jobs;
 pub mod plan;

@@ -11,6 +11,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::DeliveryFuture;
 use serde::Deserialize;
 
+use super::budget::MemoryBudget;
 use super::progress::ReplayProgress;
 use super::rate::{Limiter, RateLimit};
 use super::transactions::Transactions;
@@ -138,15 +139,34 @@ pub async fn select_objects(
     }
 }
 
+/// What a replay runs with: the archive, the producer (a job's transactional one, with exactly-once
+/// publication), the memory it shares with the replica's other replays, and the metrics.
+pub struct Replayer<'a> {
+    /// The archive.
+    pub archive: &'a Archive,
+    /// The replica's producer.
+    pub producer: &'a FutureProducer,
+    /// With exactly-once publication: the job's (or part's) transactions.
+    pub transactions: Option<&'a Transactions>,
+    /// The replica's memory budget for replays.
+    pub memory: &'a MemoryBudget,
+    /// Metrics.
+    pub metrics: &'a Metrics,
+}
+
 /// Replays the pruned objects. Returns when every published record is acknowledged.
 pub async fn run(
-    archive: &Archive,
-    producer: &FutureProducer,
-    transactions: Option<&Transactions>,
+    replayer: Replayer<'_>,
     spec: &ReplaySpec,
     progress: &ReplayProgress,
-    metrics: &Metrics,
 ) -> Result<(), ReplayError> {
+    let Replayer {
+        archive,
+        producer,
+        transactions,
+        memory,
+        metrics,
+    } = replayer;
     // With transactions, every record goes through the job's transactional producer.
     let producer = transactions.map_or(producer, |t| &t.producer);
     let partitions = select_objects(archive, spec).await?;
@@ -161,6 +181,7 @@ pub async fn run(
     if spec.latest_only {
         let mut latest: Option<Record> = None;
         for object in partitions.values().flatten() {
+            let _room = memory.reserve(object.size).await;
             let mut chunks = archive.read(object).await?;
             while let Some(chunk) = chunks.recv().await {
                 for record in chunk? {
@@ -218,14 +239,18 @@ pub async fn run(
                 // The next object is fetched while this one is published, so a slow bucket does not
                 // stall the partition between objects (two objects in memory at most).
                 let mut reads = futures::stream::iter(todo)
-                    .map(|object| async move { archive.read(&object).await })
+                    .map(|object| async move {
+                        // Room first: a prefetch waits for it rather than outgrow the budget.
+                        let room = memory.reserve(object.size).await;
+                        archive.read(&object).await.map(|chunks| (chunks, room))
+                    })
                     .buffered(2);
                 // Without transactions, an object's acknowledgements are awaited once the next one
                 // is enqueued: the producer never drains between objects, and the checkpoint still
                 // moves only past objects acknowledged in full, in order.
                 let mut unacknowledged: Option<Enqueued> = None;
-                while let Some(chunks) = reads.next().await {
-                    let mut chunks = chunks?;
+                while let Some(read) = reads.next().await {
+                    let (mut chunks, room) = read?;
                     // With transactions: one object per transaction, partitions taking turns.
                     let transaction = Transaction::open(transactions, spec).await?;
                     let mut deliveries = Vec::new();
@@ -250,6 +275,9 @@ pub async fn run(
                         }
                         reached = last_offset;
                     }
+                    // Its records are with the producer (counted in its queue's share): the
+                    // stored bytes and decoded chunks are gone.
+                    drop((chunks, room));
                     // A stop cuts the object short: the records enqueued so far are published and
                     // the checkpoint goes just past the last of them, so a handover republishes
                     // nothing (with transactions the object is aborted and published whole again).
@@ -370,7 +398,7 @@ async fn enqueue(
         if progress.is_stopping() {
             return Ok(sent);
         }
-        limiter.admit(record_bytes(record), &progress.cancel).await;
+        limiter.admit(record.byte_size(), &progress.cancel).await;
         if progress.is_stopping() {
             // Woken from the rate limit's wait by the stop: this record is not sent.
             return Ok(sent);
@@ -453,16 +481,6 @@ impl<'a> Transaction<'a> {
         }
         Ok(())
     }
-}
-
-/// What a record weighs for a bytes/s limit: key, value and headers.
-fn record_bytes(record: &Record) -> usize {
-    let headers: usize = record
-        .headers
-        .iter()
-        .map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len))
-        .sum();
-    record.key.as_ref().map_or(0, Vec::len) + record.payload.as_ref().map_or(0, Vec::len) + headers
 }
 
 /// Waits for every enqueued record's acknowledgement (a stopping job's too: they count).

@@ -10,6 +10,7 @@ use object_store::ObjectStore;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::budget::MemoryBudget;
 use super::error::{promptly, EngineError};
 use super::jobs::JobStore;
 use super::progress::ReplayProgress;
@@ -27,6 +28,8 @@ pub struct Engine {
     pub(super) producer: FutureProducer,
     pub(super) metrics: Metrics,
     pub(super) slots: Arc<Semaphore>,
+    /// The memory the replays of this replica share.
+    pub(super) memory: MemoryBudget,
     /// Live progress of the jobs (by id) and parts (`<id>/<partition>`) running here.
     pub(super) local: Mutex<HashMap<String, Arc<ReplayProgress>>>,
     pub(super) shutdown: CancellationToken,
@@ -45,6 +48,7 @@ impl Engine {
     ) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(config.max_concurrent_jobs)),
+            memory: MemoryBudget::new(config.memory.replay_bytes),
             archive: Archive::new(Arc::clone(&store), Arc::new(metrics.clone()))
                 .with_max_object_bytes(config.max_object_bytes),
             jobs: JobStore::new(store, &config.jobs_prefix),

@@ -256,14 +256,7 @@ impl Engine {
             }
         }
         let transactions = self.transactions(&job.id, &mut spec, progress).await?;
-        let replay = replay::run(
-            &self.archive,
-            &self.producer,
-            transactions.as_ref(),
-            &spec,
-            progress,
-            &self.metrics,
-        );
+        let replay = replay::run(self.replayer(transactions.as_ref()), &spec, progress);
         self.supervise(Owner::Job(job), replay, progress)
             .await
             .map(|()| Execution::Done)

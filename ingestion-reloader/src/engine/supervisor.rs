@@ -7,11 +7,22 @@ use std::time::Instant;
 
 use super::jobs::{Job, Part, HEARTBEAT, STALE_AFTER, STOP_POLL};
 use super::progress::ReplayProgress;
-use super::replay::{ReplayError, ReplaySpec};
+use super::replay::{ReplayError, ReplaySpec, Replayer};
 use super::replica::Engine;
 use super::transactions::{committed_checkpoints, Transactions};
 
 impl Engine {
+    /// What a replay of this replica runs with.
+    pub(super) fn replayer<'a>(&'a self, transactions: Option<&'a Transactions>) -> Replayer<'a> {
+        Replayer {
+            archive: &self.archive,
+            producer: &self.producer,
+            transactions,
+            memory: &self.memory,
+            metrics: &self.metrics,
+        }
+    }
+
     /// With exactly-once publication: the transactional producer of `unit` (a job, or a part of a
     /// shared job), and the committed checkpoints it resumes from.
     pub(super) async fn transactions(

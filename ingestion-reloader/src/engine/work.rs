@@ -437,14 +437,7 @@ async fn replay_part(
     if let Err(error) = state.jobs.save_part(&job.id, part).await {
         tracing::warn!(error = %error, "cannot save the part record; its heartbeat retries");
     }
-    let replay = super::replay::run(
-        &state.archive,
-        &state.producer,
-        transactions.as_ref(),
-        &spec,
-        progress,
-        &state.metrics,
-    );
+    let replay = super::replay::run(state.replayer(transactions.as_ref()), &spec, progress);
     let owner = Owner::Part {
         job_id: &job.id,
         part,
