@@ -125,13 +125,8 @@ impl MemoryPlan {
                 "must be at least 32MiB".into(),
             ));
         }
-        let producer_queue_kbytes = match kafka.get(QUEUE) {
-            Some(text) => text.trim().parse::<u64>().map_err(|_| {
-                invalid(
-                    &format!("kafka.{QUEUE}"),
-                    format!("{text:?} is not a whole number of KiB"),
-                )
-            })?,
+        let producer_queue_kbytes = match kafka.whole_number(&ENV_VARS, QUEUE, "KiB")? {
+            Some(kbytes) => kbytes,
             None => {
                 let kbytes = budget_bytes / 4 / 1024;
                 kafka.set_default(QUEUE, &kbytes.to_string());

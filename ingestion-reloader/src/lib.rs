@@ -32,7 +32,7 @@ pub async fn run(
     metrics: Metrics,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    tracing::info!(bucket = config.bucket.name(), topics = ?config.topics, kafka = ?config.kafka, replica = %config.replica_id,
+    tracing::info!(bucket = config.bucket.name(), topics = ?config.topics, kafka = ?config.kafka, memory = ?config.memory, replica = %config.replica_id,
         version = bss_telemetry::VERSION, revision = bss_telemetry::GIT_REVISION, "starting ingestion reloader");
     if auth.is_disabled() {
         tracing::warn!("RELOADER_AUTH=none: the API accepts every request without credentials; use only locally or behind an authenticating gateway");

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bss_archive::{in_window, Archive, ReadObserver, Selection};
+use bss_archive::{Archive, ReadObserver, Selection};
 use bss_catalog::{Catalog, ReadCost};
 use bss_layout::catalog::complete_marker;
 use bss_testkit::bucket::s3_settings;
@@ -64,20 +64,13 @@ async fn found(
     key: Option<&[u8]>,
 ) -> BTreeSet<(i32, i64)> {
     let mut found = BTreeSet::new();
-    let selected = archive
-        .select(
-            folder,
-            &Selection::window(from, to).with_key(key.map(<[u8]>::to_vec)),
-        )
-        .await
-        .expect("selects");
+    let selection = Selection::window(from, to).with_key(key.map(<[u8]>::to_vec));
+    let selected = archive.select(folder, &selection).await.expect("selects");
     for object in selected.into_values().flatten() {
         let mut chunks = archive.read(&object).await.expect("reads");
         while let Some(chunk) = chunks.recv().await {
             for record in chunk.expect("decodes") {
-                if in_window(&record, from, to)
-                    && key.is_none_or(|k| record.key.as_deref() == Some(k))
-                {
+                if selection.selects(&record) {
                     found.insert((record.partition, record.offset));
                 }
             }

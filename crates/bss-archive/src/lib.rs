@@ -20,11 +20,6 @@ use tokio::sync::mpsc;
 
 pub use bss_layout::Selection;
 
-/// Whether `record` falls in the time window (bounds inclusive): [`Selection::in_window`].
-pub fn in_window(record: &Record, from_ms: Option<i64>, to_ms: Option<i64>) -> bool {
-    Selection::window(from_ms, to_ms).in_window(record.timestamp_ms)
-}
-
 /// Told about every read, so a service can count GETs and bytes (the reloader exports them).
 pub trait ReadObserver: Send + Sync {
     /// A GET of a whole object (`ok`) or its failure, with the bytes received.

@@ -618,12 +618,7 @@ mod tests {
                     &catalog
                         .select(
                             "f",
-                            &Selection {
-                                from_ms: from,
-                                to_ms: to,
-                                key: key.map(<[u8]>::to_vec),
-                                ..Selection::default()
-                            },
+                            &Selection::window(from, to).with_key(key.map(<[u8]>::to_vec)),
                         )
                         .await
                         .expect("select")
@@ -644,13 +639,7 @@ mod tests {
         assert_eq!(select(Some(6_000), None, Some(b"a")).await, ["f/0-0.txt"]);
         assert_eq!(select(None, None, Some(b"zzz")).await, Vec::<String>::new());
         let (_, cost) = catalog
-            .select(
-                "f",
-                &Selection {
-                    key: Some(b"a".to_vec()),
-                    ..Selection::default()
-                },
-            )
+            .select("f", &Selection::all().with_key(Some(b"a".to_vec())))
             .await
             .expect("select");
         // One GET per small segment, plus the retention marker.
@@ -686,13 +675,7 @@ mod tests {
             .size;
         assert!(size > 4 * WHOLE_READ_BYTES, "a large segment: {size} bytes");
         let (found, cost) = catalog
-            .select(
-                "f",
-                &Selection {
-                    key: Some(b"needle".to_vec()),
-                    ..Selection::default()
-                },
-            )
+            .select("f", &Selection::all().with_key(Some(b"needle".to_vec())))
             .await
             .expect("select");
         assert_eq!(
@@ -708,14 +691,7 @@ mod tests {
         assert_eq!(cost.gets, 4 + 2 * 4, "{cost:?}");
         assert!(cost.bytes < 8 * 1024, "{cost:?} of a {size}-byte segment");
         let (window, _) = catalog
-            .select(
-                "f",
-                &Selection {
-                    from_ms: Some(5_500),
-                    to_ms: Some(7_200),
-                    ..Selection::default()
-                },
-            )
+            .select("f", &Selection::window(Some(5_500), Some(7_200)))
             .await
             .expect("select");
         assert_eq!(paths(&window), ["f/0-50.txt", "f/0-60.txt", "f/0-70.txt"]);
@@ -732,14 +708,7 @@ mod tests {
                 .expect("record");
         }
         let before = catalog
-            .select(
-                "f",
-                &Selection {
-                    from_ms: Some(3),
-                    to_ms: Some(6),
-                    ..Selection::default()
-                },
-            )
+            .select("f", &Selection::window(Some(3), Some(6)))
             .await
             .expect("select")
             .0;
@@ -757,14 +726,7 @@ mod tests {
         let (listed, _) = catalog.list(".bss-catalog/f").await.expect("list");
         assert_eq!(listed.len(), 11, "inputs stay while a reader may hold them");
         let after = catalog
-            .select(
-                "f",
-                &Selection {
-                    from_ms: Some(3),
-                    to_ms: Some(6),
-                    ..Selection::default()
-                },
-            )
+            .select("f", &Selection::window(Some(3), Some(6)))
             .await
             .expect("select");
         assert_eq!(paths(&after.0), paths(&before));
@@ -775,13 +737,7 @@ mod tests {
         assert_eq!(
             paths(
                 &catalog
-                    .select(
-                        "f",
-                        &Selection {
-                            key: Some(b"k7".to_vec()),
-                            ..Selection::default()
-                        }
-                    )
+                    .select("f", &Selection::all().with_key(Some(b"k7".to_vec())))
                     .await
                     .expect("select")
                     .0
@@ -803,14 +759,7 @@ mod tests {
         assert_eq!(
             paths(
                 &catalog
-                    .select(
-                        "f",
-                        &Selection {
-                            from_ms: Some(3),
-                            to_ms: Some(6),
-                            ..Selection::default()
-                        }
-                    )
+                    .select("f", &Selection::window(Some(3), Some(6)))
                     .await
                     .expect("select")
                     .0

@@ -188,6 +188,27 @@ impl KafkaConfig {
         self.properties.get(name).map(String::as_str)
     }
 
+    /// A property holding a whole number of `unit`s (`None` when unset), or an error naming
+    /// `kafka.<name>` (and its variable in `env_vars`).
+    pub fn whole_number(
+        &self,
+        env_vars: &[EnvVar],
+        name: &str,
+        unit: &str,
+    ) -> Result<Option<u64>, ConfigError> {
+        self.get(name)
+            .map(|text| {
+                text.trim().parse::<u64>().map_err(|_| {
+                    ConfigError::invalid(
+                        env_vars,
+                        &format!("kafka.{name}"),
+                        format!("{text:?} is not a whole number of {unit}"),
+                    )
+                })
+            })
+            .transpose()
+    }
+
     /// Sets a property unless the user already did.
     pub fn set_default(&mut self, name: &str, value: &str) {
         self.properties

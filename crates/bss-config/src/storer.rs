@@ -174,14 +174,8 @@ pub struct MemoryPlan {
 impl MemoryPlan {
     fn derive(kafka: &mut KafkaConfig, budget: u64) -> Result<Self, ConfigError> {
         const QUEUE: &str = "queued.max.messages.kbytes";
-        let prefetch_kbytes = match kafka.get(QUEUE) {
-            Some(text) => text.trim().parse::<u64>().map_err(|_| {
-                ConfigError::invalid(
-                    &ENV_VARS,
-                    &format!("kafka.{QUEUE}"),
-                    format!("{text:?} is not a whole number of KiB"),
-                )
-            })?,
+        let prefetch_kbytes = match kafka.whole_number(&ENV_VARS, QUEUE, "KiB")? {
+            Some(kbytes) => kbytes,
             None => {
                 let kbytes = (budget / 8 / 1024).clamp(1024, 16 * 1024);
                 kafka.set_default(QUEUE, &kbytes.to_string());
@@ -215,16 +209,9 @@ pub struct GroupTimings {
 impl GroupTimings {
     fn derive(kafka: &KafkaConfig) -> Result<Self, ConfigError> {
         const SESSION: &str = "session.timeout.ms";
-        let session_ms = match kafka.get(SESSION) {
-            Some(text) => text.trim().parse::<u64>().map_err(|_| {
-                ConfigError::invalid(
-                    &ENV_VARS,
-                    &format!("kafka.{SESSION}"),
-                    format!("{text:?} is not a whole number of milliseconds"),
-                )
-            })?,
-            None => 45_000,
-        };
+        let session_ms = kafka
+            .whole_number(&ENV_VARS, SESSION, "milliseconds")?
+            .unwrap_or(45_000);
         Ok(Self {
             session_timeout: Duration::from_millis(session_ms),
             drain_timeout: Duration::from_millis(session_ms * 2 / 3),

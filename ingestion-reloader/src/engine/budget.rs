@@ -49,7 +49,8 @@ impl MemoryBudget {
     }
 
     /// Bytes reserved now.
-    pub fn reserved_bytes(&self) -> u64 {
+    #[cfg(test)]
+    fn reserved_bytes(&self) -> u64 {
         u64::from(self.kib - self.room.available_permits() as u32) * 1024
     }
 }

@@ -81,11 +81,6 @@ impl Engine {
         &self.producer
     }
 
-    /// Its metrics.
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
     /// The configured default target of a source topic.
     pub fn default_target(&self, source: &str) -> Option<String> {
         self.config.resolve(source).default_target
